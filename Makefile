@@ -1,0 +1,35 @@
+# A small Makefile: set-up, the demo, the checks.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo serve test lint typecheck check bench
+
+$(BIN)/inlet-bridge: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/inlet-bridge
+
+demo: setup
+	$(BIN)/inlet-bridge demo
+
+serve: setup
+	$(BIN)/inlet-bridge serve
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check service tests bench scripts
+	$(BIN)/ruff format --check service tests bench scripts
+
+typecheck: setup
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: setup
+	$(BIN)/python bench/ingest.py

@@ -1,0 +1,215 @@
+"""What does each hotel want: its doors, its rules, its credentials?
+
+The properties file (TOML, mounted from a ConfigMap) is decoded into frozen Structs.
+Unknown keys and bad values are refused at start-up with a message naming the key.
+Secrets are never written inline: each is `{ env = "NAME" }` or `{ file = "/path" }`,
+resolved once while loading, from the environment mapping the caller passes in.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from service.domain.booking import BookingType, Communication, StayStatus
+from service.secrets import Secret
+
+HARD_MAX_WINDOW_HOURS = 72  # Inlet: never earlier than 72 h before arrival
+
+PositiveMinutes = Annotated[int, msgspec.Meta(ge=0, le=7 * 24 * 60)]
+OffsetMinutes = Annotated[int, msgspec.Meta(ge=-24 * 60, le=24 * 60)]
+WindowHours = Annotated[float, msgspec.Meta(gt=0, le=HARD_MAX_WINDOW_HOURS)]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key."""
+
+
+class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class InletSettings(_Strict):
+    partner: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    base_url: str = "http://127.0.0.1:8081"
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+
+
+class RetryPolicy(_Strict):
+    """Inlet's rule: every 5 minutes, at most 60 minutes, at most 30 attempts; first to run out ends it."""
+
+    interval_minutes: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 30
+    max_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 60.0
+
+
+class Source(_Strict):
+    """A PMS (or adapter) allowed to post events, with its own credentials."""
+
+    token: Secret | None = None
+    signing_secrets: tuple[Secret, ...] = ()
+    webhook_url: str | None = None
+    webhook_secret: Secret | None = None
+
+
+class Resource(_Strict):
+    """A room, meeting room or other bookable thing, as the PMS names it."""
+
+    access_points: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
+    kind: Literal["room", "meeting_room", "other"] = "room"
+    common_doors: tuple[str, ...] | None = None  # None: the property's common doors
+
+
+class Door(_Strict):
+    """A shared access point's limits (lock systems hold a limited number of codes)."""
+
+    capacity: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class CheckRule(_Strict):
+    """When access starts (check-in) or ends (check-out): at the booking's time or at the PMS status."""
+
+    rule: Literal["booking_time", "pms_status"] = "booking_time"
+    offset_minutes: OffsetMinutes = 0
+
+
+class CommunicationDefaults(_Strict):
+    private: Communication = "guest"
+    company: Communication = "guest"
+    agency: Communication = "none"
+    group: Communication = "organizer"
+
+    def for_type(self, booking_type: BookingType) -> Communication:
+        value: Communication = getattr(self, booking_type)
+        return value
+
+
+class Property(_Strict):
+    """One hotel (or other site) and its access rules."""
+
+    name: str
+    timezone: ZoneInfo
+    inlet_api_key: Secret
+    send_window_hours: WindowHours = 24.0
+    group_window_hours: WindowHours | None = None
+    common_doors: tuple[str, ...] = ()
+    doors: dict[str, Door] = {}
+    resources: dict[str, Resource] = {}
+    checkin: CheckRule = CheckRule()
+    checkout: CheckRule = CheckRule()
+    revoking_statuses: tuple[StayStatus, ...] = ("cancelled", "no_show", "checked_out")
+    communication: CommunicationDefaults = CommunicationDefaults()
+    unassigned_room_lead_hours: Annotated[float, msgspec.Meta(ge=0, le=72)] = 4.0
+    operation: Literal["code", "unlock"] = "code"
+
+
+class HotelsConfig(_Strict):
+    inlet: InletSettings
+    retry: RetryPolicy = RetryPolicy()
+    sources: dict[str, Source] = {}
+    properties: dict[str, Property] = {}
+
+
+def _decoder(environ: Mapping[str, str], base: Path) -> Any:
+    def dec_hook(type_: type, obj: Any) -> Any:
+        if type_ is Secret:
+            return _resolve_secret(obj, environ, base)
+        if type_ is ZoneInfo:
+            if not isinstance(obj, str):
+                raise ValueError("expected an IANA time zone name such as 'Europe/Oslo'")
+            try:
+                return ZoneInfo(obj)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {obj!r}") from None
+        raise NotImplementedError(type_)
+
+    return dec_hook
+
+
+def _resolve_secret(obj: Any, environ: Mapping[str, str], base: Path) -> Secret:
+    if not isinstance(obj, dict) or len(obj) != 1 or not ({"env", "file"} >= obj.keys()):
+        raise ValueError('a secret must be { env = "NAME" } or { file = "/path" }, never inline')
+    if "env" in obj:
+        name = obj["env"]
+        if name not in environ or not environ[name]:
+            raise ValueError(f"environment variable {name} is not set")
+        return Secret(environ[name])
+    path = base / str(obj["file"])
+    try:
+        return Secret(path.read_text().strip())
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+
+
+def parse_properties(
+    raw: Mapping[str, Any], environ: Mapping[str, str], base: Path = Path()
+) -> HotelsConfig:
+    """Turn the parsed TOML into Structs, naming the key of the first problem."""
+    hook = _decoder(environ, base)
+    raw = dict(raw)
+    # msgspec shows dict keys as `[...]`: convert keyed tables one entry at a time to name them.
+    keyed: dict[str, dict[str, Any]] = {}
+    for section, struct in (("sources", Source), ("properties", Property)):
+        table = raw.pop(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section}: expected a table")
+        keyed[section] = {}
+        for key, value in table.items():
+            keyed[section][key] = _convert(value, struct, f"{section}.{key}", hook)
+    top = _convert(raw, HotelsConfig, "", hook)
+    config = msgspec.structs.replace(top, sources=keyed["sources"], properties=keyed["properties"])
+    _check_references(config)
+    return config
+
+
+def _convert(value: Any, type_: Any, path: str, hook: Any) -> Any:
+    if type_ is Property and isinstance(value, dict) and isinstance(value.get("resources"), dict):
+        value = dict(value)
+        resources = value.pop("resources")
+        prop = _convert(value, Property, path, hook)
+        converted = {
+            key: _convert(res, Resource, f"{path}.resources.{key}", hook)
+            for key, res in resources.items()
+        }
+        return msgspec.structs.replace(prop, resources=converted)
+    try:
+        return msgspec.convert(value, type_, dec_hook=hook)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        if " - at `$" in message:
+            message = message.replace("`$", f"`{path}" if path else "`", 1).replace("`.", "`", 1)
+        else:
+            message = f"{message} - at `{path or '(top level)'}`"
+        raise ConfigError(message) from None
+
+
+def _check_references(config: HotelsConfig) -> None:
+    for prop_id, prop in config.properties.items():
+        for door in prop.doors:
+            if door not in prop.common_doors and not any(
+                door in (res.common_doors or ()) or door in res.access_points
+                for res in prop.resources.values()
+            ):
+                raise ConfigError(
+                    f"properties.{prop_id}.doors.{door}: not used by any resource or common door"
+                )
+        if prop.group_window_hours is not None and prop.group_window_hours < prop.send_window_hours:
+            raise ConfigError(
+                f"properties.{prop_id}.group_window_hours: must not be shorter than send_window_hours"
+            )
+
+
+def load_properties(path: Path, environ: Mapping[str, str]) -> HotelsConfig:
+    """Read and check the properties file; raise ConfigError naming the key on any problem."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"PROPERTIES_FILE: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"PROPERTIES_FILE: {path} is not valid TOML: {exc}") from None
+    return parse_properties(raw, environ, path.parent)

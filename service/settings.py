@@ -1,0 +1,127 @@
+"""What does this process need to know to run? The only reader of the environment.
+
+`Settings.from_env(environ)` reads every variable once; a bad value stops start-up
+with one line naming the variable (or, for the properties file, the key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from service.properties import ConfigError, HotelsConfig, load_properties
+from service.secrets import Secret
+
+T = TypeVar("T")
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None
+    data_dir: Path
+    host: str = "0.0.0.0"  # noqa: S104 - the service listens on the pod's interfaces
+    port: int = 8080
+    properties_file: Path | None = None
+    hotels: HotelsConfig | None = None
+    admin_token: Secret | None = None
+    migrate_on_start: bool = True
+    max_body_bytes: int = 1024 * 1024
+    log_level: LogLevel = "INFO"
+    shutdown_timeout_seconds: float = 20.0
+    call_concurrency: int = 8
+    lease_seconds: float = 120.0
+    reconcile_batch: int = 50
+    sweep_interval_seconds: float = 600.0
+    group_commit_max_events: int = 1000
+    instance_id: str = "local"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read the process settings; raise SettingsError naming the first bad variable."""
+
+        def get(name: str, parse: Callable[[str], T], default: T) -> T:
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+
+        properties_file = get("PROPERTIES_FILE", Path, None)
+        hotels = None
+        if properties_file is not None:
+            try:
+                hotels = load_properties(properties_file, environ)
+            except ConfigError as exc:
+                raise SettingsError(f"PROPERTIES_FILE {properties_file}: {exc}") from None
+        admin = environ.get("ADMIN_TOKEN")
+        return cls(
+            database_url=environ.get("DATABASE_URL") or None,
+            data_dir=get("INLET_BRIDGE_DATA", Path, Path(".data")),
+            host=get("HOST", str, "0.0.0.0"),  # noqa: S104
+            port=get("PORT", _port, 8080),
+            properties_file=properties_file,
+            hotels=hotels,
+            admin_token=Secret(admin) if admin else None,
+            migrate_on_start=get("MIGRATE_ON_START", _bool, True),
+            max_body_bytes=get("MAX_BODY_BYTES", _positive_int, 1024 * 1024),
+            log_level=get("LOG_LEVEL", _log_level, "INFO"),
+            shutdown_timeout_seconds=get("SHUTDOWN_TIMEOUT_SECONDS", _positive_float, 20.0),
+            call_concurrency=get("CALL_CONCURRENCY", _positive_int, 8),
+            lease_seconds=get("LEASE_SECONDS", _positive_float, 120.0),
+            reconcile_batch=get("RECONCILE_BATCH", _positive_int, 50),
+            sweep_interval_seconds=get("SWEEP_INTERVAL_SECONDS", _positive_float, 600.0),
+            group_commit_max_events=get("GROUP_COMMIT_MAX_EVENTS", _positive_int, 1000),
+            instance_id=get("INSTANCE_ID", str, environ.get("HOSTNAME", "local")),
+        )
+
+    def require_hotels(self) -> HotelsConfig:
+        if self.hotels is None:
+            raise SettingsError("PROPERTIES_FILE: not set (the hotels' configuration is required)")
+        return self.hotels
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{raw!r} is not a port number (0-65535)")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"{raw!r} must be a positive whole number")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(f"{raw!r} must be a positive number")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{raw!r} is not a boolean (true/false)")
+
+
+def _log_level(raw: str) -> Any:
+    upper = raw.strip().upper()
+    if upper not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"{raw!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    return upper

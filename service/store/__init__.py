@@ -1,0 +1,1 @@
+"""The imperative shell's database side: the only code that touches asyncpg."""

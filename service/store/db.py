@@ -1,0 +1,84 @@
+"""Where is the database, and how do we talk to it? One manager: the pool and the named queries."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from service.store import migrations
+from service.store.queries import Query, load_queries
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """The pool and the named queries; store modules borrow connections from here."""
+
+    def __init__(self, pool: asyncpg.Pool, queries: dict[str, Query]) -> None:
+        self.pool = pool
+        self.queries = queries
+
+    def sql(self, name: str) -> str:
+        return self.queries[name].sql
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, command_timeout=60
+        )
+        return cls(pool, load_queries())
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch(self.sql(name), *args))
+
+    async def fetchrow(self, name: str, *args: Any) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(self.sql(name), *args)
+
+    async def fetchval(self, name: str, *args: Any) -> Any:
+        return await self.pool.fetchval(self.sql(name), *args)
+
+    async def execute(self, name: str, *args: Any) -> str:
+        return str(await self.pool.execute(self.sql(name), *args))
+
+    async def migrate(self) -> list[int]:
+        async with self.pool.acquire() as conn:
+            return await migrations.migrate(conn, self.queries)
+
+    async def pending_migrations(self) -> list[int]:
+        async with self.pool.acquire() as conn:
+            return await migrations.pending(conn, self.queries)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server under a data folder (pgserver), for a machine with no DATABASE_URL."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    def start(self) -> str:
+        import pgserver  # imported here: only the embedded mode needs it
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = pgserver.get_server(str(self.data_dir.resolve()), cleanup_mode="stop")
+        uri: str = self._server.get_uri()
+        log.info("embedded postgres started", extra={"action": "db.embedded_started"})
+        return uri
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
