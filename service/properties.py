@@ -34,13 +34,13 @@ class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     pass
 
 
-class InletSettings(_Strict):
+class InletSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     partner: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     base_url: str = "http://127.0.0.1:8081"
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
 
 
-class RetryPolicy(_Strict):
+class RetryPolicy(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Inlet's rule: every 5 minutes, at most 60 minutes, at most 30 attempts; first to run out ends it."""
 
     interval_minutes: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
@@ -48,7 +48,7 @@ class RetryPolicy(_Strict):
     max_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 60.0
 
 
-class Source(_Strict):
+class Source(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A PMS (or adapter) allowed to post events, with its own credentials."""
 
     token: Secret | None = None
@@ -57,7 +57,7 @@ class Source(_Strict):
     webhook_secret: Secret | None = None
 
 
-class Resource(_Strict):
+class Resource(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A room, meeting room or other bookable thing, as the PMS names it."""
 
     access_points: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
@@ -65,20 +65,20 @@ class Resource(_Strict):
     common_doors: tuple[str, ...] | None = None  # None: the property's common doors
 
 
-class Door(_Strict):
+class Door(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A shared access point's limits (lock systems hold a limited number of codes)."""
 
     capacity: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
-class CheckRule(_Strict):
+class CheckRule(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """When access starts (check-in) or ends (check-out): at the booking's time or at the PMS status."""
 
     rule: Literal["booking_time", "pms_status"] = "booking_time"
     offset_minutes: OffsetMinutes = 0
 
 
-class CommunicationDefaults(_Strict):
+class CommunicationDefaults(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     private: Communication = "guest"
     company: Communication = "guest"
     agency: Communication = "none"
@@ -89,7 +89,7 @@ class CommunicationDefaults(_Strict):
         return value
 
 
-class Property(_Strict):
+class Property(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One hotel (or other site) and its access rules."""
 
     name: str
@@ -108,7 +108,7 @@ class Property(_Strict):
     operation: Literal["code", "unlock"] = "code"
 
 
-class HotelsConfig(_Strict):
+class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     inlet: InletSettings
     retry: RetryPolicy = RetryPolicy()
     sources: dict[str, Source] = {}
@@ -162,7 +162,9 @@ def parse_properties(
         for key, value in table.items():
             keyed[section][key] = _convert(value, struct, f"{section}.{key}", hook)
     top = _convert(raw, HotelsConfig, "", hook)
-    config = msgspec.structs.replace(top, sources=keyed["sources"], properties=keyed["properties"])
+    config: HotelsConfig = msgspec.structs.replace(
+        top, sources=keyed["sources"], properties=keyed["properties"]
+    )
     _check_references(config)
     return config
 

@@ -30,3 +30,298 @@ INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
 -- name: list_migrations
 -- The versions applied so far.
 SELECT version FROM schema_migrations ORDER BY version;
+
+-- ---------------------------------------------------------------- event log
+
+-- name: find_events
+-- The stored events with these (source, event_id) keys, to answer repeats like the first delivery.
+SELECT e.source, e.event_id, e.position, e.received_at, e.body_sha256
+FROM events e
+JOIN unnest($1::text[], $2::text[]) AS k(source, event_id)
+  ON e.source = k.source AND e.event_id = k.event_id;
+
+-- name: insert_events
+-- Append events in key order; a key another writer stored meanwhile is skipped (the caller retries).
+INSERT INTO events (source, event_id, booking_id, property_id, occurred_at, body_sha256, event)
+SELECT *
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[],
+            $7::jsonb[])
+ORDER BY 1, 2
+ON CONFLICT (source, event_id) DO NOTHING
+RETURNING source, event_id, position, received_at;
+
+-- name: mark_bookings
+-- Mark bookings as needing the reconciler's look, in the same transaction as their events.
+INSERT INTO bookings AS b (source, booking_id, property_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2
+ON CONFLICT (source, booking_id) DO UPDATE
+SET marked_seq = b.marked_seq + 1,
+    property_id = EXCLUDED.property_id,
+    marked_at = CASE WHEN b.marked_seq > b.seen_seq THEN b.marked_at ELSE now() END;
+
+-- name: notify_marked
+-- Wake the reconcilers of every replica (delivered at commit).
+SELECT pg_notify('inlet_bridge_marked', '');
+
+-- name: booking_events
+-- One booking's events in log order, for the fold.
+SELECT position, occurred_at, received_at, event_id, event::text AS event
+FROM events
+WHERE source = $1 AND booking_id = $2
+ORDER BY position;
+
+-- ---------------------------------------------------------------- gauges
+
+-- name: gauge_calls
+-- Pending calls per operation: count, oldest age, failing count and longest failing time.
+SELECT operation,
+       count(*) AS pending,
+       coalesce(extract(epoch FROM $1::timestamptz - min(created_at)), 0)::float8 AS oldest_age,
+       count(*) FILTER (WHERE last_outcome IN ('temporary', 'permanent')) AS failing,
+       coalesce(extract(epoch FROM $1::timestamptz - min(first_attempt_at)
+                FILTER (WHERE last_outcome IN ('temporary', 'permanent'))), 0)::float8
+           AS failing_for
+FROM inlet_calls
+WHERE state = 'pending'
+GROUP BY operation;
+
+-- name: gauge_escalations
+-- Open escalations per operation and severity.
+SELECT coalesce(operation, 'none') AS operation, severity, count(*) AS open
+FROM escalations
+WHERE resolved_at IS NULL
+GROUP BY 1, 2;
+
+-- name: gauge_grants
+-- Grants per state.
+SELECT state, count(*) AS n FROM grants GROUP BY state;
+
+-- name: gauge_reconcile_lag
+-- How long the oldest booking marked for a look (or overdue) has waited.
+SELECT coalesce(extract(epoch FROM $1::timestamptz - min(
+           CASE WHEN marked_seq > seen_seq THEN least(marked_at, coalesce(due_at, marked_at))
+                ELSE due_at END)), 0)::float8
+FROM bookings
+WHERE marked_seq > seen_seq OR due_at <= $1;
+
+-- ---------------------------------------------------------------- reconciler
+
+-- name: claim_bookings
+-- Lease bookings that were marked or are due, skipping rows another worker holds.
+WITH picked AS (
+    SELECT source, booking_id
+    FROM bookings
+    WHERE (marked_seq > seen_seq OR due_at <= $1)
+      AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY marked_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE bookings b
+SET lease_owner = $2, lease_until = $1 + make_interval(secs => $4)
+FROM picked
+WHERE b.source = picked.source AND b.booking_id = picked.booking_id
+RETURNING b.source, b.booking_id, b.property_id, b.marked_seq;
+
+-- name: finish_booking
+-- Record what the reconciler converged and when it must look again; a newer mark keeps it dirty.
+UPDATE bookings
+SET seen_seq = greatest(seen_seq, $3), due_at = $4, reconciled_at = $5,
+    lease_owner = NULL, lease_until = NULL
+WHERE source = $1 AND booking_id = $2 AND lease_owner = $6;
+
+-- name: release_booking
+-- Give a booking back after a failed reconcile, to be tried again after a pause.
+UPDATE bookings
+SET lease_owner = NULL, lease_until = $3
+WHERE source = $1 AND booking_id = $2 AND lease_owner = $4;
+
+-- name: mark_booking
+-- Ask the reconciler to look at one booking again (after a call finished, or an operator asked).
+UPDATE bookings
+SET marked_seq = marked_seq + 1,
+    marked_at = CASE WHEN marked_seq > seen_seq THEN marked_at ELSE $3 END
+WHERE source = $1 AND booking_id = $2;
+
+-- name: active_bookings
+-- Every booking with access at Inlet or a booking still to come, for the periodic sweep.
+SELECT b.source, b.booking_id
+FROM bookings b
+WHERE b.due_at IS NOT NULL
+   OR EXISTS (SELECT 1 FROM grants g
+              WHERE g.source = b.source AND g.booking_id = b.booking_id AND g.state = 'active');
+
+-- name: booking_grants
+-- What Inlet holds for a booking's grants.
+SELECT grant_key, source, booking_id, stay_id, property_id, state, reference_id, code,
+       code_formatted, link, access_points, valid_from, valid_to, fingerprint, message,
+       created_at, updated_at
+FROM grants
+WHERE source = $1 AND booking_id = $2
+ORDER BY grant_key;
+
+-- name: lock_pending_calls
+-- A booking's pending calls, locked so no worker claims them while the plan is written.
+SELECT id, grant_key, operation, fingerprint, lease_until
+FROM inlet_calls
+WHERE source = $1 AND booking_id = $2 AND state = 'pending'
+FOR UPDATE;
+
+-- name: escalated_calls
+-- A booking's failed calls still waiting for a person, newest per grant: not re-planned blindly.
+SELECT DISTINCT ON (c.grant_key) c.id, c.grant_key, c.operation, c.fingerprint
+FROM inlet_calls c
+JOIN escalations e ON e.call_id = c.id AND e.resolved_at IS NULL
+WHERE c.source = $1 AND c.booking_id = $2 AND c.state = 'failed'
+ORDER BY c.grant_key, c.id DESC;
+
+-- name: supersede_call
+-- Withdraw a pending call that is not in flight (a newer desired state replaces it).
+UPDATE inlet_calls
+SET state = 'superseded', finished_at = $2, lease_owner = NULL, lease_until = NULL
+WHERE id = $1 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $2);
+
+-- name: insert_call
+-- Queue one Inlet call for a grant.
+INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason, request,
+                         fingerprint, priority, next_attempt_at, deadline, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $10)
+RETURNING id;
+
+-- name: raise_escalation
+-- Open an escalation unless the same one is already open for this grant.
+INSERT INTO escalations (grant_key, source, booking_id, property_id, call_id, operation, severity,
+                         reason, message, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (grant_key, reason) WHERE resolved_at IS NULL DO NOTHING
+RETURNING id;
+
+-- name: resolve_stay_escalations
+-- Close a booking's escalations about stays whose problem is gone (e.g. a room was assigned).
+UPDATE escalations
+SET resolved_at = $4, resolved_note = 'resolved automatically: the booking no longer has this problem'
+WHERE source = $1 AND booking_id = $2 AND resolved_at IS NULL AND call_id IS NULL
+  AND NOT (grant_key || '/' || reason = ANY ($3::text[]));
+
+-- ---------------------------------------------------------------- call worker
+
+-- name: claim_calls
+-- Lease due calls, revocations first; an expired lease is taken over; the attempt counts at claim.
+WITH picked AS (
+    SELECT id
+    FROM inlet_calls
+    WHERE state = 'pending' AND next_attempt_at <= $1
+      AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY priority, next_attempt_at, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE inlet_calls c
+SET lease_owner = $2,
+    lease_until = $1 + make_interval(secs => $4),
+    attempts = c.attempts + 1,
+    first_attempt_at = coalesce(c.first_attempt_at, $1)
+FROM picked
+WHERE c.id = picked.id
+RETURNING c.id, c.grant_key, c.source, c.booking_id, c.property_id, c.operation, c.reason,
+          c.request::text AS request, c.fingerprint, c.attempts, c.first_attempt_at, c.deadline,
+          (SELECT g.reference_id FROM grants g WHERE g.grant_key = c.grant_key) AS reference_id;
+
+-- name: finish_call
+-- Record a call's final outcome, only if this worker still holds this attempt's lease.
+UPDATE inlet_calls
+SET state = $4, finished_at = $5, last_outcome = $6, last_http_status = $7, last_message = $8,
+    lease_owner = NULL, lease_until = NULL
+WHERE id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3;
+
+-- name: schedule_retry
+-- Put a failed call back in the queue for its next attempt, only if this worker holds the lease.
+UPDATE inlet_calls
+SET next_attempt_at = $4, last_outcome = $5, last_http_status = $6, last_message = $7,
+    lease_owner = NULL, lease_until = NULL
+WHERE id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3;
+
+-- name: release_calls
+-- Give back the leases this worker holds (graceful shutdown): the calls are retried at once.
+UPDATE inlet_calls
+SET lease_owner = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0)
+WHERE state = 'pending' AND lease_owner = $1;
+
+-- name: record_attempt
+-- One attempt's outcome, for the timeline.
+INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status, message)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (call_id, attempt) DO NOTHING;
+
+-- name: upsert_grant
+-- Store what Inlet now holds for a grant; a code or link Inlet did not return is kept.
+INSERT INTO grants AS g (grant_key, source, booking_id, stay_id, property_id, state, reference_id,
+                         code, code_formatted, link, access_points, valid_from, valid_to,
+                         fingerprint, message, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+ON CONFLICT (grant_key) DO UPDATE
+SET state = EXCLUDED.state,
+    reference_id = coalesce(EXCLUDED.reference_id, g.reference_id),
+    code = coalesce(EXCLUDED.code, g.code),
+    code_formatted = coalesce(EXCLUDED.code_formatted, g.code_formatted),
+    link = coalesce(EXCLUDED.link, g.link),
+    access_points = EXCLUDED.access_points,
+    valid_from = EXCLUDED.valid_from,
+    valid_to = EXCLUDED.valid_to,
+    fingerprint = EXCLUDED.fingerprint,
+    message = EXCLUDED.message,
+    updated_at = EXCLUDED.updated_at;
+
+-- name: revoke_grant
+-- Record that Inlet no longer holds a grant (its codes are kept for the timeline).
+UPDATE grants
+SET state = 'revoked', fingerprint = '', message = $2, updated_at = $3
+WHERE grant_key = $1;
+
+-- name: resolve_call_escalations
+-- Close a grant's call escalations once a call for it has succeeded.
+UPDATE escalations
+SET resolved_at = $2, resolved_note = 'resolved automatically: a later call succeeded'
+WHERE grant_key = $1 AND resolved_at IS NULL AND call_id IS NOT NULL;
+
+-- name: next_call_due
+-- When the earliest pending call becomes due (to sleep until then).
+SELECT min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))
+FROM inlet_calls
+WHERE state = 'pending';
+
+-- name: next_booking_due
+-- When the earliest booking look is due.
+SELECT min(due_at) FROM bookings WHERE due_at IS NOT NULL;
+
+-- ---------------------------------------------------------------- timeline and operators
+
+-- name: booking_row
+-- The reconciler's bookkeeping for one booking.
+SELECT source, booking_id, property_id, marked_seq, seen_seq, due_at, reconciled_at
+FROM bookings
+WHERE source = $1 AND booking_id = $2;
+
+-- name: booking_calls
+-- A booking's Inlet calls, oldest first.
+SELECT id, grant_key, operation, reason, state, attempts, next_attempt_at, first_attempt_at,
+       deadline, last_outcome, last_http_status, last_message, created_at, finished_at
+FROM inlet_calls
+WHERE source = $1 AND booking_id = $2
+ORDER BY id;
+
+-- name: booking_attempts
+-- Every attempt of a booking's calls.
+SELECT a.call_id, a.attempt, a.started_at, a.finished_at, a.outcome, a.http_status, a.message
+FROM call_attempts a
+JOIN inlet_calls c ON c.id = a.call_id
+WHERE c.source = $1 AND c.booking_id = $2
+ORDER BY a.call_id, a.attempt;
+
+-- name: booking_escalations
+-- A booking's escalations, open and resolved.
+SELECT id, grant_key, call_id, operation, severity, reason, message, created_at, resolved_at,
+       resolved_note
+FROM escalations
+WHERE source = $1 AND booking_id = $2
+ORDER BY id;

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from service.store import migrations
 from service.store.queries import Query, load_queries
 
 log = logging.getLogger(__name__)
+
+# What store modules are handed inside a transaction: a pooled connection.
+Connection = PoolConnectionProxy
 
 
 class Database:
@@ -37,7 +41,7 @@ class Database:
         await self.pool.close()
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
 
@@ -52,6 +56,22 @@ class Database:
 
     async def execute(self, name: str, *args: Any) -> str:
         return str(await self.pool.execute(self.sql(name), *args))
+
+    @contextlib.asynccontextmanager
+    async def listening(self, channel: str, callback: Callable[[], None]) -> AsyncIterator[None]:
+        """Call `callback` on every NOTIFY on `channel` while the context is open."""
+        conn = await self.pool.acquire()
+
+        def on_notify(*_: object) -> None:
+            callback()
+
+        await conn.add_listener(channel, on_notify)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(channel, on_notify)
+            await self.pool.release(conn)
 
     async def migrate(self) -> list[int]:
         async with self.pool.acquire() as conn:
@@ -73,7 +93,9 @@ class EmbeddedPostgres:
         import pgserver  # imported here: only the embedded mode needs it
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(str(self.data_dir.resolve()), cleanup_mode="stop")
+        self._server = pgserver.get_server(  # type: ignore[attr-defined]
+            str(self.data_dir.resolve()), cleanup_mode="stop"
+        )
         uri: str = self._server.get_uri()
         log.info("embedded postgres started", extra={"action": "db.embedded_started"})
         return uri

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import asyncpg
 import msgspec
 
 from service.store.queries import SQL_DIR, Query
+
+if TYPE_CHECKING:
+    from service.store.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ def discover(directory: Path = SQL_DIR / "migrations") -> list[Migration]:
     return found
 
 
-async def applied_versions(conn: asyncpg.Connection, queries: dict[str, Query]) -> set[int]:
+async def applied_versions(conn: Connection, queries: dict[str, Query]) -> set[int]:
     if not await conn.fetchval(queries["schema_migrations_exists"].sql):
         return set()
     rows = await conn.fetch(queries["list_migrations"].sql)
@@ -53,7 +56,7 @@ async def applied_versions(conn: asyncpg.Connection, queries: dict[str, Query]) 
 
 
 async def pending(
-    conn: asyncpg.Connection, queries: dict[str, Query], migrations: list[Migration] | None = None
+    conn: Connection, queries: dict[str, Query], migrations: list[Migration] | None = None
 ) -> list[int]:
     """Versions not yet applied (empty: the schema is current)."""
     wanted = migrations if migrations is not None else discover()
@@ -62,7 +65,7 @@ async def pending(
 
 
 async def migrate(
-    conn: asyncpg.Connection, queries: dict[str, Query], migrations: list[Migration] | None = None
+    conn: Connection, queries: dict[str, Query], migrations: list[Migration] | None = None
 ) -> list[int]:
     """Apply every pending migration; return the versions applied now."""
     wanted = migrations if migrations is not None else discover()
@@ -74,9 +77,7 @@ async def migrate(
             if await conn.fetchval(queries["migration_applied"].sql, migration.version):
                 continue
             await conn.execute(migration.sql)
-            await conn.execute(
-                queries["record_migration"].sql, migration.version, migration.name
-            )
+            await conn.execute(queries["record_migration"].sql, migration.version, migration.name)
             applied.append(migration.version)
             log.info(
                 "migration applied",

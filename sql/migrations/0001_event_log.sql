@@ -69,6 +69,7 @@ CREATE TABLE bookings (
     property_id   text        NOT NULL,
     marked_seq    bigint      NOT NULL DEFAULT 1,
     seen_seq      bigint      NOT NULL DEFAULT 0,
+    marked_at     timestamptz NOT NULL DEFAULT now(),
     due_at        timestamptz,
     lease_owner   text,
     lease_until   timestamptz,

@@ -1,0 +1,72 @@
+# syntax=docker/dockerfile:1
+#
+# inlet-bridge: two stages.
+#   build:   a virtual environment in /opt/venv with the dependencies, and the project in /app
+#            installed into it in editable mode (`service/` and `sql/` stay siblings: the service
+#            reads its SQL from /app/sql at run time).
+#   runtime: python:3.11-slim with only /opt/venv and /app, run as an unprivileged user.
+#
+# Build:  docker build -t inlet-bridge:0.1.0 .
+# Run:    docker run --rm -p 8080:8080 -e DATABASE_URL=postgresql://... inlet-bridge:0.1.0
+#         docker run --rm -e DATABASE_URL=postgresql://... inlet-bridge:0.1.0 migrate
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN python -m venv /opt/venv
+
+WORKDIR /app
+
+# Dependencies first, read from pyproject.toml: this layer is rebuilt only when they change.
+# Every dependency ships binary wheels for CPython 3.11 on linux/amd64 and linux/arm64, so the
+# build stage needs no compiler either.
+COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install --no-cache-dir --requirement /tmp/requirements.txt
+
+COPY service/ service/
+COPY sql/ sql/
+
+# Editable install: the `inlet-bridge` console script in /opt/venv/bin, the code left in /app.
+# Bytecode is compiled here because the runtime file system is read-only.
+RUN pip install --no-cache-dir --no-deps --editable . \
+    && python -m compileall -q /app/service \
+    && rm -rf /app/build
+
+
+FROM ${PYTHON_IMAGE} AS runtime
+
+LABEL org.opencontainers.image.title="inlet-bridge" \
+      org.opencontainers.image.description="Hotel bookings from any PMS become Inlet door-access grants." \
+      org.opencontainers.image.version="0.1.0"
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PORT=8080 \
+    INLET_BRIDGE_DATA=/tmp/inlet-bridge
+
+RUN groupadd --system --gid 10001 inlet \
+    && useradd --system --uid 10001 --gid inlet --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin inlet
+
+# Owned by root and not writable by the service user: the code cannot be changed at run time.
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+
+WORKDIR /app
+USER 10001:10001
+EXPOSE 8080
+
+# /healthz answers while the process is up (readiness, /readyz, is for the orchestrator).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=4)"]
+
+ENTRYPOINT ["inlet-bridge"]
+CMD ["serve"]

@@ -1,0 +1,1 @@
+"""The HTTP surface: ingest, operator endpoints, health and metrics."""

@@ -1,0 +1,177 @@
+"""How does a PMS hand us a booking? `POST /v1/events` and `POST /v1/events:batch`.
+
+Order of checks: size (413), credentials (401, no detail), decoding (422 with every problem),
+the body's source against the credentials (403), validation (422), then the group commit.
+202 means committed; a repeat answers like the first; a changed body under a stored id is 409.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from service.api.auth import authenticate_source
+from service.api.responses import error, json_response
+from service.domain.booking import BookingEvent, Problem
+from service.domain.decoding import decode_batch, decode_event
+from service.domain.validation import validate_batch, validate_event
+from service.ingest import IngestUnavailable
+from service.keys import COMMITTER, METRICS, REQUEST_ID, SETTINGS
+from service.store.events import AppendResult
+
+log = logging.getLogger(__name__)
+
+
+class _Refused(Exception):
+    def __init__(self, response: web.Response, reason: str) -> None:
+        self.response = response
+        self.reason = reason
+
+
+async def _read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _Refused(
+            error(
+                413,
+                "too_large",
+                f"the body is larger than {request.app[SETTINGS].max_body_bytes} bytes",
+            ),
+            "too_large",
+        ) from None
+
+
+async def post_event(request: web.Request) -> web.Response:
+    return await _ingest(request, batch=False)
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    return await _ingest(request, batch=True)
+
+
+async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
+    metrics = request.app[METRICS]
+    endpoint = "batch" if batch else "event"
+    started = time.perf_counter()
+    source = "unknown"
+    try:
+        body = await _read_body(request)
+        authenticated = authenticate_source(request, body)
+        if authenticated is None:
+            raise _Refused(
+                error(401, "unauthorized", "missing or invalid credentials"), "unauthorized"
+            )
+        source = authenticated
+        events = _decode(body, batch=batch, source=source)
+        results = await _commit(request, events, batch=batch)
+    except _Refused as refused:
+        metrics.events_rejected.labels(source=source, reason=refused.reason).inc()
+        log.info(
+            "event refused",
+            extra={
+                "action": "ingest.refused",
+                "source": source,
+                "reason": refused.reason,
+                "status": refused.response.status,
+                "request_id": request.get(REQUEST_ID),
+            },
+        )
+        return refused.response
+    finally:
+        metrics.ingest_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    for result, event in zip(results, events, strict=True):
+        counter = metrics.events_accepted if result.status == "stored" else metrics.events_duplicate
+        counter.labels(source=source).inc()
+        log.info(
+            "event stored" if result.status == "stored" else "event repeated",
+            extra={
+                "action": "ingest.accepted" if result.status == "stored" else "ingest.duplicate",
+                "source": source,
+                "event_id": event.event_id,
+                "booking_id": event.booking.booking_id,
+                "property_id": event.booking.property_id,
+                "position": result.position,
+                "request_id": request.get(REQUEST_ID),
+            },
+        )
+    replayed = all(r.status == "duplicate" for r in results)
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    if batch:
+        return json_response(
+            {"results": [_answer(r) for r in results]}, status=202, headers=headers
+        )
+    return json_response(_answer(results[0]), status=202, headers=headers)
+
+
+def _decode(body: bytes, *, batch: bool, source: str) -> tuple[BookingEvent, ...]:
+    decoded: tuple[BookingEvent, ...] | BookingEvent | list[Problem]
+    decoded = decode_batch(body) if batch else decode_event(body)
+    if isinstance(decoded, list):
+        raise _Refused(error(422, "invalid", "the body is not a valid event", decoded), "malformed")
+    events = decoded if isinstance(decoded, tuple) else (decoded,)
+
+    def prefix(i: int) -> str:
+        return f"events[{i}]." if batch else ""
+
+    foreign = [
+        Problem(path=f"{prefix(i)}source", message="does not match the authenticated source")
+        for i, e in enumerate(events)
+        if e.source != source
+    ]
+    if foreign:
+        raise _Refused(
+            error(403, "forbidden", "the event's source is not yours", foreign), "forbidden"
+        )
+    seen: dict[str, int] = {}
+    repeated = []
+    for i, e in enumerate(events):
+        if e.event_id in seen:
+            repeated.append(
+                Problem(path=f"{prefix(i)}event_id", message="repeated within the batch")
+            )
+        seen[e.event_id] = i
+    if repeated:
+        raise _Refused(error(422, "invalid", "the batch is not valid", repeated), "invalid")
+    validated = validate_batch(events) if batch else validate_event(events[0])
+    if isinstance(validated, list):
+        raise _Refused(error(422, "invalid", "the event is not valid", validated), "invalid")
+    return validated if isinstance(validated, tuple) else (validated,)
+
+
+async def _commit(
+    request: web.Request, events: Sequence[BookingEvent], *, batch: bool
+) -> tuple[AppendResult, ...]:
+    try:
+        unit = await request.app[COMMITTER].append(events)
+    except IngestUnavailable:
+        raise _Refused(
+            error(503, "unavailable", "the event could not be stored; retry later"), "unavailable"
+        ) from None
+    if unit.conflict:
+        problems = [
+            Problem(
+                path=f"events[{i}].event_id" if batch else "event_id",
+                message="already stored with a different body",
+            )
+            for i, r in enumerate(unit.results)
+            if r.status == "conflict"
+        ]
+        raise _Refused(
+            error(
+                409, "conflict", "an event with this id was stored with a different body", problems
+            ),
+            "conflict",
+        )
+    return unit.results
+
+
+def _answer(result: AppendResult) -> dict[str, object]:
+    return {
+        "event_id": result.event_id,
+        "position": result.position,
+        "received_at": result.received_at,
+    }

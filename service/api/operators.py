@@ -1,0 +1,80 @@
+"""What can an operator see and do? The booking timeline (admin token required).
+
+Codes, links and guests' contact details are masked unless the operator asks for them
+with `?reveal=true`: the timeline is often pasted into support tickets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from service.api.auth import is_admin
+from service.api.responses import error, json_response
+from service.domain.reconcile import BookingInputs, decide
+from service.keys import CLOCK, DATABASE, HOTELS
+from service.logs import mask
+from service.store.timeline import Timeline, load_timeline
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/bookings/{source}/{booking_id}", booking_timeline)
+
+
+def _require_admin(request: web.Request) -> web.Response | None:
+    if not is_admin(request):
+        return error(401, "unauthorized", "an admin token is required")
+    return None
+
+
+async def booking_timeline(request: web.Request) -> web.Response:
+    if (refused := _require_admin(request)) is not None:
+        return refused
+    source = request.match_info["source"]
+    booking_id = request.match_info["booking_id"]
+    timeline = await load_timeline(request.app[DATABASE], source, booking_id)
+    if timeline is None:
+        return error(404, "not_found", "no such booking")
+    reveal = request.query.get("reveal") == "true"
+    now = request.app[CLOCK].now()
+    decision = decide(
+        BookingInputs(
+            source=source,
+            booking_id=booking_id,
+            property_id=timeline.property_id,
+            events=timeline.events,
+            actual={},
+            pending={},
+        ),
+        request.app[HOTELS],
+        now,
+    )
+    body: dict[str, Any] = msgspec.to_builtins(timeline)
+    body["state"] = msgspec.to_builtins(decision.state.booking) if decision.state else None
+    body["desired"] = msgspec.to_builtins(decision.desired)
+    if not reveal:
+        _mask_personal(body)
+    return json_response(body)
+
+
+_PERSONAL_KEYS = frozenset(
+    {"name", "email", "phone", "guest_name", "code", "code_formatted", "link"}
+)
+
+
+def _mask_personal(node: Any) -> None:
+    """Mask personal values in place, at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _PERSONAL_KEYS and isinstance(value, str):
+                node[key] = mask(value)
+            else:
+                _mask_personal(value)
+    elif isinstance(node, list | tuple):
+        for item in node:
+            _mask_personal(item)
+
+
+__all__ = ["Timeline", "add_routes"]

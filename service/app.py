@@ -1,0 +1,115 @@
+"""How is the service put together? `create_app(settings)`: one factory, cleanup contexts, typed keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from service.api import health, ingest
+from service.api.responses import error
+from service.clock import Clock, SystemClock
+from service.ingest import GroupCommitter
+from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, REQUEST_ID, SETTINGS
+from service.metrics import Metrics
+from service.settings import Settings
+from service.store.db import Database, EmbeddedPostgres
+from service.store.events import EventStore
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Carry a request id through logs; answer unexpected failures with our error shape."""
+    request[REQUEST_ID] = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+                exc.status, "http_error"
+            )
+            response = error(exc.status, code, exc.reason)
+        else:
+            raise
+    except Exception:
+        log.exception(
+            "request failed",
+            extra={
+                "action": "http.error",
+                "path": request.path,
+                "request_id": request[REQUEST_ID],
+            },
+        )
+        response = error(500, "internal", "internal error; see the service logs")
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    return response
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
+    run_workers: bool = True,
+) -> web.Application:
+    """Assemble the service; parts start and stop through the cleanup contexts."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
+    app[SETTINGS] = settings
+    app[HOTELS] = settings.require_hotels()
+    app[CLOCK] = clock or SystemClock()
+    app[METRICS] = metrics or Metrics()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_ingest)
+    if run_workers:
+        from service.workers.runtime import workers_context
+
+        app.cleanup_ctx.append(workers_context)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)
+    app.router.add_post("/v1/events", ingest.post_event)
+    app.router.add_post("/v1/events:batch", ingest.post_batch)
+    from service.api import operators
+
+    operators.add_routes(app)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    embedded: EmbeddedPostgres | None = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+        dsn = await asyncio.get_running_loop().run_in_executor(None, embedded.start)
+    db = await Database.connect(dsn, max_size=max(10, settings.call_concurrency + 4))
+    if settings.migrate_on_start:
+        await db.migrate()
+    app[DATABASE] = db
+    try:
+        yield
+    finally:
+        await db.close()
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _ingest(app: web.Application) -> AsyncIterator[None]:
+    committer = GroupCommitter(
+        EventStore(app[DATABASE]),
+        app[METRICS],
+        max_events=app[SETTINGS].group_commit_max_events,
+    )
+    committer.start()
+    app[COMMITTER] = committer
+    try:
+        yield
+    finally:
+        await committer.close()

@@ -1,0 +1,95 @@
+"""Which Inlet calls converge what Inlet holds to what should be? `plan(desired, actual, pending, now)`.
+
+Level-triggered: the plan looks only at states, never at what changed, so running it twice
+gives the same answer. At most one operation per grant; a newer desired state supersedes a
+pending call instead of queueing behind it; a call already in flight is left to finish (its
+completion marks the booking for another look); revocations come first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from service.domain.access import DesiredGrant
+
+OperationKind = Literal["grant", "update", "revoke", "cancel"]
+_ORDER: dict[str, int] = {"revoke": 0, "cancel": 1, "update": 2, "grant": 3}
+
+
+class ActualGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """What Inlet holds for a grant, as last confirmed."""
+
+    grant_key: str
+    state: Literal["active", "revoked"]
+    reference_id: str | None
+    fingerprint: str
+
+
+class PendingCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A call not yet settled: queued, in flight (leased), or failed and waiting for a person."""
+
+    call_id: int
+    grant_key: str
+    operation: Literal["grant", "update", "revoke"]
+    fingerprint: str
+    status: Literal["queued", "in_flight", "escalated"]
+
+
+class Operation(msgspec.Struct, frozen=True, kw_only=True):
+    """One step: call Inlet (grant/update/revoke) or withdraw a pending call that is no longer wanted.
+
+    `supersedes` names the pending call this operation replaces.
+    """
+
+    kind: OperationKind
+    grant_key: str
+    desired: DesiredGrant | None = None
+    supersedes: int | None = None
+
+
+def plan(
+    desired: Mapping[str, DesiredGrant],
+    actual: Mapping[str, ActualGrant],
+    pending: Mapping[str, PendingCall],
+    now: datetime,
+) -> list[Operation]:
+    operations: list[Operation] = []
+    for key in sorted(set(desired) | set(actual) | set(pending)):
+        call = pending.get(key)
+        if call is not None and call.status == "in_flight":
+            continue
+        step = _step(desired.get(key), actual.get(key), call, now)
+        if step is not None:
+            operations.append(step)
+    operations.sort(key=lambda op: (_ORDER[op.kind], op.grant_key))
+    return operations
+
+
+def _step(
+    want: DesiredGrant | None,
+    have: ActualGrant | None,
+    call: PendingCall | None,
+    now: datetime,
+) -> Operation | None:
+    active = have is not None and have.state == "active"
+    key = (want or have or call).grant_key  # type: ignore[union-attr]
+    # A queued call can be replaced; an escalated one only blocks repeating the same call.
+    queued = call if call is not None and call.status == "queued" else None
+    supersedes = queued.call_id if queued is not None else None
+    if want is None or (not active and now < want.send_after):
+        # Nothing should exist (or not yet): revoke what Inlet holds, withdraw what is queued.
+        if active:
+            if call is not None and call.operation == "revoke":
+                return None
+            return Operation(kind="revoke", grant_key=key, supersedes=supersedes)
+        return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
+    if active and have is not None and have.fingerprint == want.fingerprint:
+        return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
+    kind: Literal["grant", "update"] = "update" if active else "grant"
+    if call is not None and call.operation == kind and call.fingerprint == want.fingerprint:
+        return None
+    return Operation(kind=kind, grant_key=key, desired=want, supersedes=supersedes)

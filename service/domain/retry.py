@@ -1,0 +1,59 @@
+"""After a failed Inlet call, what next: retry when, or give up and escalate how loudly?
+
+Inlet's rule: retry temporary failures every 5 minutes, for at most 60 minutes and at most 30
+attempts, whichever comes first (with the defaults, 60 minutes end it after 13 attempts); then
+mark the booking for manual follow-up. A call whose next retry would come after access should
+have started is escalated early, while retries go on. A failed revocation is the loudest: old
+access may still open the door.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+import msgspec
+
+from service.properties import RetryPolicy
+
+Severity = Literal["critical", "high", "warning"]
+GiveUpReason = Literal["permanent_error", "max_attempts", "max_duration"]
+
+
+class Retry(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    late: bool  # the retry comes after access should have started: escalate early
+
+
+class GiveUp(msgspec.Struct, frozen=True, kw_only=True):
+    reason: GiveUpReason
+    severity: Severity
+
+
+def severity_for(operation: str, reason: str) -> Severity:
+    if operation == "revoke":
+        return "critical"
+    return "high"
+
+
+def after_failure(
+    *,
+    operation: Literal["grant", "update", "revoke"],
+    reason: str,
+    permanent: bool,
+    attempts: int,
+    first_attempt_at: datetime,
+    now: datetime,
+    deadline: datetime | None,
+    policy: RetryPolicy,
+) -> Retry | GiveUp:
+    """`attempts` counts the attempt that just failed."""
+    if permanent:
+        return GiveUp(reason="permanent_error", severity=severity_for(operation, reason))
+    if attempts >= policy.max_attempts:
+        return GiveUp(reason="max_attempts", severity=severity_for(operation, reason))
+    at = now + timedelta(minutes=policy.interval_minutes)
+    if at - first_attempt_at > timedelta(minutes=policy.max_minutes):
+        return GiveUp(reason="max_duration", severity=severity_for(operation, reason))
+    late = operation != "revoke" and deadline is not None and at > deadline
+    return Retry(at=at, late=late)

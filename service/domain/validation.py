@@ -1,0 +1,216 @@
+"""Is a decoded booking event fit to store and to pass on to Inlet, and in what clean form?
+
+Inlet's partner guide (section 3.3) makes format validation of emails and phones (with the
+country code) and sanitising of free text mandatory; CONTRACT.md section 1 adds ID, date and
+length rules. Every rule runs so a sender sees all problems at once; a valid event comes back
+as a normalized copy (emails normalized, phones in E.164, names cleaned), and nothing else is
+stored. Messages name the problem but never repeat the rejected personal value, because
+problems end up in responses and logs.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Final
+
+import msgspec
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from service.domain.booking import Booking, BookingEvent, Contact, Problem, Stay
+from service.domain.decoding import OFFSET_EXAMPLE, problems_under, truncate_problems
+
+MAX_ID_LENGTH: Final = 128  # as booking.Id
+MAX_TEXT_LENGTH: Final = 200  # as booking.Name and Booking.company
+MAX_STAY: Final = timedelta(days=366)
+
+# ':' is left out on purpose: it separates the parts of our grant keys (source:booking:stay).
+ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@/+#-]*")
+ID_RULE: Final = "must start with a letter or digit and contain only letters, digits and ._@/+#-"
+
+PHONE_EXAMPLE: Final = "e.g. +4791234567"
+# Blocks whose content is code, not text: dropped whole, not just their tags.
+_CODE_BLOCK = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_TAG = re.compile(r"</?[A-Za-z!?][^<>]*>")
+# Zero-width joiners are format characters too, but scripts and emoji need them.
+_KEPT_FORMAT_CHARS: Final = frozenset("\u200c\u200d")
+
+
+def validate_event(event: BookingEvent) -> BookingEvent | list[Problem]:
+    """A normalized copy of `event`, or every semantic problem with it."""
+    problems: list[Problem] = []
+    _check_id(event.event_id, "event_id", problems)
+    _check_id(event.source, "source", problems)
+    _check_aware(event.occurred_at, "occurred_at", problems)
+    booking = _validate_booking(event.booking, "booking", problems)
+    if problems:
+        return truncate_problems(problems)
+    return msgspec.structs.replace(event, booking=booking)
+
+
+def validate_batch(events: Sequence[BookingEvent]) -> tuple[BookingEvent, ...] | list[Problem]:
+    """Normalized copies of all `events`, or every problem, under `events[i]`; all or nothing."""
+    valid: list[BookingEvent] = []
+    problems: list[Problem] = []
+    for index, event in enumerate(events):
+        result = validate_event(event)
+        if isinstance(result, BookingEvent):
+            valid.append(result)
+        else:
+            problems.extend(problems_under(f"events[{index}]", result))
+    if problems:
+        return truncate_problems(problems)
+    return tuple(valid)
+
+
+def clean_text(value: str) -> str:
+    """`value` without markup, control characters or runs of whitespace (Inlet guide 3.3).
+
+    Entities are decoded first so an escaped tag (`&lt;script&gt;`) is removed like a real one.
+    """
+    text = html.unescape(value)
+    text = _CODE_BLOCK.sub(" ", text)
+    text = _COMMENT.sub(" ", text)
+    text = _TAG.sub(" ", text)
+    # A lone angle bracket is never part of a name and could start markup downstream.
+    text = text.replace("<", " ").replace(">", " ")
+    kept: list[str] = []
+    for char in unicodedata.normalize("NFC", text):
+        if char.isspace():
+            kept.append(" ")
+        elif unicodedata.category(char) in ("Cc", "Cf") and char not in _KEPT_FORMAT_CHARS:
+            continue  # includes the bidi overrides that make a name display as another
+        else:
+            kept.append(char)
+    return " ".join("".join(kept).split())
+
+
+def _validate_booking(booking: Booking, path: str, out: list[Problem]) -> Booking:
+    _check_id(booking.booking_id, f"{path}.booking_id", out)
+    _check_id(booking.property_id, f"{path}.property_id", out)
+    organizer: Contact | None = None
+    if booking.organizer is not None:
+        organizer = _validate_contact(booking.organizer, f"{path}.organizer", out)
+    elif booking.communication == "organizer":
+        out.append(
+            Problem(path=f"{path}.organizer", message="is required when communication is organizer")
+        )
+    company: str | None = None
+    if booking.company is not None:
+        company = _clean_required_text(booking.company, f"{path}.company", out)
+    stays: list[Stay] = []
+    first_index: dict[str, int] = {}
+    for index, stay in enumerate(booking.stays):
+        stay_path = f"{path}.stays[{index}]"
+        if stay.stay_id in first_index:
+            out.append(
+                Problem(
+                    path=f"{stay_path}.stay_id",
+                    message=f"repeats the stay_id of {path}.stays[{first_index[stay.stay_id]}]",
+                )
+            )
+        else:
+            first_index[stay.stay_id] = index
+        stays.append(_validate_stay(stay, stay_path, out))
+    return msgspec.structs.replace(
+        booking, organizer=organizer, company=company, stays=tuple(stays)
+    )
+
+
+def _validate_stay(stay: Stay, path: str, out: list[Problem]) -> Stay:
+    _check_id(stay.stay_id, f"{path}.stay_id", out)
+    if stay.resource_id is not None:
+        _check_id(stay.resource_id, f"{path}.resource_id", out)
+    arrival_aware = _check_aware(stay.arrival, f"{path}.arrival", out)
+    departure_aware = _check_aware(stay.departure, f"{path}.departure", out)
+    # Comparing a naive with an aware datetime raises, so only compare two aware ones.
+    if arrival_aware and departure_aware:
+        if stay.departure <= stay.arrival:
+            out.append(Problem(path=f"{path}.departure", message="must be after arrival"))
+        elif stay.departure - stay.arrival > MAX_STAY:
+            out.append(
+                Problem(path=f"{path}.departure", message="makes the stay longer than 366 days")
+            )
+    guests = tuple(
+        _validate_contact(guest, f"{path}.guests[{index}]", out)
+        for index, guest in enumerate(stay.guests)
+    )
+    return msgspec.structs.replace(stay, guests=guests)
+
+
+def _validate_contact(contact: Contact, path: str, out: list[Problem]) -> Contact:
+    name = _clean_required_text(contact.name, f"{path}.name", out)
+    email = None if contact.email is None else _normalize_email(contact.email, f"{path}.email", out)
+    phone = None if contact.phone is None else _normalize_phone(contact.phone, f"{path}.phone", out)
+    return msgspec.structs.replace(contact, name=name, email=email, phone=phone)
+
+
+def _clean_required_text(value: str, path: str, out: list[Problem]) -> str:
+    cleaned = clean_text(value)
+    if not cleaned.strip("".join(_KEPT_FORMAT_CHARS)):
+        out.append(
+            Problem(path=path, message="is empty once markup and control characters are removed")
+        )
+    elif len(cleaned) > MAX_TEXT_LENGTH:
+        out.append(Problem(path=path, message=f"must be at most {MAX_TEXT_LENGTH} characters"))
+    return cleaned
+
+
+def _normalize_email(value: str, path: str, out: list[Problem]) -> str:
+    if not value.strip():
+        out.append(Problem(path=path, message="must not be empty; leave it out or send null"))
+        return value
+    try:
+        # Format only: the guide makes MX checks optional, and this code must not do I/O.
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        # The library's explanation quotes parts of the address, so it is not passed on.
+        out.append(Problem(path=path, message="is not a valid email address"))
+        return value
+
+
+def _normalize_phone(value: str, path: str, out: list[Problem]) -> str:
+    text = value.strip()
+    if not text:
+        out.append(Problem(path=path, message="must not be empty; leave it out or send null"))
+        return value
+    if not text.startswith("+"):
+        # Without '+' the country is a guess; Inlet needs the country code (guide 3.3).
+        out.append(Problem(path=path, message=f"must include the country code, {PHONE_EXAMPLE}"))
+        return value
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        out.append(Problem(path=path, message=f"is not a valid phone number, {PHONE_EXAMPLE}"))
+        return value
+    if not phonenumbers.is_valid_number(number):
+        out.append(Problem(path=path, message=f"is not a valid phone number, {PHONE_EXAMPLE}"))
+        return value
+    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164
+
+
+def _check_id(value: str, path: str, out: list[Problem]) -> None:
+    if not value:
+        out.append(Problem(path=path, message="must not be empty"))
+    elif len(value) > MAX_ID_LENGTH:
+        out.append(Problem(path=path, message=f"must be at most {MAX_ID_LENGTH} characters"))
+    elif ":" in value:
+        out.append(
+            Problem(path=path, message="must not contain ':' (it separates grant key parts)")
+        )
+    elif not ID_PATTERN.fullmatch(value):
+        out.append(Problem(path=path, message=ID_RULE))
+
+
+def _check_aware(value: datetime, path: str, out: list[Problem]) -> bool:
+    """Whether `value` has an offset; decoding ensures it, events built in code may not."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        out.append(Problem(path=path, message=f"must include a UTC offset, {OFFSET_EXAMPLE}"))
+        return False
+    return True

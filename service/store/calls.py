@@ -1,0 +1,266 @@
+"""How is an Inlet call claimed, and its outcome recorded? The retry table's store.
+
+A call is claimed with FOR UPDATE SKIP LOCKED and a lease that bounds one attempt; an expired
+lease is simply claimable again. Every outcome is written only if this worker still holds this
+attempt (state, owner and attempt re-checked in the UPDATE), and the outcome, the actual access
+and the booking's next look commit in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from service.domain.access import DesiredGrant
+from service.store.db import Connection, Database
+
+Operation = Literal["grant", "update", "revoke"]
+
+
+class ClaimedCall(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    grant_key: str
+    source: str
+    booking_id: str
+    property_id: str
+    operation: Operation
+    reason: str
+    desired: DesiredGrant | None
+    fingerprint: str
+    attempts: int
+    first_attempt_at: datetime
+    deadline: datetime | None
+    reference_id: str | None
+
+
+class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt's outcome as the timeline shows it (no personal data)."""
+
+    outcome: Literal["success", "temporary", "permanent"]
+    http_status: int | None
+    message: str
+    started_at: datetime
+    finished_at: datetime
+
+
+class AccessData(msgspec.Struct, frozen=True, kw_only=True):
+    reference_id: str | None
+    code: str | None
+    code_formatted: str | None
+    link: str | None
+
+
+class CallStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(
+        self, *, owner: str, now: datetime, limit: int, lease_seconds: float
+    ) -> list[ClaimedCall]:
+        rows = await self._db.fetch("claim_calls", now, owner, limit, lease_seconds)
+        return [
+            ClaimedCall(
+                id=r["id"],
+                grant_key=r["grant_key"],
+                source=r["source"],
+                booking_id=r["booking_id"],
+                property_id=r["property_id"],
+                operation=r["operation"],
+                reason=r["reason"],
+                desired=(
+                    msgspec.json.decode(r["request"], type=DesiredGrant)
+                    if r["operation"] != "revoke"
+                    else None
+                ),
+                fingerprint=r["fingerprint"],
+                attempts=r["attempts"],
+                first_attempt_at=r["first_attempt_at"],
+                deadline=r["deadline"],
+                reference_id=r["reference_id"],
+            )
+            for r in rows
+        ]
+
+    async def succeeded(
+        self, call: ClaimedCall, *, owner: str, attempt: AttemptRecord, access: AccessData
+    ) -> bool:
+        """Record success and the access Inlet now holds; False if the lease was lost."""
+        now = attempt.finished_at
+        try:
+            async with self._db.transaction() as conn:
+                await self._finish(conn, call, owner, "succeeded", attempt)
+                await self._apply_access(conn, call, attempt, access)
+                await conn.execute(self._db.sql("resolve_call_escalations"), call.grant_key, now)
+                await conn.execute(self._db.sql("mark_booking"), call.source, call.booking_id, now)
+        except _Rollback:
+            return False
+        return True
+
+    async def _apply_access(
+        self,
+        conn: Connection,
+        call: ClaimedCall,
+        attempt: AttemptRecord,
+        access: AccessData,
+    ) -> None:
+        now = attempt.finished_at
+        if call.operation == "revoke":
+            await conn.execute(self._db.sql("revoke_grant"), call.grant_key, attempt.message, now)
+        else:
+            desired = call.desired
+            assert desired is not None
+            await conn.execute(
+                self._db.sql("upsert_grant"),
+                call.grant_key,
+                call.source,
+                call.booking_id,
+                desired.stay_id,
+                call.property_id,
+                "active",
+                access.reference_id,
+                access.code,
+                access.code_formatted,
+                access.link,
+                list(desired.access_points),
+                desired.valid_from,
+                desired.valid_to,
+                desired.fingerprint,
+                attempt.message,
+                now,
+            )
+
+    async def retry_later(
+        self,
+        call: ClaimedCall,
+        *,
+        owner: str,
+        attempt: AttemptRecord,
+        at: datetime,
+        late_escalation: str | None,
+    ) -> bool:
+        try:
+            async with self._db.transaction() as conn:
+                await self._record_attempt(conn, call, attempt)
+                status = await conn.execute(
+                    self._db.sql("schedule_retry"),
+                    call.id,
+                    owner,
+                    call.attempts,
+                    at,
+                    attempt.outcome,
+                    attempt.http_status,
+                    attempt.message,
+                )
+                if status.endswith(" 0"):
+                    raise _Rollback
+                if late_escalation is not None:
+                    await self._escalate(
+                        conn,
+                        call,
+                        "warning",
+                        "late_for_arrival",
+                        late_escalation,
+                        attempt.finished_at,
+                    )
+        except _Rollback:
+            return False
+        return True
+
+    async def gave_up(
+        self,
+        call: ClaimedCall,
+        *,
+        owner: str,
+        attempt: AttemptRecord,
+        severity: str,
+        reason: str,
+    ) -> int | None:
+        """Mark the call failed and open an escalation; its id, or None if the lease was lost."""
+        try:
+            async with self._db.transaction() as conn:
+                await self._finish(conn, call, owner, "failed", attempt)
+                escalation_id: int | None = await self._escalate(
+                    conn, call, severity, reason, attempt.message, attempt.finished_at
+                )
+                # The booking is looked at again; the plan will not repeat the escalated call.
+                await conn.execute(
+                    self._db.sql("mark_booking"), call.source, call.booking_id, attempt.finished_at
+                )
+        except _Rollback:
+            return None
+        return escalation_id
+
+    async def release(self, *, owner: str) -> None:
+        """Give back this worker's leases on shutdown so another replica retries at once."""
+        await self._db.execute("release_calls", owner)
+
+    async def next_due(self) -> datetime | None:
+        value: datetime | None = await self._db.fetchval("next_call_due")
+        return value
+
+    async def _finish(
+        self,
+        conn: Connection,
+        call: ClaimedCall,
+        owner: str,
+        state: str,
+        attempt: AttemptRecord,
+    ) -> None:
+        await self._record_attempt(conn, call, attempt)
+        status = await conn.execute(
+            self._db.sql("finish_call"),
+            call.id,
+            owner,
+            call.attempts,
+            state,
+            attempt.finished_at,
+            attempt.outcome,
+            attempt.http_status,
+            attempt.message,
+        )
+        if status.endswith(" 0"):
+            raise _Rollback
+
+    async def _record_attempt(
+        self, conn: Connection, call: ClaimedCall, attempt: AttemptRecord
+    ) -> None:
+        await conn.execute(
+            self._db.sql("record_attempt"),
+            call.id,
+            call.attempts,
+            attempt.started_at,
+            attempt.finished_at,
+            attempt.outcome,
+            attempt.http_status,
+            attempt.message,
+        )
+
+    async def _escalate(
+        self,
+        conn: Connection,
+        call: ClaimedCall,
+        severity: str,
+        reason: str,
+        message: str,
+        now: datetime,
+    ) -> int | None:
+        value: int | None = await conn.fetchval(
+            self._db.sql("raise_escalation"),
+            call.grant_key,
+            call.source,
+            call.booking_id,
+            call.property_id,
+            call.id,
+            call.operation,
+            severity,
+            reason,
+            message,
+            now,
+        )
+        return value
+
+
+class _Rollback(Exception):
+    """The lease was lost: undo this transaction's writes."""

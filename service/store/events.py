@@ -1,0 +1,204 @@
+"""How are events appended exactly once? The event log's store: group appends and reads.
+
+A group is several requests' events committed in one transaction (group commit). Each request
+is a unit: all of its events are stored, or none. A repeat of (source, event_id) with the same
+body answers like the first delivery; with a different body it is a conflict and its unit is
+refused whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from service.domain.booking import BookingEvent
+from service.domain.fold import LoggedEvent
+from service.store.db import Connection, Database
+
+_MAX_RACE_RETRIES = 3
+
+
+Status = Literal["stored", "duplicate", "conflict", "withheld"]
+
+
+class AppendResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one event's append came to; a duplicate carries the first delivery's position."""
+
+    event_id: str
+    status: Status
+    position: int | None = None
+    received_at: datetime | None = None
+
+
+class UnitResult(msgspec.Struct, frozen=True, kw_only=True):
+    """All events of one request; `conflict` means none of them was stored."""
+
+    results: tuple[AppendResult, ...]
+
+    @property
+    def conflict(self) -> bool:
+        return any(r.status == "conflict" for r in self.results)
+
+
+class _Existing(msgspec.Struct, frozen=True):
+    position: int
+    received_at: datetime
+    digest: bytes
+
+
+class _RaceLost(Exception):
+    """Another writer stored one of our keys between our look-up and our insert."""
+
+
+def body_digest(event: BookingEvent) -> bytes:
+    """The fingerprint that tells a repeat from a changed body under the same event_id."""
+    return hashlib.sha256(msgspec.json.encode(event)).digest()
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def append_group(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
+        """Commit every unit in one transaction; returns one result per unit, in order."""
+        for attempt in range(_MAX_RACE_RETRIES):
+            try:
+                return await self._append_once(units)
+            except _RaceLost:
+                if attempt == _MAX_RACE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _append_once(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
+        digests = [[body_digest(e) for e in unit] for unit in units]
+        keys = sorted({(e.source, e.event_id) for unit in units for e in unit})
+        async with self._db.transaction() as conn:
+            existing = await self._find(conn, keys)
+            accepted, claimed = self._choose(units, digests, existing)
+            rows = [claimed[key] for key in sorted(claimed)]
+            inserted: dict[tuple[str, str], _Existing] = {}
+            if rows:
+                records = await conn.fetch(
+                    self._db.sql("insert_events"),
+                    [e.source for e, _ in rows],
+                    [e.event_id for e, _ in rows],
+                    [e.booking.booking_id for e, _ in rows],
+                    [e.booking.property_id for e, _ in rows],
+                    [e.occurred_at for e, _ in rows],
+                    [d for _, d in rows],
+                    [msgspec.json.encode(e).decode() for e, _ in rows],
+                )
+                if len(records) != len(rows):
+                    raise _RaceLost
+                inserted = {
+                    (r["source"], r["event_id"]): _Existing(
+                        r["position"], r["received_at"], claimed[(r["source"], r["event_id"])][1]
+                    )
+                    for r in records
+                }
+                bookings = sorted({(e.source, e.booking.booking_id): e for e, _ in rows}.items())
+                await conn.execute(
+                    self._db.sql("mark_bookings"),
+                    [k[0] for k, _ in bookings],
+                    [k[1] for k, _ in bookings],
+                    [e.booking.property_id for _, e in bookings],
+                )
+                await conn.execute(self._db.sql("notify_marked"))
+        return [
+            self._unit_result(unit, ok, existing, inserted, claimed)
+            for unit, ok in zip(units, accepted, strict=True)
+        ]
+
+    async def _find(
+        self, conn: Connection, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], _Existing]:
+        records = await conn.fetch(
+            self._db.sql("find_events"), [k[0] for k in keys], [k[1] for k in keys]
+        )
+        return {
+            (r["source"], r["event_id"]): _Existing(
+                r["position"], r["received_at"], bytes(r["body_sha256"])
+            )
+            for r in records
+        }
+
+    @staticmethod
+    def _choose(
+        units: Sequence[Sequence[BookingEvent]],
+        digests: list[list[bytes]],
+        existing: dict[tuple[str, str], _Existing],
+    ) -> tuple[list[bool], dict[tuple[str, str], tuple[BookingEvent, bytes]]]:
+        """Which units go in (no conflict with the log or an earlier unit) and which rows to insert."""
+        claimed: dict[tuple[str, str], tuple[BookingEvent, bytes]] = {}
+        accepted: list[bool] = []
+        for unit, unit_digests in zip(units, digests, strict=True):
+            ok = True
+            for event, digest in zip(unit, unit_digests, strict=True):
+                key = (event.source, event.event_id)
+                earlier = existing.get(key)
+                pending = claimed.get(key)
+                if (earlier and earlier.digest != digest) or (pending and pending[1] != digest):
+                    ok = False
+            accepted.append(ok)
+            if ok:
+                for event, digest in zip(unit, unit_digests, strict=True):
+                    key = (event.source, event.event_id)
+                    if key not in existing:
+                        claimed.setdefault(key, (event, digest))
+        return accepted, claimed
+
+    @staticmethod
+    def _unit_result(
+        unit: Sequence[BookingEvent],
+        accepted: bool,
+        existing: dict[tuple[str, str], _Existing],
+        inserted: dict[tuple[str, str], _Existing],
+        claimed: dict[tuple[str, str], tuple[BookingEvent, bytes]],
+    ) -> UnitResult:
+        results = []
+        for event in unit:
+            key = (event.source, event.event_id)
+            if not accepted:
+                earlier = existing.get(key)
+                if earlier and earlier.digest == body_digest(event):
+                    results.append(
+                        AppendResult(
+                            event_id=event.event_id,
+                            status="duplicate",
+                            position=earlier.position,
+                            received_at=earlier.received_at,
+                        )
+                    )
+                else:
+                    # conflicting (with the log or an earlier request of this group), or new
+                    # but withheld because another event of its unit conflicts
+                    rival = claimed.get(key)
+                    clash = earlier is not None or (rival is not None and rival[1] != body_digest(event))
+                    status: Status = "conflict" if clash else "withheld"
+                    results.append(AppendResult(event_id=event.event_id, status=status))
+                continue
+            row = existing.get(key) or inserted[key]
+            results.append(
+                AppendResult(
+                    event_id=event.event_id,
+                    status="duplicate" if key in existing else "stored",
+                    position=row.position,
+                    received_at=row.received_at,
+                )
+            )
+        return UnitResult(results=tuple(results))
+
+    async def booking_events(self, source: str, booking_id: str) -> list[LoggedEvent]:
+        records = await self._db.fetch("booking_events", source, booking_id)
+        return [
+            LoggedEvent(
+                position=r["position"],
+                received_at=r["received_at"],
+                event=msgspec.json.decode(r["event"], type=BookingEvent),
+            )
+            for r in records
+        ]

@@ -1,0 +1,195 @@
+"""How is one booking's plan written? Claim marked bookings, load their facts, write the plan.
+
+Everything a reconcile writes (superseded calls, new calls, escalations, the next look) commits
+in one transaction; a crash leaves the booking marked, and its lease expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import msgspec
+
+from service.domain.booking import BookingEvent, grant_key
+from service.domain.fold import LoggedEvent
+from service.domain.plan import ActualGrant, PendingCall
+from service.domain.reconcile import BookingInputs, Decision
+from service.store.db import Connection, Database
+
+PRIORITY = {"revoke": 0, "update": 1, "grant": 2}
+
+
+class LeaseLost(Exception):
+    """Another worker owns this booking or call now; nothing was written."""
+
+
+class ClaimedBooking(msgspec.Struct, frozen=True, kw_only=True):
+    source: str
+    booking_id: str
+    property_id: str
+    marked_seq: int
+
+
+class ReconcileStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(
+        self, *, owner: str, now: datetime, limit: int, lease_seconds: float
+    ) -> list[ClaimedBooking]:
+        rows = await self._db.fetch("claim_bookings", now, owner, limit, lease_seconds)
+        return [
+            ClaimedBooking(
+                source=r["source"],
+                booking_id=r["booking_id"],
+                property_id=r["property_id"],
+                marked_seq=r["marked_seq"],
+            )
+            for r in rows
+        ]
+
+    async def reconcile(
+        self,
+        claimed: ClaimedBooking,
+        *,
+        owner: str,
+        now: datetime,
+        decide: Callable[[BookingInputs], Decision],
+    ) -> Decision | None:
+        """Load, decide, write; None when the lease was lost meanwhile (nothing written)."""
+        async with self._db.transaction() as conn:
+            inputs = await self._inputs(conn, claimed, now)
+            decision = decide(inputs)
+            await self._write(conn, claimed, decision, now)
+            status = await conn.execute(
+                self._db.sql("finish_booking"),
+                claimed.source,
+                claimed.booking_id,
+                claimed.marked_seq,
+                decision.next_look_at,
+                now,
+                owner,
+            )
+            if status.endswith(" 0"):
+                raise LeaseLost
+        return decision
+
+    async def release(self, claimed: ClaimedBooking, *, owner: str, retry_at: datetime) -> None:
+        await self._db.execute(
+            "release_booking", claimed.source, claimed.booking_id, retry_at, owner
+        )
+
+    async def mark(self, source: str, booking_id: str, now: datetime) -> None:
+        await self._db.execute("mark_booking", source, booking_id, now)
+
+    async def active_bookings(self) -> list[tuple[str, str]]:
+        return [(r["source"], r["booking_id"]) for r in await self._db.fetch("active_bookings")]
+
+    async def next_due(self) -> datetime | None:
+        value: datetime | None = await self._db.fetchval("next_booking_due")
+        return value
+
+    async def _inputs(
+        self, conn: Connection, claimed: ClaimedBooking, now: datetime
+    ) -> BookingInputs:
+        key = (claimed.source, claimed.booking_id)
+        events = await conn.fetch(self._db.sql("booking_events"), *key)
+        grants = await conn.fetch(self._db.sql("booking_grants"), *key)
+        locked = await conn.fetch(self._db.sql("lock_pending_calls"), *key)
+        escalated = await conn.fetch(self._db.sql("escalated_calls"), *key)
+        pending: dict[str, PendingCall] = {
+            r["grant_key"]: PendingCall(
+                call_id=r["id"],
+                grant_key=r["grant_key"],
+                operation=r["operation"],
+                fingerprint=r["fingerprint"],
+                status="escalated",
+            )
+            for r in escalated
+        }
+        for r in locked:  # a pending call outranks an escalated one for the same grant
+            in_flight = r["lease_until"] is not None and r["lease_until"] >= now
+            pending[r["grant_key"]] = PendingCall(
+                call_id=r["id"],
+                grant_key=r["grant_key"],
+                operation=r["operation"],
+                fingerprint=r["fingerprint"],
+                status="in_flight" if in_flight else "queued",
+            )
+        return BookingInputs(
+            source=claimed.source,
+            booking_id=claimed.booking_id,
+            property_id=claimed.property_id,
+            events=tuple(
+                LoggedEvent(
+                    position=r["position"],
+                    received_at=r["received_at"],
+                    event=msgspec.json.decode(r["event"], type=BookingEvent),
+                )
+                for r in events
+            ),
+            actual={
+                r["grant_key"]: ActualGrant(
+                    grant_key=r["grant_key"],
+                    state=r["state"],
+                    reference_id=r["reference_id"],
+                    fingerprint=r["fingerprint"],
+                )
+                for r in grants
+            },
+            pending=pending,
+        )
+
+    async def _write(
+        self, conn: Connection, claimed: ClaimedBooking, decision: Decision, now: datetime
+    ) -> None:
+        property_id = decision.state.booking.property_id if decision.state else claimed.property_id
+        for op in decision.operations:
+            if op.supersedes is not None:
+                status = await conn.execute(self._db.sql("supersede_call"), op.supersedes, now)
+                if status.endswith(" 0"):
+                    raise LeaseLost  # a worker took the call after all: plan again later
+            if op.kind == "cancel":
+                continue
+            desired = op.desired
+            await conn.fetchval(
+                self._db.sql("insert_call"),
+                op.grant_key,
+                claimed.source,
+                claimed.booking_id,
+                property_id,
+                op.kind,
+                "booking",
+                msgspec.json.encode(desired).decode() if desired else "{}",
+                desired.fingerprint if desired else "",
+                PRIORITY[op.kind],
+                now,
+                desired.valid_from if desired else None,
+            )
+        open_issues = []
+        for issue in decision.desired.issues:
+            if not issue.escalate:
+                continue
+            key = grant_key(claimed.source, claimed.booking_id, issue.stay_id)
+            open_issues.append(f"{key}/{issue.kind}")
+            await conn.fetchval(
+                self._db.sql("raise_escalation"),
+                key,
+                claimed.source,
+                claimed.booking_id,
+                property_id,
+                None,
+                None,
+                "high",
+                issue.kind,
+                issue.message,
+                now,
+            )
+        await conn.execute(
+            self._db.sql("resolve_stay_escalations"),
+            claimed.source,
+            claimed.booking_id,
+            open_issues,
+            now,
+        )

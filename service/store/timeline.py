@@ -1,0 +1,121 @@
+"""What happened to one booking? Everything an operator needs to troubleshoot it, in one read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from service.domain.booking import BookingEvent
+from service.domain.fold import LoggedEvent
+from service.store.db import Database
+
+
+class CallView(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    grant_key: str
+    operation: str
+    reason: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    first_attempt_at: datetime | None
+    deadline: datetime | None
+    last_outcome: str | None
+    last_http_status: int | None
+    last_message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    attempt_log: tuple[dict[str, Any], ...] = ()
+
+
+class GrantView(msgspec.Struct, frozen=True, kw_only=True):
+    grant_key: str
+    stay_id: str
+    state: str
+    reference_id: str | None
+    code: str | None
+    code_formatted: str | None
+    link: str | None
+    access_points: tuple[str, ...]
+    valid_from: datetime | None
+    valid_to: datetime | None
+    message: str | None
+    updated_at: datetime
+
+
+class EscalationView(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    grant_key: str
+    call_id: int | None
+    operation: str | None
+    severity: str
+    reason: str
+    message: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_note: str | None
+
+
+class Timeline(msgspec.Struct, frozen=True, kw_only=True):
+    source: str
+    booking_id: str
+    property_id: str
+    due_at: datetime | None
+    reconciled_at: datetime | None
+    events: tuple[LoggedEvent, ...]
+    grants: tuple[GrantView, ...]
+    calls: tuple[CallView, ...]
+    escalations: tuple[EscalationView, ...]
+
+
+async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline | None:
+    row = await db.fetchrow("booking_row", source, booking_id)
+    if row is None:
+        return None
+    events = await db.fetch("booking_events", source, booking_id)
+    grants = await db.fetch("booking_grants", source, booking_id)
+    calls = await db.fetch("booking_calls", source, booking_id)
+    attempts = await db.fetch("booking_attempts", source, booking_id)
+    escalations = await db.fetch("booking_escalations", source, booking_id)
+    by_call: dict[int, list[dict[str, Any]]] = {}
+    for a in attempts:
+        entry = dict(a)
+        by_call.setdefault(entry.pop("call_id"), []).append(entry)
+    return Timeline(
+        source=source,
+        booking_id=booking_id,
+        property_id=row["property_id"],
+        due_at=row["due_at"],
+        reconciled_at=row["reconciled_at"],
+        events=tuple(
+            LoggedEvent(
+                position=r["position"],
+                received_at=r["received_at"],
+                event=msgspec.json.decode(r["event"], type=BookingEvent),
+            )
+            for r in events
+        ),
+        grants=tuple(
+            GrantView(
+                grant_key=r["grant_key"],
+                stay_id=r["stay_id"],
+                state=r["state"],
+                reference_id=r["reference_id"],
+                code=r["code"],
+                code_formatted=r["code_formatted"],
+                link=r["link"],
+                access_points=tuple(r["access_points"]),
+                valid_from=r["valid_from"],
+                valid_to=r["valid_to"],
+                message=r["message"],
+                updated_at=r["updated_at"],
+            )
+            for r in grants
+        ),
+        calls=tuple(
+            CallView(**dict(r), attempt_log=tuple(by_call.get(r["id"], []))) for r in calls
+        ),
+        escalations=tuple(EscalationView(**dict(r)) for r in escalations),
+    )

@@ -1,0 +1,1 @@
+"""Long-running tasks under aiojobs: the reconciler, the call worker, the pollers."""

@@ -1,0 +1,202 @@
+"""Who makes the Inlet calls? The call worker: claim due calls, call Inlet, record the outcome.
+
+Calls run with bounded concurrency. Inlet's answer (its body, not only the status) decides:
+success stores the reference, code and link; a temporary failure is retried by the policy;
+a permanent failure, or the retry limit, escalates for manual follow-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from service.clock import Clock
+from service.domain.access import DesiredGrant
+from service.domain.retry import GiveUp, after_failure
+from service.inlet.client import InletClient
+from service.inlet.protocol import GrantRequest, InletResult, split_phone, update_from_grant
+from service.metrics import Metrics
+from service.properties import HotelsConfig
+from service.store.calls import AccessData, AttemptRecord, CallStore, ClaimedCall
+
+log = logging.getLogger(__name__)
+
+
+def grant_request(desired: DesiredGrant, partner: str) -> GrantRequest:
+    """What Inlet is sent for a desired grant; contact fields left out when messages are off."""
+    phone_number = country_code = None
+    if desired.phone:
+        phone_number, country_code = split_phone(desired.phone)
+    return GrantRequest(
+        operation=desired.operation,
+        partner=partner,
+        booking_id=desired.booking_id,
+        external_id=desired.grant_key,
+        locks=desired.access_points,
+        start=desired.valid_from,
+        end=desired.valid_to,
+        guest_name=desired.guest_name,
+        email=desired.email,
+        phone_number=phone_number,
+        country_code=country_code,
+    )
+
+
+class CallWorker:
+    def __init__(
+        self,
+        *,
+        store: CallStore,
+        client: InletClient,
+        hotels: HotelsConfig,
+        metrics: Metrics,
+        clock: Clock,
+        owner: str,
+        concurrency: int,
+        lease_seconds: float,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._hotels = hotels
+        self._metrics = metrics
+        self._clock = clock
+        self._owner = owner
+        self._concurrency = concurrency
+        self._lease_seconds = lease_seconds
+        self._in_flight: set[int] = set()
+
+    @property
+    def in_flight(self) -> set[int]:
+        return set(self._in_flight)
+
+    async def run_once(self) -> int:
+        """Claim what is due now, run it, record it; returns how many calls were made."""
+        calls = await self._store.claim(
+            owner=self._owner,
+            now=self._clock.now(),
+            limit=self._concurrency,
+            lease_seconds=self._lease_seconds,
+        )
+        if calls:
+            await asyncio.gather(*(self._execute(call) for call in calls))
+        return len(calls)
+
+    async def release_all(self) -> None:
+        """Give back leases still held (shutdown): another replica retries them at once."""
+        await self._store.release(owner=self._owner)
+
+    async def _execute(self, call: ClaimedCall) -> None:
+        self._in_flight.add(call.id)
+        try:
+            started = self._clock.now()
+            t0 = time.perf_counter()
+            result = await self._call_inlet(call)
+            self._metrics.inlet_call_seconds.labels(operation=call.operation).observe(
+                time.perf_counter() - t0
+            )
+            self._metrics.inlet_calls.labels(operation=call.operation, outcome=result.outcome).inc()
+            attempt = AttemptRecord(
+                outcome=result.outcome,
+                http_status=result.http_status,
+                message=result.message,
+                started_at=started,
+                finished_at=self._clock.now(),
+            )
+            await self._record(call, result, attempt)
+        finally:
+            self._in_flight.discard(call.id)
+
+    async def _call_inlet(self, call: ClaimedCall) -> InletResult:
+        prop = self._hotels.properties.get(call.property_id)
+        if prop is None:
+            return InletResult(
+                outcome="permanent",
+                http_status=None,
+                message=f"property {call.property_id!r} is not configured",
+            )
+        api_key = prop.inlet_api_key.reveal()
+        if call.operation == "revoke":
+            if call.reference_id is None:
+                return InletResult(outcome="success", http_status=None, message="nothing to revoke")
+            return await self._client.revoke_access(api_key, call.reference_id)
+        assert call.desired is not None
+        request = grant_request(call.desired, self._hotels.inlet.partner)
+        if call.operation == "grant" or call.reference_id is None:
+            return await self._client.grant_access(api_key, request)
+        update = update_from_grant(call.reference_id, request, regenerate=call.reason == "resync")
+        return await self._client.update_access(api_key, update)
+
+    async def _record(self, call: ClaimedCall, result: InletResult, attempt: AttemptRecord) -> None:
+        context = {
+            "call_id": call.id,
+            "grant_key": call.grant_key,
+            "source": call.source,
+            "booking_id": call.booking_id,
+            "property_id": call.property_id,
+            "operation": call.operation,
+            "attempt": call.attempts,
+            "outcome": result.outcome,
+            "http_status": result.http_status,
+            "inlet_message": result.message,
+        }
+        if result.outcome == "success":
+            access = AccessData(
+                reference_id=result.reference_id,
+                code=result.code,
+                code_formatted=result.code_formatted,
+                link=result.link,
+            )
+            kept = await self._store.succeeded(
+                call, owner=self._owner, attempt=attempt, access=access
+            )
+            log.info(
+                "inlet call succeeded", extra={"action": "call.succeeded", "kept": kept, **context}
+            )
+            return
+        policy = self._hotels.retry
+        step = after_failure(
+            operation=call.operation,
+            reason=call.reason,
+            permanent=result.outcome == "permanent",
+            attempts=call.attempts,
+            first_attempt_at=call.first_attempt_at,
+            now=attempt.finished_at,
+            deadline=call.deadline,
+            policy=policy,
+        )
+        if isinstance(step, GiveUp):
+            escalation = await self._store.gave_up(
+                call, owner=self._owner, attempt=attempt, severity=step.severity, reason=step.reason
+            )
+            if escalation is not None:
+                self._metrics.escalations_raised.labels(
+                    operation=call.operation, severity=step.severity, reason=step.reason
+                ).inc()
+            log.error(
+                "inlet call escalated",
+                extra={
+                    "action": "call.escalated",
+                    "severity": step.severity,
+                    "reason": step.reason,
+                    "escalation_id": escalation,
+                    **context,
+                },
+            )
+            return
+        late = (
+            "the call is still failing and access should start before the next retry"
+            if step.late
+            else None
+        )
+        await self._store.retry_later(
+            call, owner=self._owner, attempt=attempt, at=step.at, late_escalation=late
+        )
+        if step.late:
+            self._metrics.escalations_raised.labels(
+                operation=call.operation, severity="warning", reason="late_for_arrival"
+            ).inc()
+        log.warning(
+            "inlet call failed; will retry",
+            extra={"action": "call.retry_scheduled", "retry_at": step.at.isoformat(), **context},
+        )

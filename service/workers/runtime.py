@@ -1,0 +1,174 @@
+"""How do the workers run inside the service, and how do they stop? The runtime.
+
+The reconciler and the call worker run as aiojobs jobs. Each loop sleeps until woken (a commit
+here, a NOTIFY from another replica, a finished call) or until the next due time, capped so
+a moved clock or a missed signal is noticed soon. On shutdown the loops stop taking work, calls
+in flight finish within the grace period, and leases still held are given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+
+import aiohttp
+import aiojobs
+from aiohttp import web
+
+from service.clock import Clock
+from service.inlet.client import InletClient
+from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, RUNTIME, SETTINGS
+from service.metrics import Metrics
+from service.properties import HotelsConfig
+from service.settings import Settings
+from service.store.calls import CallStore
+from service.store.db import Database
+from service.store.reconcile import ReconcileStore
+from service.workers.calls import CallWorker
+from service.workers.reconciler import Reconciler
+
+log = logging.getLogger(__name__)
+
+MAX_IDLE_SECONDS = 5.0
+ERROR_PAUSE_SECONDS = 5.0
+NOTIFY_CHANNEL = "inlet_bridge_marked"
+RECONCILE_LEASE_SECONDS = 60.0
+
+
+class Runtime:
+    def __init__(self, reconciler: Reconciler, calls: CallWorker, clock: Clock) -> None:
+        self.reconciler = reconciler
+        self.calls = calls
+        self._clock = clock
+        self.reconcile_wakeup = asyncio.Event()
+        self.calls_wakeup = asyncio.Event()
+        self.stopping = asyncio.Event()
+
+    def wake_reconciler(self) -> None:
+        self.reconcile_wakeup.set()
+
+    def wake_calls(self) -> None:
+        self.calls_wakeup.set()
+
+    async def reconcile_loop(
+        self, next_due: Callable[[], Awaitable[datetime | None]], sweep_every: float
+    ) -> None:
+        last_sweep = asyncio.get_running_loop().time()
+        while not self.stopping.is_set():
+            self.reconcile_wakeup.clear()
+            try:
+                if asyncio.get_running_loop().time() - last_sweep >= sweep_every:
+                    last_sweep = asyncio.get_running_loop().time()
+                    await self.reconciler.sweep()
+                if await self.reconciler.run_once():
+                    self.wake_calls()
+                due = await next_due()
+            except Exception:
+                log.exception("reconcile loop error", extra={"action": "reconcile.loop_error"})
+                due = None
+            await self._sleep(self.reconcile_wakeup, due)
+
+    async def call_loop(self, next_due: Callable[[], Awaitable[datetime | None]]) -> None:
+        while not self.stopping.is_set():
+            self.calls_wakeup.clear()
+            try:
+                if await self.calls.run_once():
+                    self.wake_reconciler()  # finished calls marked their bookings
+                    continue
+                due = await next_due()
+            except Exception:
+                log.exception("call loop error", extra={"action": "calls.loop_error"})
+                due = None
+            await self._sleep(self.calls_wakeup, due)
+
+    async def _sleep(self, wakeup: asyncio.Event, due: datetime | None) -> None:
+        timeout = MAX_IDLE_SECONDS
+        if due is not None:
+            timeout = min(timeout, max(0.0, (due - self._clock.now()).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                stop = asyncio.ensure_future(self.stopping.wait())
+                wake = asyncio.ensure_future(wakeup.wait())
+                try:
+                    await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
+                    wake.cancel()
+
+
+def build_runtime(
+    *,
+    settings: Settings,
+    hotels: HotelsConfig,
+    db: Database,
+    metrics: Metrics,
+    clock: Clock,
+    client: InletClient,
+    owner: str,
+) -> Runtime:
+    """The workers of one replica; tests build them the same way and drive `run_once`."""
+    return Runtime(
+        Reconciler(
+            store=ReconcileStore(db),
+            hotels=hotels,
+            metrics=metrics,
+            clock=clock,
+            owner=owner,
+            batch=settings.reconcile_batch,
+            lease_seconds=RECONCILE_LEASE_SECONDS,
+        ),
+        CallWorker(
+            store=CallStore(db),
+            client=client,
+            hotels=hotels,
+            metrics=metrics,
+            clock=clock,
+            owner=owner,
+            concurrency=settings.call_concurrency,
+            lease_seconds=settings.lease_seconds,
+        ),
+        clock,
+    )
+
+
+async def workers_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    hotels = app[HOTELS]
+    db = app[DATABASE]
+    session = aiohttp.ClientSession()
+    client = InletClient(
+        session, base_url=hotels.inlet.base_url, timeout_seconds=hotels.inlet.timeout_seconds
+    )
+    runtime = build_runtime(
+        settings=settings,
+        hotels=hotels,
+        db=db,
+        metrics=app[METRICS],
+        clock=app[CLOCK],
+        client=client,
+        owner=f"{settings.instance_id}:{id(app):x}",
+    )
+    app[RUNTIME] = runtime
+    app[COMMITTER].on_commit(runtime.wake_reconciler)
+    scheduler = aiojobs.Scheduler(close_timeout=settings.shutdown_timeout_seconds)
+    reconcile_store = ReconcileStore(db)
+    call_store = CallStore(db)
+    async with db.listening(NOTIFY_CHANNEL, runtime.wake_reconciler):
+        await scheduler.spawn(
+            runtime.reconcile_loop(reconcile_store.next_due, settings.sweep_interval_seconds)
+        )
+        await scheduler.spawn(runtime.call_loop(call_store.next_due))
+        log.info("workers started", extra={"action": "workers.started"})
+        try:
+            yield
+        finally:
+            runtime.stopping.set()
+            # In-flight calls finish (within the grace period); then leases still held go back.
+            await scheduler.wait_and_close(timeout=settings.shutdown_timeout_seconds)
+            with contextlib.suppress(Exception):
+                await runtime.calls.release_all()
+            await session.close()
+            log.info("workers stopped", extra={"action": "workers.stopped"})

@@ -1,0 +1,274 @@
+"""Bookings become working access: the reconciler and the call worker against the Inlet sandbox
+over HTTP, on a real PostgreSQL, with a clock the test moves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from ..support import START, Harness, event, harness, stay
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+async def h(database_url: str) -> AsyncIterator[Harness]:
+    async with harness(database_url) as running:
+        yield running
+
+
+async def grant_calls(h: Harness, path: str = "/GrantAccess") -> list[dict]:
+    return [r for r in await h.inlet_requests() if r["path"] == path]
+
+
+async def test_booking_arriving_soon_gets_one_grant_with_every_required_field(h: Harness) -> None:
+    arrival = START + 2 * HOUR
+    assert (await h.post(event("e1", arrival=arrival))).status == 202
+    await h.settle()
+    calls = await grant_calls(h)
+    assert len(calls) == 1
+    sent = calls[0]["body"]
+    assert sent["partner"] == "Inlet Bridge Demo"
+    assert sent["bookingId"] == "R-1001"
+    assert sent["externalId"] == "demo-pms:R-1001:S1"
+    assert sent["locks"] == ["L-101", "MAIN-ENTRANCE", "NIGHT-ENTRANCE"]
+    assert sent["email"] == "ola@example.no"
+    assert (sent["phoneNumber"], sent["countryCode"]) == ("91234567", "47")
+    assert sent["start"].startswith("2026-11-23T11:00:00")
+    grants = await h.grants()
+    assert len(grants) == 1 and grants[0]["state"] == "active"
+    stored = await h.rows("SELECT * FROM grants")
+    assert stored[0]["reference_id"] == grants[0]["ReferenceId"]
+    assert stored[0]["code"] == grants[0]["code"]
+    assert stored[0]["code_formatted"] == grants[0]["codeFormatted"]
+    assert stored[0]["link"] == grants[0]["link"]
+    # The code opens the room during the stay, not before it.
+    assert await h.opens(grants[0]["code"], "L-101", arrival + HOUR)
+    assert not await h.opens(grants[0]["code"], "L-101", arrival - HOUR)
+    # A repeat of the same event makes no call.
+    assert (await h.post(event("e1", arrival=arrival))).status == 202
+    await h.settle()
+    assert len(await h.inlet_requests()) == 1
+
+
+async def test_booking_in_100_hours_waits_for_its_window(h: Harness) -> None:
+    await h.post(event("e1", arrival=START + 100 * HOUR))
+    await h.settle()
+    assert await h.inlet_requests() == []
+    due = await h.rows("SELECT due_at FROM bookings")
+    assert due[0]["due_at"] == START + 76 * HOUR  # 24 h window before arrival
+    await h.advance(75 * HOUR)
+    assert await h.inlet_requests() == []
+    await h.advance(HOUR + timedelta(seconds=1))
+    assert len(await grant_calls(h)) == 1
+
+
+async def test_date_change_updates_the_same_reference_and_cancel_revokes(h: Harness) -> None:
+    arrival = START + 2 * HOUR
+    await h.post(event("e1", arrival=arrival))
+    await h.settle()
+    reference = (await h.grants())[0]["ReferenceId"]
+    later = event("e2", arrival=arrival + 3 * HOUR, occurred_at=START + timedelta(minutes=1))
+    await h.post(later)
+    await h.settle()
+    updates = await grant_calls(h, "/UpdateAccess")
+    assert len(updates) == 1 and updates[0]["body"]["ReferenceId"] == reference
+    assert len(await grant_calls(h)) == 1
+    grants = await h.grants()
+    assert len(grants) == 1
+    assert grants[0]["start"].startswith("2026-11-23T14:00:00")
+    code = grants[0]["code"]
+    cancelled = event(
+        "e3",
+        occurred_at=START + timedelta(minutes=2),
+        stays=[stay(arrival=arrival + 3 * HOUR, status="cancelled")],
+    )
+    await h.post(cancelled)
+    await h.settle()
+    revokes = await grant_calls(h, "/RevokeAccess")
+    assert len(revokes) == 1 and revokes[0]["body"]["ReferenceId"] == reference
+    assert not await h.opens(code, "L-101", arrival + 4 * HOUR)
+    assert (await h.rows("SELECT state FROM grants"))[0]["state"] == "revoked"
+
+
+async def test_out_of_order_events_converge_to_the_latest(h: Harness) -> None:
+    arrival = START + 2 * HOUR
+    newest = event("e2", occurred_at=START + timedelta(minutes=5), arrival=arrival + HOUR)
+    older = event("e1", occurred_at=START, arrival=arrival)
+    await h.post(newest)
+    await h.post(older)
+    await h.settle()
+    grants = await h.grants()
+    assert len(grants) == 1
+    assert grants[0]["start"].startswith("2026-11-23T12:00:00")
+    assert await grant_calls(h, "/UpdateAccess") == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "status", "status": 500},
+        {"kind": "status", "status": 429},
+        {"kind": "success_false", "retryable": True, "message": "Lock gateway busy"},
+        {"kind": "timeout", "seconds": 5},
+    ],
+    ids=["5xx", "429", "success-false-retryable", "timeout"],
+)
+async def test_temporary_failures_are_retried_every_5_minutes_until_inlet_recovers(
+    h: Harness, fault: dict
+) -> None:
+    await h.fault(count=2, **fault)
+    await h.post(event("e1", arrival=START + 5 * HOUR))
+    await h.settle()
+    call = (await h.rows("SELECT * FROM inlet_calls"))[0]
+    assert call["state"] == "pending" and call["attempts"] == 1
+    assert call["next_attempt_at"] == START + timedelta(minutes=5)
+    await h.advance(timedelta(minutes=4))
+    assert (await h.rows("SELECT attempts FROM inlet_calls"))[0]["attempts"] == 1
+    await h.advance(timedelta(minutes=1))
+    assert (await h.rows("SELECT attempts FROM inlet_calls"))[0]["attempts"] == 2
+    await h.advance(timedelta(minutes=5))
+    call = (await h.rows("SELECT * FROM inlet_calls"))[0]
+    assert call["state"] == "succeeded" and call["attempts"] == 3
+    assert len(await h.grants()) == 1
+    timeline = await h.timeline("R-1001")
+    attempts = timeline["calls"][0]["attempt_log"]
+    assert [a["outcome"] for a in attempts] == ["temporary", "temporary", "success"]
+
+
+async def test_permanent_failure_is_escalated_at_once_with_inlets_message(h: Harness) -> None:
+    await h.fault(
+        kind="success_false", retryable=False, message="Lock L-101 is not known", count=1
+    )
+    await h.post(event("e1", arrival=START + 5 * HOUR))
+    await h.settle()
+    call = (await h.rows("SELECT * FROM inlet_calls"))[0]
+    assert call["state"] == "failed" and call["attempts"] == 1
+    escalations = await h.rows("SELECT * FROM escalations")
+    assert len(escalations) == 1
+    assert escalations[0]["reason"] == "permanent_error"
+    assert "Lock L-101 is not known" in escalations[0]["message"]
+    # The escalated call is not blindly repeated by the next look.
+    await h.advance(timedelta(minutes=30))
+    assert len(await h.rows("SELECT * FROM inlet_calls")) == 1
+
+
+async def test_sixty_minutes_of_failures_escalate(h: Harness) -> None:
+    await h.fault(kind="status", status=503)
+    await h.post(event("e1", arrival=START + 20 * HOUR))
+    await h.settle()
+    for _ in range(14):
+        await h.advance(timedelta(minutes=5))
+    call = (await h.rows("SELECT * FROM inlet_calls"))[0]
+    assert call["state"] == "failed"
+    assert call["attempts"] == 13  # t=0, 5, ..., 60 min
+    escalation = (await h.rows("SELECT * FROM escalations"))[0]
+    assert (escalation["reason"], escalation["severity"]) == ("max_duration", "high")
+    timeline = await h.timeline("R-1001")
+    assert len(timeline["calls"][0]["attempt_log"]) == 13
+
+
+async def test_thirty_attempts_escalate_when_that_limit_comes_first(database_url: str) -> None:
+    async with harness(database_url) as h:
+        policy = h.runtime.calls._hotels.retry  # noqa: SLF001
+        import msgspec
+
+        h.runtime.calls._hotels = msgspec.structs.replace(  # noqa: SLF001
+            h.runtime.calls._hotels,  # noqa: SLF001
+            retry=msgspec.structs.replace(policy, interval_minutes=1, max_minutes=600),
+        )
+        await h.fault(kind="status", status=502)
+        await h.post(event("e1", arrival=START + 20 * HOUR))
+        await h.settle()
+        for _ in range(35):
+            await h.advance(timedelta(minutes=1))
+        call = (await h.rows("SELECT * FROM inlet_calls"))[0]
+        assert (call["state"], call["attempts"]) == ("failed", 30)
+        assert (await h.rows("SELECT reason FROM escalations"))[0]["reason"] == "max_attempts"
+
+
+async def test_failed_revocation_is_escalated_as_critical(h: Harness) -> None:
+    await h.post(event("e1", arrival=START + 2 * HOUR))
+    await h.settle()
+    await h.fault(kind="status", status=500, operations=["revoke"])
+    await h.post(
+        event(
+            "e2",
+            occurred_at=START + timedelta(minutes=1),
+            stays=[stay(arrival=START + 2 * HOUR, status="cancelled")],
+        )
+    )
+    await h.settle()
+    failing = await h.service.get("/metrics")
+    assert 'inlet_bridge_calls_failing{operation="revoke"} 1.0' in await failing.text()
+    for _ in range(13):
+        await h.advance(timedelta(minutes=5))
+    escalation = (await h.rows("SELECT * FROM escalations"))[0]
+    assert (escalation["operation"], escalation["severity"]) == ("revoke", "critical")
+    text = await (await h.service.get("/metrics")).text()
+    assert 'inlet_bridge_escalations_open{operation="revoke",severity="critical"} 1.0' in text
+
+
+async def test_retries_that_would_pass_the_start_escalate_early(h: Harness) -> None:
+    await h.fault(kind="status", status=500)
+    await h.post(event("e1", arrival=START + timedelta(minutes=18)))
+    await h.settle()
+    for _ in range(3):
+        await h.advance(timedelta(minutes=5))
+    escalations = await h.rows("SELECT * FROM escalations")
+    assert [(e["reason"], e["severity"]) for e in escalations] == [("late_for_arrival", "warning")]
+    call = (await h.rows("SELECT * FROM inlet_calls"))[0]
+    assert call["state"] == "pending"  # retries go on
+    await h.sandbox.delete("/_sandbox/faults")
+    await h.advance(timedelta(minutes=5))
+    assert (await h.rows("SELECT state FROM inlet_calls"))[0]["state"] == "succeeded"
+    assert (await h.rows("SELECT resolved_at FROM escalations"))[0]["resolved_at"] is not None
+
+
+async def test_worker_killed_between_call_and_commit_does_not_duplicate(h: Harness) -> None:
+    await h.post(event("e1", arrival=START + 2 * HOUR))
+    await h.runtime.reconciler.run_once()
+    # A worker claims the call, calls Inlet, and dies before recording the outcome.
+    dead = h.runtime.calls._store  # noqa: SLF001
+    claimed = await dead.claim(owner="dead-worker", now=h.clock.now(), limit=1, lease_seconds=60)
+    assert len(claimed) == 1
+    from service.workers.calls import grant_request
+
+    assert claimed[0].desired is not None
+    request = grant_request(claimed[0].desired, "Inlet Bridge Demo")
+    result = await h.runtime.calls._client.grant_access("inlet-key-oslo-1", request)  # noqa: SLF001
+    assert result.outcome == "success"
+    # Before the lease expires, nobody else takes the call.
+    assert await h.runtime.calls.run_once() == 0
+    await h.advance(timedelta(seconds=61))
+    call = (await h.rows("SELECT * FROM inlet_calls"))[0]
+    assert call["state"] == "succeeded" and call["attempts"] == 2
+    grants = await h.grants()
+    assert len(grants) == 1
+    assert (await h.rows("SELECT reference_id FROM grants"))[0]["reference_id"] == grants[0][
+        "ReferenceId"
+    ]
+
+
+async def test_access_is_revoked_when_the_stay_ends(h: Harness) -> None:
+    await h.post(event("e1", arrival=START + 2 * HOUR))  # two nights
+    await h.settle()
+    await h.advance(2 * HOUR + 48 * HOUR)
+    assert len(await grant_calls(h, "/RevokeAccess")) == 1
+    assert (await h.rows("SELECT due_at FROM bookings"))[0]["due_at"] is None
+
+
+async def test_timeline_masks_codes_unless_revealed(h: Harness) -> None:
+    await h.post(event("e1", arrival=START + 2 * HOUR))
+    await h.settle()
+    masked = await h.timeline("R-1001", reveal=False)
+    code = (await h.grants())[0]["code"]
+    assert masked["grants"][0]["code"].startswith("<masked:")
+    assert "ola@example.no" not in str(masked)
+    revealed = await h.timeline("R-1001")
+    assert revealed["grants"][0]["code"] == code
+    assert revealed["desired"]["grants"][0]["access_points"][0] == "L-101"
+    refused = await h.service.get("/v1/bookings/demo-pms/R-1001")
+    assert refused.status == 401

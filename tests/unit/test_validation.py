@@ -1,0 +1,491 @@
+"""Does semantic validation refuse bad contact data, IDs and dates, and normalize good ones?"""
+
+from __future__ import annotations
+
+import copy
+import socket
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import pytest
+
+from service.domain.booking import BookingEvent, Contact, Problem
+from service.domain.decoding import decode_event
+from service.domain.validation import (
+    ID_RULE,
+    clean_text,
+    validate_batch,
+    validate_event,
+)
+from tests.unit.test_decoding import DELETE, GUEST, ORGANIZER, STAY, Key, changed, example
+
+GUEST_PATH = "booking.stays[0].guests[0]"
+
+
+def event_of(body: dict[str, Any]) -> BookingEvent:
+    event = decode_event(msgspec.json.encode(body))
+    assert isinstance(event, BookingEvent), event
+    return event
+
+
+def problems_of(body: dict[str, Any]) -> list[Problem]:
+    result = validate_event(event_of(body))
+    assert isinstance(result, list), "the event should have been refused"
+    return result
+
+
+def only_problem(body: dict[str, Any]) -> Problem:
+    problems = problems_of(body)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def valid(body: dict[str, Any]) -> BookingEvent:
+    result = validate_event(event_of(body))
+    assert isinstance(result, BookingEvent), result
+    return result
+
+
+def test_contract_example_is_valid_and_unchanged() -> None:
+    event = event_of(example())
+
+    assert validate_event(event) == event
+
+
+def test_valid_event_comes_back_normalized() -> None:
+    body = changed(
+        ((*GUEST, "name"), "  <b>Ola</b>\n\tNordmann\x00 "),
+        ((*GUEST, "email"), " Ola.Nordmann@Example.NO "),
+        ((*GUEST, "phone"), "+47 912 34 567"),
+        ((*ORGANIZER, "phone"), "+1 (650) 253-0000"),
+        ((*ORGANIZER, "name"), "Kari &amp; Per"),
+        (("booking", "company"), "Acme <i>Travel</i>  AS"),
+    )
+
+    event = valid(body)
+
+    guest = event.booking.stays[0].guests[0]
+    assert guest == Contact(
+        name="Ola Nordmann", email="Ola.Nordmann@example.no", phone="+4791234567"
+    )
+    assert event.booking.organizer == Contact(
+        name="Kari & Per", email="kari@example.no", phone="+16502530000"
+    )
+    assert event.booking.company == "Acme Travel AS"
+    # Everything that needs no cleaning is kept as it came.
+    assert event.booking.stays[0].arrival == event_of(body).booking.stays[0].arrival
+    assert event.event_id == "evt-000123"
+
+
+# Emails
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ola",
+        "ola@",
+        "@example.no",
+        "ola@example",
+        "ola@@example.no",
+        "ola@exa mple.no",
+        "Ola Nordmann <ola@example.no>",
+        "ola@example.invalid",
+        "ola..nordmann@example.no",
+        "ola@-example.no",
+    ],
+)
+@pytest.mark.parametrize("where", [GUEST, ORGANIZER])
+def test_invalid_email(email: str, where: tuple[Key, ...]) -> None:
+    problem = only_problem(changed(((*where, "email"), email)))
+
+    expected = GUEST_PATH if where == GUEST else "booking.organizer"
+    assert problem == Problem(path=f"{expected}.email", message="is not a valid email address")
+
+
+@pytest.mark.parametrize("email", ["", "   "])
+def test_empty_email_asks_for_null(email: str) -> None:
+    problem = only_problem(changed(((*GUEST, "email"), email)))
+
+    assert problem.path == f"{GUEST_PATH}.email"
+    assert "leave it out or send null" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("email", "normalized"),
+    [
+        ("ola@example.no", "ola@example.no"),
+        ("OLA@EXAMPLE.NO", "OLA@example.no"),
+        ("  ola@example.no\n", "ola@example.no"),
+        ("åse@blåbær.no", "åse@blåbær.no"),
+        ("ola+booking@example.co.uk", "ola+booking@example.co.uk"),
+    ],
+)
+def test_valid_email_is_normalized(email: str, normalized: str) -> None:
+    event = valid(changed(((*GUEST, "email"), email)))
+
+    assert event.booking.stays[0].guests[0].email == normalized
+
+
+# Phones
+
+
+@pytest.mark.parametrize(
+    ("phone", "fragment"),
+    [
+        ("91234567", "must include the country code, e.g. +4791234567"),
+        ("004791234567", "must include the country code"),
+        ("47 91 23 45 67", "must include the country code"),
+        ("+47 123", "is not a valid phone number"),
+        ("+4712345678", "is not a valid phone number"),
+        ("+999 1234567", "is not a valid phone number"),
+        ("+47abc", "is not a valid phone number"),
+        ("+", "is not a valid phone number"),
+        ("", "leave it out or send null"),
+    ],
+)
+@pytest.mark.parametrize("where", [GUEST, ORGANIZER])
+def test_invalid_phone(phone: str, fragment: str, where: tuple[Key, ...]) -> None:
+    problem = only_problem(changed(((*where, "phone"), phone)))
+
+    expected = GUEST_PATH if where == GUEST else "booking.organizer"
+    assert problem.path == f"{expected}.phone"
+    assert fragment in problem.message
+
+
+@pytest.mark.parametrize(
+    ("phone", "e164"),
+    [
+        ("+4791234567", "+4791234567"),
+        ("+47 912 34 567", "+4791234567"),
+        ("+47-912-34-567", "+4791234567"),
+        (" +46 70 123 45 67 ", "+46701234567"),
+        ("+44 20 7946 0958", "+442079460958"),
+        ("+1 (650) 253-0000", "+16502530000"),
+    ],
+)
+def test_valid_phone_is_stored_as_e164(phone: str, e164: str) -> None:
+    event = valid(changed(((*GUEST, "phone"), phone)))
+
+    assert event.booking.stays[0].guests[0].phone == e164
+
+
+# Text
+
+
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [
+        ("Ola Nordmann", "Ola Nordmann"),
+        ("  Ola \n\t Nordmann  ", "Ola Nordmann"),
+        ("<b>Ola</b> Nordmann", "Ola Nordmann"),
+        ("Ola<br/>Nordmann", "Ola Nordmann"),
+        ("Ola <script>alert('x')</script>Nordmann", "Ola Nordmann"),
+        ("Ola <SCRIPT type='text/javascript'>alert(1)</SCRIPT >Nordmann", "Ola Nordmann"),
+        ("Ola <style>b{color:red}</style>Nordmann", "Ola Nordmann"),
+        ("Ola <script>alert(1)", "Ola"),
+        ("Ola <!-- note -->Nordmann", "Ola Nordmann"),
+        ("&lt;script&gt;alert(1)&lt;/script&gt;Ola", "Ola"),
+        ("Smith &amp; Sons", "Smith & Sons"),
+        ("Ola\x00Nord\x07mann", "OlaNordmann"),
+        ("Ola\u202eNordmann\u200b", "OlaNordmann"),
+        ("Ola > Kari < Per", "Ola Kari Per"),
+        ("Ola\u00a0Nordmann", "Ola Nordmann"),
+        ("Ze\u0301", "Zé"),
+        ("Åse Bjørnstad-Ødegård", "Åse Bjørnstad-Ødegård"),
+        ("O'Brien", "O'Brien"),
+        ("\U0001f468\u200d\U0001f469", "\U0001f468\u200d\U0001f469"),
+    ],
+)
+def test_clean_text(raw: str, cleaned: str) -> None:
+    assert clean_text(raw) == cleaned
+
+
+@pytest.mark.parametrize(
+    "name", ["<script>alert(1)</script>", "<b></b>", "\x00\x01", " \u200b ", "<img src=x>"]
+)
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [((*GUEST, "name"), f"{GUEST_PATH}.name"), ((*ORGANIZER, "name"), "booking.organizer.name")],
+)
+def test_name_empty_after_cleaning(name: str, where: tuple[Key, ...], expected: str) -> None:
+    problem = only_problem(changed((where, name)))
+
+    assert problem.path == expected
+    assert "is empty once markup and control characters are removed" in problem.message
+
+
+@pytest.mark.parametrize("company", ["", " ", "<p></p>"])
+def test_company_empty_after_cleaning(company: str) -> None:
+    problem = only_problem(changed((("booking", "company"), company)))
+
+    assert problem.path == "booking.company"
+    assert "is empty" in problem.message
+
+
+def test_name_too_long_in_an_event_built_in_code() -> None:
+    event = event_of(example())
+    guest = msgspec.structs.replace(event.booking.stays[0].guests[0], name="n" * 201)
+    stay = msgspec.structs.replace(event.booking.stays[0], guests=(guest,))
+    event = msgspec.structs.replace(
+        event, booking=msgspec.structs.replace(event.booking, stays=(stay,))
+    )
+
+    assert validate_event(event) == [
+        Problem(path=f"{GUEST_PATH}.name", message="must be at most 200 characters")
+    ]
+
+
+# IDs
+
+ID_FIELDS = [
+    (("event_id",), "event_id"),
+    (("source",), "source"),
+    (("booking", "booking_id"), "booking.booking_id"),
+    (("booking", "property_id"), "booking.property_id"),
+    ((*STAY, "stay_id"), "booking.stays[0].stay_id"),
+    ((*STAY, "resource_id"), "booking.stays[0].resource_id"),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), ID_FIELDS)
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("acme:R-1001", "must not contain ':'"),
+        ("-R1001", ID_RULE),
+        (".hidden", ID_RULE),
+        ("R 1001", ID_RULE),
+        ("R-1001 ", ID_RULE),
+        ("rom-å", ID_RULE),
+        ("R-1001\n", ID_RULE),
+        ("R<1001>", ID_RULE),
+    ],
+)
+def test_bad_id(path: tuple[Key, ...], expected: str, value: str, fragment: str) -> None:
+    problem = only_problem(changed((path, value)))
+
+    assert problem.path == expected
+    assert fragment in problem.message
+
+
+@pytest.mark.parametrize(("path", "expected"), ID_FIELDS)
+@pytest.mark.parametrize("value", ["R-1001/2", "a.b_c@d+e#f-g", "7", "X" * 128])
+def test_good_id(path: tuple[Key, ...], expected: str, value: str) -> None:
+    event: Any = msgspec.to_builtins(valid(changed((path, value))))
+    for key in path:
+        event = event[key]
+
+    assert event == value
+
+
+def test_id_length_is_checked_for_events_built_in_code() -> None:
+    event = msgspec.structs.replace(event_of(example()), event_id="e" * 129, source="")
+
+    assert validate_event(event) == [
+        Problem(path="event_id", message="must be at most 128 characters"),
+        Problem(path="source", message="must not be empty"),
+    ]
+
+
+# Stays
+
+
+def stays(*periods: tuple[str, str], ids: tuple[str, ...] = ()) -> dict[str, Any]:
+    template = example()["booking"]["stays"][0]
+    lines = []
+    for index, (arrival, departure) in enumerate(periods):
+        line = copy.deepcopy(template)
+        line.update(arrival=arrival, departure=departure)
+        line["stay_id"] = ids[index] if ids else f"R-1001-{index + 1}"
+        lines.append(line)
+    return changed((("booking", "stays"), lines))
+
+
+@pytest.mark.parametrize(
+    ("arrival", "departure", "fragment"),
+    [
+        ("2026-11-25T11:00:00+01:00", "2026-11-23T15:00:00+01:00", "must be after arrival"),
+        ("2026-11-23T15:00:00+01:00", "2026-11-23T15:00:00+01:00", "must be after arrival"),
+        # The same instant written in two offsets is still not after.
+        ("2026-11-23T15:00:00+01:00", "2026-11-23T14:00:00Z", "must be after arrival"),
+        ("2026-01-01T15:00:00+01:00", "2027-01-03T11:00:00+01:00", "longer than 366 days"),
+    ],
+)
+def test_bad_stay_period(arrival: str, departure: str, fragment: str) -> None:
+    problem = only_problem(stays((arrival, departure)))
+
+    assert problem.path == "booking.stays[0].departure"
+    assert fragment in problem.message
+
+
+@pytest.mark.parametrize(
+    ("arrival", "departure"),
+    [
+        ("2026-11-23T15:00:00+01:00", "2026-11-23T14:01:00Z"),
+        ("2026-11-23T15:00:00+01:00", "2026-11-23T15:30:00+01:00"),
+        ("2026-01-01T15:00:00+01:00", "2027-01-02T15:00:00+01:00"),
+    ],
+)
+def test_good_stay_period(arrival: str, departure: str) -> None:
+    event = valid(stays((arrival, departure)))
+
+    assert event.booking.stays[0].departure == datetime.fromisoformat(departure)
+
+
+def test_stay_ids_are_unique_within_a_booking() -> None:
+    period = ("2026-11-23T15:00:00+01:00", "2026-11-25T11:00:00+01:00")
+    body = stays(period, period, period, ids=("A", "B", "A"))
+
+    assert problems_of(body) == [
+        Problem(path="booking.stays[2].stay_id", message="repeats the stay_id of booking.stays[0]")
+    ]
+
+
+@pytest.mark.parametrize("deleted", [True, False])
+def test_booking_without_stays_is_valid(deleted: bool) -> None:
+    event = valid(changed((("booking", "stays"), []), (("booking", "deleted"), deleted)))
+
+    assert event.booking.stays == ()
+
+
+def test_naive_datetimes_built_in_code_are_refused_without_crashing() -> None:
+    event = event_of(example())
+    stay = msgspec.structs.replace(
+        event.booking.stays[0], arrival=datetime(2026, 11, 23, 15), departure=datetime(2026, 11, 25)
+    )
+    event = msgspec.structs.replace(
+        event,
+        occurred_at=datetime(2026, 11, 22, 10),
+        booking=msgspec.structs.replace(event.booking, stays=(stay,)),
+    )
+
+    problems = validate_event(event)
+
+    assert isinstance(problems, list)
+    assert [p.path for p in problems] == [
+        "occurred_at",
+        "booking.stays[0].arrival",
+        "booking.stays[0].departure",
+    ]
+    assert all("must include a UTC offset" in p.message for p in problems)
+
+
+# Communication
+
+
+def test_communication_organizer_requires_an_organizer() -> None:
+    body = changed((("booking", "communication"), "organizer"), (ORGANIZER, None))
+
+    assert problems_of(body) == [
+        Problem(path="booking.organizer", message="is required when communication is organizer")
+    ]
+
+
+@pytest.mark.parametrize("communication", ["guest", "none", None])
+def test_other_communication_needs_no_organizer(communication: str | None) -> None:
+    body = changed((("booking", "communication"), communication), (ORGANIZER, DELETE))
+
+    assert valid(body).booking.organizer is None
+
+
+def test_communication_organizer_with_an_organizer_is_valid() -> None:
+    body = changed(
+        (("booking", "communication"), "organizer"), (("booking", "booking_type"), "group")
+    )
+
+    assert valid(body).booking.communication == "organizer"
+
+
+# All problems at once, and never the personal value
+
+
+def test_every_problem_of_an_event_is_listed() -> None:
+    body = changed(
+        (("source",), "acme:pms"),
+        (("booking", "communication"), "organizer"),
+        (ORGANIZER, None),
+        ((*STAY, "departure"), "2026-11-22T11:00:00+01:00"),
+        ((*GUEST, "name"), "<script>x</script>"),
+        ((*GUEST, "email"), "ola@example"),
+        ((*GUEST, "phone"), "91234567"),
+    )
+
+    assert problems_of(body) == [
+        Problem(path="source", message="must not contain ':' (it separates grant key parts)"),
+        Problem(path="booking.organizer", message="is required when communication is organizer"),
+        Problem(path="booking.stays[0].departure", message="must be after arrival"),
+        Problem(
+            path=f"{GUEST_PATH}.name",
+            message="is empty once markup and control characters are removed",
+        ),
+        Problem(path=f"{GUEST_PATH}.email", message="is not a valid email address"),
+        Problem(
+            path=f"{GUEST_PATH}.phone", message="must include the country code, e.g. +4791234567"
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("email", "kari.secret@example"),
+        ("email", "Kari Hansen <kari.secret@example.no>"),
+        ("phone", "98765432"),
+        ("phone", "+47 98765"),
+        ("phone", "+479876543210"),
+    ],
+)
+def test_messages_never_repeat_the_rejected_value(field: str, value: str) -> None:
+    problem = only_problem(changed(((*GUEST, field), value)))
+
+    assert problem.path == f"{GUEST_PATH}.{field}"
+    for part in (value, value.strip("+"), "kari", "98765"):
+        assert part not in problem.message
+
+
+# Batches
+
+
+def test_batch_of_valid_events_is_normalized_in_order() -> None:
+    first = event_of(changed((("event_id",), "evt-1"), ((*GUEST, "phone"), "+47 912 34 567")))
+    second = event_of(changed((("event_id",), "evt-2")))
+
+    result = validate_batch([first, second])
+
+    assert isinstance(result, tuple)
+    assert [e.event_id for e in result] == ["evt-1", "evt-2"]
+    assert result[0].booking.stays[0].guests[0].phone == "+4791234567"
+
+
+def test_batch_with_one_bad_event_refuses_all_under_its_index() -> None:
+    good = event_of(example())
+    bad = event_of(changed(((*GUEST, "phone"), "91234567"), (("booking", "booking_id"), "a:b")))
+
+    assert validate_batch([good, good, bad]) == [
+        Problem(
+            path="events[2].booking.booking_id",
+            message="must not contain ':' (it separates grant key parts)",
+        ),
+        Problem(
+            path=f"events[2].{GUEST_PATH}.phone",
+            message="must include the country code, e.g. +4791234567",
+        ),
+    ]
+
+
+def test_empty_batch_validates_to_nothing() -> None:
+    assert validate_batch([]) == ()
+
+
+def test_validation_does_not_touch_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("validation opened a socket")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+    event = event_of(changed(((*GUEST, "email"), "ola@gmail.com")))
+
+    assert isinstance(validate_event(event), BookingEvent)
