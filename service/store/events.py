@@ -177,7 +177,9 @@ class EventStore:
                     # conflicting (with the log or an earlier request of this group), or new
                     # but withheld because another event of its unit conflicts
                     rival = claimed.get(key)
-                    clash = earlier is not None or (rival is not None and rival[1] != body_digest(event))
+                    clash = earlier is not None or (
+                        rival is not None and rival[1] != body_digest(event)
+                    )
                     status: Status = "conflict" if clash else "withheld"
                     results.append(AppendResult(event_id=event.event_id, status=status))
                 continue

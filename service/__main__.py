@@ -1,0 +1,124 @@
+"""How is the service run? The `inlet-bridge` command: serve, migrate, demo, sandbox, emulators."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from service.logs import configure_logging
+from service.settings import Settings, SettingsError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inlet-bridge", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the service (settings from the environment)")
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    demo = commands.add_parser(
+        "demo", help="run the service with the demo hotel and sample bookings"
+    )
+    demo.add_argument("--once", action="store_true", help="exit 0 when converged, 1 on timeout")
+    demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait with --once")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--inlet-port", type=int, default=8081)
+    sandbox = commands.add_parser("sandbox", help="run the Inlet sandbox")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8081)
+    emulator = commands.add_parser("spectra-emulator", help="run the Spectra PMS emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8082)
+    emulator.add_argument("--username", default="inlet")
+    emulator.add_argument("--password", default="inlet-demo")
+    emulator.add_argument("--hotel-code", default="OSL")
+    args = parser.parse_args(argv)
+
+    if args.command == "sandbox":
+        from service.inlet.sandbox import run_sandbox
+
+        configure_logging("INFO")
+        return _run(run_sandbox(args.host, args.port))
+    if args.command == "spectra-emulator":
+        from service.adapters.spectra.emulator import run_spectra_emulator
+
+        configure_logging("INFO")
+        return _run(
+            run_spectra_emulator(
+                args.host,
+                args.port,
+                username=args.username,
+                password=args.password,
+                hotel_code=args.hotel_code,
+            )
+        )
+    if args.command == "demo":
+        from service.demo.run import run_demo
+
+        return asyncio.run(
+            run_demo(
+                once=args.once, timeout=args.timeout, port=args.port, inlet_port=args.inlet_port
+            )
+        )
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"inlet-bridge: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    return _serve(settings)
+
+
+def _serve(settings: Settings) -> int:
+    from service.app import create_app
+
+    try:
+        settings.require_hotels()
+    except SettingsError as exc:
+        print(f"inlet-bridge: {exc}", file=sys.stderr)
+        return 2
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        print=None,
+        access_log=None,
+    )
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    from service.store.db import Database, EmbeddedPostgres
+
+    embedded = None
+    dsn = settings.database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+        dsn = embedded.start()
+    db = await Database.connect(dsn, min_size=1, max_size=1)
+    try:
+        applied = await db.migrate()
+    finally:
+        await db.close()
+        if embedded is not None:
+            embedded.stop()
+    print(f"applied migrations: {applied or 'none (schema is current)'}")
+    return 0
+
+
+def _run(coro: object) -> int:
+    try:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The demo hotel: its properties file and the `inlet-bridge demo` command."""

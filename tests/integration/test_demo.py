@@ -1,0 +1,49 @@
+"""`inlet-bridge demo --once` converges on a fresh data folder and exits 0."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_once_converges(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["INLET_BRIDGE_DATA"] = str(tmp_path / "data")
+    result = subprocess.run(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "demo",
+            "--once",
+            "--timeout",
+            "60",
+            "--port",
+            str(free_port()),
+            "--inlet-port",
+            str(free_port()),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "converged" in result.stdout
+    assert "active: code #" in result.stdout
+    assert "waiting for the send window" in result.stdout
+    assert "no access (cancelled" in result.stdout
+    # The service's logs went to the data folder, with personal data masked.
+    log = (tmp_path / "data" / "demo.log").read_text()
+    assert '"action":"call.succeeded"' in log
+    assert "ola@example.no" not in log and "+4791234567" not in log
