@@ -95,7 +95,9 @@ def event(
     }
 
 
-def signed_headers(body: bytes, *, secret: str = SIGNING_SECRET, at: float | None = None) -> dict[str, str]:
+def signed_headers(
+    body: bytes, *, secret: str = SIGNING_SECRET, at: float | None = None
+) -> dict[str, str]:
     ts = int(at if at is not None else time.time())
     msg_id = f"msg_{ts}"
     return {
@@ -180,7 +182,9 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(database_url: str, *, start: datetime = START, **extra: str) -> AsyncIterator[Harness]:
+async def harness(
+    database_url: str, *, start: datetime = START, **extra: str
+) -> AsyncIterator[Harness]:
     clock = ManualClock(start)
     sandbox = TestClient(TestServer(create_sandbox_app(api_keys=[INLET_KEY], clock=clock.now)))
     await sandbox.start_server()

@@ -20,6 +20,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def client(database_url: str, clock: ManualClock) -> AsyncIterator[TestClient]:
-    app = create_app(settings_for(database_url, MAX_BODY_BYTES="20000"), clock=clock, run_workers=False)
+    app = create_app(
+        settings_for(database_url, MAX_BODY_BYTES="20000"), clock=clock, run_workers=False
+    )
     async with TestClient(TestServer(app)) as test_client:
         yield test_client

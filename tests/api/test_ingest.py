@@ -53,7 +53,9 @@ async def test_changed_body_under_the_same_id_is_refused(client: TestClient) -> 
     assert response.status == 409
     body = await response.json()
     assert body["error"] == "conflict"
-    assert body["problems"] == [{"path": "event_id", "message": "already stored with a different body"}]
+    assert body["problems"] == [
+        {"path": "event_id", "message": "already stored with a different body"}
+    ]
     assert await count(client) == 1
 
 
@@ -115,7 +117,10 @@ async def test_bad_missing_or_expired_signature_is_refused(
     old = signed_headers(body, at=clock.now().timestamp() - 301)
     response = await client.post("/v1/events", data=body, headers=old)
     assert response.status == 401
-    assert await response.json() == {"error": "unauthorized", "message": "missing or invalid credentials"}
+    assert await response.json() == {
+        "error": "unauthorized",
+        "message": "missing or invalid credentials",
+    }
     assert (
         await client.post("/v1/events", json=event("e1"), headers={"Authorization": "Bearer nope"})
     ).status == 401
@@ -140,9 +145,7 @@ async def test_batch_with_one_bad_event_stores_none(client: TestClient) -> None:
     good = event("e1")
     bad = event("e2", booking_id="R-2")
     bad["booking"]["stays"][0]["guests"][0]["email"] = "broken@"
-    response = await client.post(
-        "/v1/events:batch", json={"events": [good, bad]}, headers=BEARER
-    )
+    response = await client.post("/v1/events:batch", json={"events": [good, bad]}, headers=BEARER)
     assert response.status == 422
     problems = (await response.json())["problems"]
     assert [p["path"] for p in problems] == ["events[1].booking.stays[0].guests[0].email"]
@@ -190,3 +193,35 @@ async def test_health_and_readiness(client: TestClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status == 200
     assert (await ready.json())["database"] == "ok"
+
+
+async def test_concurrent_requests_share_commits(client: TestClient) -> None:
+    import asyncio
+
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/events", json=event(f"c{i}", booking_id=f"R-{i}"), headers=BEARER)
+            for i in range(60)
+        )
+    )
+    assert [r.status for r in responses] == [202] * 60
+    assert await count(client) == 60
+    text = await (await client.get("/metrics")).text()
+    groups = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("inlet_bridge_group_commit_events_count")
+    )
+    assert groups < 60  # at least one transaction committed several requests' events
+
+
+async def test_same_new_event_in_concurrent_requests_is_stored_once(client: TestClient) -> None:
+    import asyncio
+
+    responses = await asyncio.gather(
+        *(client.post("/v1/events", json=event("same"), headers=BEARER) for _ in range(10))
+    )
+    bodies = [await r.json() for r in responses]
+    assert [r.status for r in responses] == [202] * 10
+    assert all(b == bodies[0] for b in bodies)
+    assert await count(client) == 1

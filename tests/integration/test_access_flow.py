@@ -139,9 +139,7 @@ async def test_temporary_failures_are_retried_every_5_minutes_until_inlet_recove
 
 
 async def test_permanent_failure_is_escalated_at_once_with_inlets_message(h: Harness) -> None:
-    await h.fault(
-        kind="success_false", retryable=False, message="Lock L-101 is not known", count=1
-    )
+    await h.fault(kind="success_false", retryable=False, message="Lock L-101 is not known", count=1)
     await h.post(event("e1", arrival=START + 5 * HOUR))
     await h.settle()
     call = (await h.rows("SELECT * FROM inlet_calls"))[0]
