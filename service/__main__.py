@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from service import cli_resync
 from service.logs import configure_logging
 from service.settings import Settings, SettingsError
 
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.add_argument("--username", default="inlet")
     emulator.add_argument("--password", default="inlet-demo")
     emulator.add_argument("--hotel-code", default="OSL")
+    cli_resync.add_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "sandbox":
@@ -71,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "resync":
+        return asyncio.run(cli_resync.run_resync(settings, args))
     return _serve(settings)
 
 

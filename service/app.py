@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from service.api import health, ingest
+from service.api import health, ingest, operators, resync
 from service.api.responses import error
 from service.clock import Clock, SystemClock
 from service.ingest import GroupCommitter
@@ -76,9 +76,8 @@ def create_app(
     app.router.add_get("/metrics", health.metrics)
     app.router.add_post("/v1/events", ingest.post_event)
     app.router.add_post("/v1/events:batch", ingest.post_batch)
-    from service.api import operators
-
     operators.add_routes(app)
+    resync.add_routes(app)
     return app
 
 

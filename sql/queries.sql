@@ -179,13 +179,14 @@ ORDER BY c.grant_key, c.id DESC;
 -- Withdraw a pending call that is not in flight (a newer desired state replaces it).
 UPDATE inlet_calls
 SET state = 'superseded', finished_at = $2, lease_owner = NULL, lease_until = NULL
-WHERE id = $1 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $2);
+WHERE id = $1 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $2)
+RETURNING reason, resync_id;
 
 -- name: insert_call
 -- Queue one Inlet call for a grant.
 INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason, request,
-                         fingerprint, priority, next_attempt_at, deadline, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $10)
+                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $10, $12)
 RETURNING id;
 
 -- name: raise_escalation
@@ -257,10 +258,13 @@ ON CONFLICT (call_id, attempt) DO NOTHING;
 -- Store what Inlet now holds for a grant; a code or link Inlet did not return is kept.
 INSERT INTO grants AS g (grant_key, source, booking_id, stay_id, property_id, state, reference_id,
                          code, code_formatted, link, access_points, valid_from, valid_to,
-                         fingerprint, message, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+                         fingerprint, message, created_at, updated_at, resource_id, applied)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17,
+        $18::jsonb)
 ON CONFLICT (grant_key) DO UPDATE
 SET state = EXCLUDED.state,
+    resource_id = EXCLUDED.resource_id,
+    applied = EXCLUDED.applied,
     reference_id = coalesce(EXCLUDED.reference_id, g.reference_id),
     code = coalesce(EXCLUDED.code, g.code),
     code_formatted = coalesce(EXCLUDED.code_formatted, g.code_formatted),
@@ -325,3 +329,63 @@ SELECT id, grant_key, call_id, operation, severity, reason, message, created_at,
 FROM escalations
 WHERE source = $1 AND booking_id = $2
 ORDER BY id;
+
+-- name: door_usage
+-- How many active grants of other bookings use each of these doors (for capacity limits).
+SELECT door, count(*) AS used
+FROM grants g, unnest(g.access_points) AS door
+WHERE g.property_id = $1 AND g.state = 'active' AND door = ANY ($4::text[])
+  AND NOT (g.source = $2 AND g.booking_id = $3)
+GROUP BY door;
+
+-- ---------------------------------------------------------------- re-sync
+
+-- name: resync_candidates
+-- Active grants matching a re-sync selector (each filter applies only when given).
+SELECT g.grant_key, g.source, g.booking_id, g.property_id, g.applied::text AS applied,
+       g.fingerprint, g.valid_from
+FROM grants g
+WHERE g.state = 'active' AND g.applied IS NOT NULL
+  AND ($1::text IS NULL OR g.property_id = $1)
+  AND ($2::text[] IS NULL OR g.access_points && $2)
+  AND ($3::text[] IS NULL OR g.resource_id = ANY ($3))
+  AND ($4::text[] IS NULL OR (g.source || ':' || g.booking_id) = ANY ($4))
+ORDER BY g.grant_key;
+
+-- name: insert_resync
+-- Record one re-sync request.
+INSERT INTO resyncs (requested_at, requested_by, selector, matched, queued, note)
+VALUES ($1, $2, $3::jsonb, $4, 0, $5)
+RETURNING id;
+
+-- name: queue_resync_call
+-- Queue a regenerating UpdateAccess for a grant with no pending call.
+INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason, request,
+                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id)
+VALUES ($1, $2, $3, $4, 'update', 'resync', $5::jsonb, $6, 1, $7, $8, $7, $9)
+ON CONFLICT (grant_key) WHERE state = 'pending' DO NOTHING
+RETURNING id;
+
+-- name: join_resync
+-- Make a grant's queued (not in flight) grant or update call regenerate the code too.
+UPDATE inlet_calls
+SET reason = 'resync', resync_id = $2
+WHERE grant_key = $1 AND state = 'pending' AND operation IN ('grant', 'update')
+  AND (lease_until IS NULL OR lease_until < $3)
+RETURNING id;
+
+-- name: set_resync_queued
+-- Record how many calls a re-sync queued.
+UPDATE resyncs SET queued = $2 WHERE id = $1;
+
+-- name: resync_progress
+-- A re-sync's calls by state.
+SELECT r.id, r.requested_at, r.requested_by, r.selector::text AS selector, r.matched, r.queued,
+       count(c.id) FILTER (WHERE c.state = 'succeeded') AS succeeded,
+       count(c.id) FILTER (WHERE c.state = 'pending') AS pending,
+       count(c.id) FILTER (WHERE c.state = 'failed') AS failed,
+       count(c.id) FILTER (WHERE c.state = 'superseded') AS superseded
+FROM resyncs r
+LEFT JOIN inlet_calls c ON c.resync_id = r.id
+WHERE r.id = $1
+GROUP BY r.id;

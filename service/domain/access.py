@@ -9,6 +9,7 @@ next needs a look come from the same function, so the reconciler never guesses.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -58,9 +59,16 @@ class DesiredAccess(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def desired_access(
-    state: BookingState | None, prop: Property | None, property_id: str, now: datetime
+    state: BookingState | None,
+    prop: Property | None,
+    property_id: str,
+    now: datetime,
+    door_usage: Mapping[str, int] | None = None,
 ) -> DesiredAccess:
-    """The grants that should exist (already ended ones excluded) and when to look again."""
+    """The grants that should exist (already ended ones excluded) and when to look again.
+
+    `door_usage` counts the active grants of other bookings on each door with a capacity.
+    """
     if state is None or state.deleted:
         return DesiredAccess(grants=(), issues=(), next_look_at=None)
     if prop is None:
@@ -80,12 +88,15 @@ def desired_access(
     grants: list[DesiredGrant] = []
     issues: list[StayIssue] = []
     looks: list[datetime] = []
+    used = dict(door_usage or {})
     for stay_state in state.stays:
         grant, stay_issues, look = _stay_access(state, stay_state, prop, property_id, now)
         issues.extend(stay_issues)
         if look is not None:
             looks.append(look)
         if grant is not None:
+            grant, full = _within_capacity(grant, prop, used)
+            issues.extend(full)
             grants.append(grant)
     future = [t for t in looks if t > now]
     return DesiredAccess(
@@ -161,6 +172,48 @@ def _stay_access(
     # Look again when the window opens (to send) and when access ends (to revoke).
     look = send_after if send_after > now else valid_to
     return grant, issues, look
+
+
+def _within_capacity(
+    grant: DesiredGrant, prop: Property, used: dict[str, int]
+) -> tuple[DesiredGrant, list[StayIssue]]:
+    """Leave out shared doors that hold no more codes, and say so; count the ones kept."""
+    kept: list[str] = []
+    issues: list[StayIssue] = []
+    for point in grant.access_points:
+        door = prop.doors.get(point)
+        if door is None or door.capacity is None:
+            kept.append(point)
+            continue
+        if used.get(point, 0) >= door.capacity:
+            issues.append(
+                StayIssue(
+                    stay_id=grant.stay_id,
+                    kind="door_capacity",
+                    message=f"door {point!r} holds its maximum of {door.capacity} codes;"
+                    " access was created without it",
+                    escalate=True,
+                )
+            )
+            continue
+        used[point] = used.get(point, 0) + 1
+        kept.append(point)
+    if len(kept) == len(grant.access_points):
+        return grant, issues
+    access_points = tuple(kept)
+    fingerprint = _fingerprint(
+        grant.operation,
+        access_points,
+        grant.valid_from,
+        grant.valid_to,
+        grant.guest_name,
+        grant.email,
+        grant.phone,
+    )
+    return (
+        msgspec.structs.replace(grant, access_points=access_points, fingerprint=fingerprint),
+        issues,
+    )
 
 
 def _valid_from(stay_state: StayState, prop: Property) -> datetime | None:

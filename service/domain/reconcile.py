@@ -25,6 +25,7 @@ class BookingInputs(msgspec.Struct, frozen=True, kw_only=True):
     events: tuple[LoggedEvent, ...]
     actual: Mapping[str, ActualGrant]
     pending: Mapping[str, PendingCall]
+    door_usage: Mapping[str, int] = {}
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,7 +38,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 def decide(inputs: BookingInputs, hotels: HotelsConfig, now: datetime) -> Decision:
     state = fold(inputs.events)
     property_id = state.booking.property_id if state else inputs.property_id
-    desired = desired_access(state, hotels.properties.get(property_id), property_id, now)
+    desired = desired_access(
+        state, hotels.properties.get(property_id), property_id, now, inputs.door_usage
+    )
     operations = plan({g.grant_key: g for g in desired.grants}, inputs.actual, inputs.pending, now)
     return Decision(
         state=state,

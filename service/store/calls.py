@@ -129,6 +129,8 @@ class CallStore:
                 desired.fingerprint,
                 attempt.message,
                 now,
+                desired.resource_id,
+                msgspec.json.encode(desired).decode(),
             )
 
     async def retry_later(
@@ -253,7 +255,8 @@ class CallStore:
             call.booking_id,
             call.property_id,
             call.id,
-            call.operation,
+            # a failed re-sync gets its own series: guests may keep codes that no longer work
+            "resync" if call.reason == "resync" else call.operation,
             severity,
             reason,
             message,

@@ -28,7 +28,8 @@ async def refresh_gauges(db: Database, metrics: Metrics, now: datetime | None = 
     open_escalations = {
         (r["operation"], r["severity"]): r["open"] for r in await db.fetch("gauge_escalations")
     }
-    for op in (*OPERATIONS, "none"):
+    # escalations also count failed re-syncs ("resync") and stay problems with no call ("none")
+    for op in (*OPERATIONS, "resync", "none"):
         for severity in SEVERITIES:
             metrics.escalations_open.labels(operation=op, severity=severity).set(
                 open_escalations.get((op, severity), 0)

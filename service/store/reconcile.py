@@ -6,7 +6,7 @@ in one transaction; a crash leaves the booking marked, and its lease expires.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -56,10 +56,15 @@ class ReconcileStore:
         owner: str,
         now: datetime,
         decide: Callable[[BookingInputs], Decision],
+        capped_doors: Sequence[str] = (),
     ) -> Decision | None:
-        """Load, decide, write; None when the lease was lost meanwhile (nothing written)."""
+        """Load, decide, write; raises LeaseLost when another worker took over (nothing written).
+
+        `capped_doors` are the property's doors with a capacity: their use by other bookings
+        is loaded so the decision can keep within it.
+        """
         async with self._db.transaction() as conn:
-            inputs = await self._inputs(conn, claimed, now)
+            inputs = await self._inputs(conn, claimed, now, capped_doors)
             decision = decide(inputs)
             await self._write(conn, claimed, decision, now)
             status = await conn.execute(
@@ -91,9 +96,19 @@ class ReconcileStore:
         return value
 
     async def _inputs(
-        self, conn: Connection, claimed: ClaimedBooking, now: datetime
+        self,
+        conn: Connection,
+        claimed: ClaimedBooking,
+        now: datetime,
+        capped_doors: Sequence[str],
     ) -> BookingInputs:
         key = (claimed.source, claimed.booking_id)
+        usage: dict[str, int] = {}
+        if capped_doors:
+            rows = await conn.fetch(
+                self._db.sql("door_usage"), claimed.property_id, *key, list(capped_doors)
+            )
+            usage = {r["door"]: r["used"] for r in rows}
         events = await conn.fetch(self._db.sql("booking_events"), *key)
         grants = await conn.fetch(self._db.sql("booking_grants"), *key)
         locked = await conn.fetch(self._db.sql("lock_pending_calls"), *key)
@@ -139,6 +154,7 @@ class ReconcileStore:
                 for r in grants
             },
             pending=pending,
+            door_usage=usage,
         )
 
     async def _write(
@@ -146,10 +162,14 @@ class ReconcileStore:
     ) -> None:
         property_id = decision.state.booking.property_id if decision.state else claimed.property_id
         for op in decision.operations:
+            reason, resync_id = "booking", None
             if op.supersedes is not None:
-                status = await conn.execute(self._db.sql("supersede_call"), op.supersedes, now)
-                if status.endswith(" 0"):
+                replaced = await conn.fetchrow(self._db.sql("supersede_call"), op.supersedes, now)
+                if replaced is None:
                     raise LeaseLost  # a worker took the call after all: plan again later
+                if replaced["reason"] == "resync" and op.kind in ("grant", "update"):
+                    # the newer state still owes the guest the re-sync's new code
+                    reason, resync_id = "resync", replaced["resync_id"]
             if op.kind == "cancel":
                 continue
             desired = op.desired
@@ -160,12 +180,13 @@ class ReconcileStore:
                 claimed.booking_id,
                 property_id,
                 op.kind,
-                "booking",
+                reason,
                 msgspec.json.encode(desired).decode() if desired else "{}",
                 desired.fingerprint if desired else "",
                 PRIORITY[op.kind],
                 now,
                 desired.valid_from if desired else None,
+                resync_id,
             )
         open_issues = []
         for issue in decision.desired.issues:

@@ -82,6 +82,12 @@ class Reconciler:
             )
         return found
 
+    def _capped_doors(self, property_id: str) -> list[str]:
+        prop = self._hotels.properties.get(property_id)
+        if prop is None:
+            return []
+        return sorted(door for door, limit in prop.doors.items() if limit.capacity is not None)
+
     async def _reconcile(self, booking: ClaimedBooking) -> Decision | None:
         now = self._clock.now()
         context = {"source": booking.source, "booking_id": booking.booking_id}
@@ -91,6 +97,7 @@ class Reconciler:
                 owner=self._owner,
                 now=now,
                 decide=lambda inputs: decide(inputs, self._hotels, now),
+                capped_doors=self._capped_doors(booking.property_id),
             )
         except LeaseLost:
             self._metrics.reconciles.labels(result="lease_lost").inc()

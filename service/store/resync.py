@@ -1,0 +1,124 @@
+"""Which grants does a re-sync touch, and how far has it come? The re-sync store.
+
+A re-sync queues a regenerating UpdateAccess for every matching active grant, through the
+same retry table as every other call (bounded concurrency, retries, escalation). A grant whose
+grant or update is already queued gets that call marked to regenerate instead; a grant with a
+call in flight is left out and reported, so it can be re-synced again once that call is done.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from service.domain.access import DesiredGrant
+from service.store.db import Database
+
+
+class ResyncSelector(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which active grants to re-sync; every given filter must match (none given: refused)."""
+
+    property_id: str | None = None
+    access_points: tuple[str, ...] | None = None
+    resource_ids: tuple[str, ...] | None = None
+    bookings: tuple[str, ...] | None = None  # "source:booking_id"
+
+    def is_empty(self) -> bool:
+        return not (self.property_id or self.access_points or self.resource_ids or self.bookings)
+
+
+class ResyncStarted(msgspec.Struct, frozen=True, kw_only=True):
+    resync_id: int
+    matched: int
+    queued: int
+    in_flight: int
+
+
+class ResyncProgress(msgspec.Struct, frozen=True, kw_only=True):
+    resync_id: int
+    requested_at: datetime
+    requested_by: str
+    selector: ResyncSelector
+    matched: int
+    queued: int
+    succeeded: int
+    pending: int
+    failed: int
+    superseded: int
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0
+
+
+class ResyncStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def count(self, selector: ResyncSelector) -> int:
+        return len(await self._candidates(selector))
+
+    async def start(
+        self, selector: ResyncSelector, *, requested_by: str, now: datetime, note: str | None
+    ) -> ResyncStarted:
+        async with self._db.transaction() as conn:
+            rows = await conn.fetch(self._db.sql("resync_candidates"), *_args(selector))
+            resync_id: int = await conn.fetchval(
+                self._db.sql("insert_resync"),
+                now,
+                requested_by,
+                msgspec.json.encode(selector).decode(),
+                len(rows),
+                note,
+            )
+            queued = 0
+            for row in rows:
+                applied = msgspec.json.decode(row["applied"], type=DesiredGrant)
+                call_id = await conn.fetchval(
+                    self._db.sql("queue_resync_call"),
+                    row["grant_key"],
+                    row["source"],
+                    row["booking_id"],
+                    row["property_id"],
+                    row["applied"],
+                    applied.fingerprint,
+                    now,
+                    applied.valid_from,
+                    resync_id,
+                )
+                if call_id is None:
+                    call_id = await conn.fetchval(
+                        self._db.sql("join_resync"), row["grant_key"], resync_id, now
+                    )
+                if call_id is not None:
+                    queued += 1
+            await conn.execute(self._db.sql("set_resync_queued"), resync_id, queued)
+        return ResyncStarted(
+            resync_id=resync_id, matched=len(rows), queued=queued, in_flight=len(rows) - queued
+        )
+
+    async def progress(self, resync_id: int) -> ResyncProgress | None:
+        row = await self._db.fetchrow("resync_progress", resync_id)
+        if row is None:
+            return None
+        values = dict(row)
+        values["resync_id"] = values.pop("id")
+        values["selector"] = msgspec.json.decode(values["selector"], type=ResyncSelector)
+        return ResyncProgress(**values)
+
+    async def _candidates(self, selector: ResyncSelector) -> list[str]:
+        rows = await self._db.fetch("resync_candidates", *_args(selector))
+        return [r["grant_key"] for r in rows]
+
+
+def _args(selector: ResyncSelector) -> tuple[object, ...]:
+    def listed(values: tuple[str, ...] | None) -> list[str] | None:
+        return list(values) if values else None
+
+    return (
+        selector.property_id,
+        listed(selector.access_points),
+        listed(selector.resource_ids),
+        listed(selector.bookings),
+    )
