@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from service.api import health, ingest, operators, resync
+from service.api import access, health, ingest, operators, resync
 from service.api.responses import error
 from service.clock import Clock, SystemClock
 from service.ingest import GroupCommitter
@@ -78,6 +78,7 @@ def create_app(
     app.router.add_post("/v1/events:batch", ingest.post_batch)
     operators.add_routes(app)
     resync.add_routes(app)
+    access.add_routes(app)
     return app
 
 

@@ -123,6 +123,12 @@ class Metrics:
             "Operations the periodic sweep found that nothing else had planned.",
             registry=r,
         )
+        self.deliveries = Counter(
+            "inlet_bridge_deliveries",
+            "Deliveries of access changes to PMS sinks (webhook, spectra), by outcome.",
+            ["sink", "outcome"],
+            registry=r,
+        )
         # pollers
         self.poller_last_success = Gauge(
             "inlet_bridge_poller_last_success_timestamp_seconds",

@@ -108,11 +108,42 @@ class Property(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     operation: Literal["code", "unlock"] = "code"
 
 
+class SpectraConnection(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One hotel's Spectra PMS: polled for reservations, written back with access codes.
+
+    Its events carry the source `spectra-<name>`.
+    """
+
+    property_id: str
+    base_url: str
+    username: Secret
+    password: Secret
+    hotel_code: Annotated[str, msgspec.Meta(min_length=1, max_length=10)]
+    poll_interval_seconds: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0
+    # Hold access while the reservation's balance is unpaid (Inlet's Spectra link can too).
+    hold_unpaid: bool = False
+    write_back: bool = True
+    # How far back a first start (or a gap too old for the feed) fills from the reservation list.
+    backfill_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 30)] = 72.0
+
+    def source(self, name: str) -> str:
+        return f"spectra-{name}"
+
+
 class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     inlet: InletSettings
     retry: RetryPolicy = RetryPolicy()
     sources: dict[str, Source] = {}
     properties: dict[str, Property] = {}
+    spectra: dict[str, SpectraConnection] = {}
+
+    def spectra_for_source(self, source: str) -> tuple[str, SpectraConnection] | None:
+        """The Spectra connection whose events carry this source, if any."""
+        for name, connection in self.spectra.items():
+            if connection.source(name) == source:
+                return name, connection
+        return None
 
 
 def _decoder(environ: Mapping[str, str], base: Path) -> Any:
@@ -154,7 +185,11 @@ def parse_properties(
     raw = dict(raw)
     # msgspec shows dict keys as `[...]`: convert keyed tables one entry at a time to name them.
     keyed: dict[str, dict[str, Any]] = {}
-    for section, struct in (("sources", Source), ("properties", Property)):
+    for section, struct in (
+        ("sources", Source),
+        ("properties", Property),
+        ("spectra", SpectraConnection),
+    ):
         table = raw.pop(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{section}: expected a table")
@@ -163,7 +198,7 @@ def parse_properties(
             keyed[section][key] = _convert(value, struct, f"{section}.{key}", hook)
     top = _convert(raw, HotelsConfig, "", hook)
     config: HotelsConfig = msgspec.structs.replace(
-        top, sources=keyed["sources"], properties=keyed["properties"]
+        top, sources=keyed["sources"], properties=keyed["properties"], spectra=keyed["spectra"]
     )
     _check_references(config)
     return config
@@ -191,6 +226,11 @@ def _convert(value: Any, type_: Any, path: str, hook: Any) -> Any:
 
 
 def _check_references(config: HotelsConfig) -> None:
+    for name, connection in config.spectra.items():
+        if connection.property_id not in config.properties:
+            raise ConfigError(
+                f"spectra.{name}.property_id: no property {connection.property_id!r} is configured"
+            )
     for prop_id, prop in config.properties.items():
         for door in prop.doors:
             if door not in prop.common_doors and not any(

@@ -389,3 +389,73 @@ FROM resyncs r
 LEFT JOIN inlet_calls c ON c.resync_id = r.id
 WHERE r.id = $1
 GROUP BY r.id;
+
+-- ---------------------------------------------------------------- outbox and deliveries
+
+-- name: previous_access
+-- A grant's stored code before this change (a replaced code is disabled in the PMS).
+SELECT code, code_formatted, link FROM grants WHERE grant_key = $1 FOR UPDATE;
+
+-- name: insert_access_change
+-- Record that a grant's access changed (in the same transaction as the change).
+INSERT INTO access_changes (grant_key, source, booking_id, stay_id, property_id, kind, payload,
+                            created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+RETURNING id;
+
+-- name: insert_deliveries
+-- Queue one delivery of a change per sink.
+INSERT INTO deliveries (change_id, sink, grant_key, next_attempt_at, created_at)
+SELECT $1, sink, $2, $3, $3 FROM unnest($4::text[]) AS sink;
+
+-- name: claim_deliveries
+-- Lease due deliveries that are first in line for their sink and grant.
+WITH picked AS (
+    SELECT d.id
+    FROM deliveries d
+    WHERE d.state = 'pending' AND d.next_attempt_at <= $1
+      AND (d.lease_until IS NULL OR d.lease_until < $1)
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries e
+          WHERE e.sink = d.sink AND e.grant_key = d.grant_key AND e.state = 'pending' AND e.id < d.id
+      )
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d
+SET lease_owner = $2, lease_until = $1 + make_interval(secs => $4), attempts = d.attempts + 1,
+    first_attempt_at = coalesce(d.first_attempt_at, $1)
+FROM picked, access_changes c
+WHERE d.id = picked.id AND c.id = d.change_id
+RETURNING d.id, d.change_id, d.sink, d.grant_key, d.attempts, d.first_attempt_at, c.kind,
+          c.source, c.booking_id, c.stay_id, c.property_id, c.payload::text AS payload,
+          c.created_at;
+
+-- name: finish_delivery
+-- Record a delivery's final state, only if this worker still holds its lease.
+UPDATE deliveries
+SET state = $4, finished_at = $5, last_status = $6, last_message = $7, lease_owner = NULL,
+    lease_until = NULL
+WHERE id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3;
+
+-- name: retry_delivery
+-- Put a failed delivery back for a later attempt, only if this worker still holds its lease.
+UPDATE deliveries
+SET next_attempt_at = $4, last_status = $5, last_message = $6, lease_owner = NULL,
+    lease_until = NULL
+WHERE id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3;
+
+-- name: raise_delivery_escalation
+-- Open an escalation for a delivery that gave up.
+INSERT INTO escalations (grant_key, source, booking_id, property_id, delivery_id, operation,
+                         severity, reason, message, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'high', $7, $8, $9)
+ON CONFLICT (grant_key, reason) WHERE resolved_at IS NULL DO NOTHING
+RETURNING id;
+
+-- name: next_delivery_due
+-- When the earliest pending delivery becomes due.
+SELECT min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))
+FROM deliveries
+WHERE state = 'pending';

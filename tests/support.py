@@ -139,7 +139,8 @@ class Harness:
         for _ in range(rounds):
             planned = await self.runtime.reconciler.run_once()
             called = await self.runtime.calls.run_once()
-            if not planned and not called:
+            delivered = await self.runtime.deliveries.run_once()
+            if not planned and not called and not delivered:
                 return
         raise AssertionError("did not settle")
 
@@ -207,6 +208,7 @@ async def harness(
         metrics=app[METRICS],
         clock=clock,
         client=client,
+        session=session,
         owner="test-worker",
     )
     try:

@@ -57,3 +57,25 @@ def after_failure(
         return GiveUp(reason="max_duration", severity=severity_for(operation, reason))
     late = operation != "revoke" and deadline is not None and at > deadline
     return Retry(at=at, late=late)
+
+
+class DeliveryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Backoff for deliveries to a PMS: 10 s, doubling, at most 5 minutes apart, for an hour."""
+
+    first_delay_seconds: float = 10.0
+    max_delay_seconds: float = 300.0
+    max_attempts: int = 30
+    max_minutes: float = 60.0
+
+
+def after_delivery_failure(
+    *, attempts: int, first_attempt_at: datetime, now: datetime, policy: DeliveryPolicy
+) -> datetime | None:
+    """When to try a failed delivery again, or None to give up (and escalate)."""
+    if attempts >= policy.max_attempts:
+        return None
+    delay = min(policy.first_delay_seconds * 2 ** (attempts - 1), policy.max_delay_seconds)
+    at = now + timedelta(seconds=delay)
+    if at - first_attempt_at > timedelta(minutes=policy.max_minutes):
+        return None
+    return at

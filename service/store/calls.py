@@ -8,12 +8,15 @@ and the booking's next look commit in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 import msgspec
+from asyncpg import Record
 
 from service.domain.access import DesiredGrant
+from service.domain.changes import AccessChange, AccessChangeData, ChangeKind
 from service.store.db import Connection, Database
 
 Operation = Literal["grant", "update", "revoke"]
@@ -84,14 +87,25 @@ class CallStore:
         ]
 
     async def succeeded(
-        self, call: ClaimedCall, *, owner: str, attempt: AttemptRecord, access: AccessData
+        self,
+        call: ClaimedCall,
+        *,
+        owner: str,
+        attempt: AttemptRecord,
+        access: AccessData,
+        sinks: Sequence[str] = (),
     ) -> bool:
-        """Record success and the access Inlet now holds; False if the lease was lost."""
+        """Record success, the access Inlet now holds and the change for each sink, together;
+        False if the lease was lost (nothing written)."""
         now = attempt.finished_at
         try:
             async with self._db.transaction() as conn:
                 await self._finish(conn, call, owner, "succeeded", attempt)
+                previous = await conn.fetchrow(self._db.sql("previous_access"), call.grant_key)
                 await self._apply_access(conn, call, attempt, access)
+                if sinks:
+                    change = _change_after_success(call, attempt, access, previous)
+                    await self._record_change(conn, change, sinks)
                 await conn.execute(self._db.sql("resolve_call_escalations"), call.grant_key, now)
                 await conn.execute(self._db.sql("mark_booking"), call.source, call.booking_id, now)
         except _Rollback:
@@ -178,6 +192,7 @@ class CallStore:
         attempt: AttemptRecord,
         severity: str,
         reason: str,
+        sinks: Sequence[str] = (),
     ) -> int | None:
         """Mark the call failed and open an escalation; its id, or None if the lease was lost."""
         try:
@@ -186,6 +201,9 @@ class CallStore:
                 escalation_id: int | None = await self._escalate(
                     conn, call, severity, reason, attempt.message, attempt.finished_at
                 )
+                if sinks:
+                    change = _change_after_failure(call, attempt, reason)
+                    await self._record_change(conn, change, sinks)
                 # The booking is looked at again; the plan will not repeat the escalated call.
                 await conn.execute(
                     self._db.sql("mark_booking"), call.source, call.booking_id, attempt.finished_at
@@ -225,6 +243,29 @@ class CallStore:
         if status.endswith(" 0"):
             raise _Rollback
 
+    async def _record_change(
+        self, conn: Connection, change: AccessChange, sinks: Sequence[str]
+    ) -> None:
+        data = change.data
+        change_id = await conn.fetchval(
+            self._db.sql("insert_access_change"),
+            data.grant_key,
+            data.source,
+            data.booking_id,
+            data.stay_id,
+            data.property_id,
+            change.type,
+            msgspec.json.encode(change).decode(),
+            change.timestamp,
+        )
+        await conn.execute(
+            self._db.sql("insert_deliveries"),
+            change_id,
+            data.grant_key,
+            change.timestamp,
+            list(sinks),
+        )
+
     async def _record_attempt(
         self, conn: Connection, call: ClaimedCall, attempt: AttemptRecord
     ) -> None:
@@ -263,6 +304,67 @@ class CallStore:
             now,
         )
         return value
+
+
+def _stay_id(call: ClaimedCall) -> str:
+    return call.desired.stay_id if call.desired else call.grant_key.rsplit(":", 1)[-1]
+
+
+def _change_after_success(
+    call: ClaimedCall, attempt: AttemptRecord, access: AccessData, previous: Record | None
+) -> AccessChange:
+    desired = call.desired
+    old_code = previous["code_formatted"] if previous is not None else None
+    if call.operation == "revoke":
+        data = AccessChangeData(
+            source=call.source,
+            booking_id=call.booking_id,
+            stay_id=_stay_id(call),
+            grant_key=call.grant_key,
+            property_id=call.property_id,
+            state="revoked",
+            reference_id=call.reference_id,
+            previous_code_formatted=old_code,
+            message=attempt.message,
+        )
+        return AccessChange(type="access.revoked", timestamp=attempt.finished_at, data=data)
+    assert desired is not None
+    code_formatted = access.code_formatted or old_code
+    replaced = old_code if old_code and old_code != code_formatted else None
+    data = AccessChangeData(
+        source=call.source,
+        booking_id=call.booking_id,
+        stay_id=desired.stay_id,
+        grant_key=call.grant_key,
+        property_id=call.property_id,
+        state="active",
+        access_points=desired.access_points,
+        valid_from=desired.valid_from,
+        valid_to=desired.valid_to,
+        reference_id=access.reference_id or call.reference_id,
+        code=access.code or (previous["code"] if previous is not None else None),
+        code_formatted=code_formatted,
+        link=access.link or (previous["link"] if previous is not None else None),
+        previous_code_formatted=replaced,
+        message=attempt.message,
+    )
+    kind: ChangeKind = "access.updated" if call.operation == "update" else "access.granted"
+    return AccessChange(type=kind, timestamp=attempt.finished_at, data=data)
+
+
+def _change_after_failure(call: ClaimedCall, attempt: AttemptRecord, reason: str) -> AccessChange:
+    data = AccessChangeData(
+        source=call.source,
+        booking_id=call.booking_id,
+        stay_id=_stay_id(call),
+        grant_key=call.grant_key,
+        property_id=call.property_id,
+        state="escalated",
+        reference_id=call.reference_id,
+        message=attempt.message,
+        reason=f"{call.operation}:{reason}",
+    )
+    return AccessChange(type="access.failed", timestamp=attempt.finished_at, data=data)
 
 
 class _Rollback(Exception):

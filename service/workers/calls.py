@@ -13,6 +13,7 @@ import time
 
 from service.clock import Clock
 from service.domain.access import DesiredGrant
+from service.domain.changes import sinks_for
 from service.domain.retry import GiveUp, after_failure
 from service.inlet.client import InletClient
 from service.inlet.protocol import GrantRequest, InletResult, split_phone, update_from_grant
@@ -148,7 +149,11 @@ class CallWorker:
                 link=result.link,
             )
             kept = await self._store.succeeded(
-                call, owner=self._owner, attempt=attempt, access=access
+                call,
+                owner=self._owner,
+                attempt=attempt,
+                access=access,
+                sinks=sinks_for(call.source, self._hotels),
             )
             log.info(
                 "inlet call succeeded", extra={"action": "call.succeeded", "kept": kept, **context}
@@ -167,7 +172,12 @@ class CallWorker:
         )
         if isinstance(step, GiveUp):
             escalation = await self._store.gave_up(
-                call, owner=self._owner, attempt=attempt, severity=step.severity, reason=step.reason
+                call,
+                owner=self._owner,
+                attempt=attempt,
+                severity=step.severity,
+                reason=step.reason,
+                sinks=sinks_for(call.source, self._hotels),
             )
             if escalation is not None:
                 self._metrics.escalations_raised.labels(

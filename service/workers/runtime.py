@@ -18,7 +18,11 @@ import aiohttp
 import aiojobs
 from aiohttp import web
 
+from service.adapters.spectra.writeback import SpectraSink
 from service.clock import Clock
+from service.sinks.webhook import WebhookSink
+from service.store.deliveries import DeliveryStore
+from service.workers.deliveries import DeliveryWorker
 from service.inlet.client import InletClient
 from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, RUNTIME, SETTINGS
 from service.metrics import Metrics
@@ -39,12 +43,20 @@ RECONCILE_LEASE_SECONDS = 60.0
 
 
 class Runtime:
-    def __init__(self, reconciler: Reconciler, calls: CallWorker, clock: Clock) -> None:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        calls: CallWorker,
+        deliveries: DeliveryWorker,
+        clock: Clock,
+    ) -> None:
         self.reconciler = reconciler
         self.calls = calls
+        self.deliveries = deliveries
         self._clock = clock
         self.reconcile_wakeup = asyncio.Event()
         self.calls_wakeup = asyncio.Event()
+        self.deliveries_wakeup = asyncio.Event()
         self.stopping = asyncio.Event()
 
     def wake_reconciler(self) -> None:
@@ -77,12 +89,25 @@ class Runtime:
             try:
                 if await self.calls.run_once():
                     self.wake_reconciler()  # finished calls marked their bookings
+                    self.deliveries_wakeup.set()  # and may have recorded access changes
                     continue
                 due = await next_due()
             except Exception:
                 log.exception("call loop error", extra={"action": "calls.loop_error"})
                 due = None
             await self._sleep(self.calls_wakeup, due)
+
+    async def delivery_loop(self, next_due: Callable[[], Awaitable[datetime | None]]) -> None:
+        while not self.stopping.is_set():
+            self.deliveries_wakeup.clear()
+            try:
+                if await self.deliveries.run_once():
+                    continue
+                due = await next_due()
+            except Exception:
+                log.exception("delivery loop error", extra={"action": "delivery.loop_error"})
+                due = None
+            await self._sleep(self.deliveries_wakeup, due)
 
     async def _sleep(self, wakeup: asyncio.Event, due: datetime | None) -> None:
         timeout = MAX_IDLE_SECONDS
@@ -107,6 +132,7 @@ def build_runtime(
     metrics: Metrics,
     clock: Clock,
     client: InletClient,
+    session: aiohttp.ClientSession,
     owner: str,
 ) -> Runtime:
     """The workers of one replica; tests build them the same way and drive `run_once`."""
@@ -124,6 +150,18 @@ def build_runtime(
             store=CallStore(db),
             client=client,
             hotels=hotels,
+            metrics=metrics,
+            clock=clock,
+            owner=owner,
+            concurrency=settings.call_concurrency,
+            lease_seconds=settings.lease_seconds,
+        ),
+        DeliveryWorker(
+            store=DeliveryStore(db),
+            sinks={
+                "webhook": WebhookSink(session, hotels, clock),
+                "spectra": SpectraSink(session, hotels),
+            },
             metrics=metrics,
             clock=clock,
             owner=owner,
@@ -149,6 +187,7 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
         clock=app[CLOCK],
         client=client,
+        session=session,
         owner=f"{settings.instance_id}:{id(app):x}",
     )
     app[RUNTIME] = runtime
@@ -161,6 +200,7 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
             runtime.reconcile_loop(reconcile_store.next_due, settings.sweep_interval_seconds)
         )
         await scheduler.spawn(runtime.call_loop(call_store.next_due))
+        await scheduler.spawn(runtime.delivery_loop(DeliveryStore(db).next_due))
         log.info("workers started", extra={"action": "workers.started"})
         try:
             yield

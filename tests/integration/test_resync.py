@@ -75,7 +75,9 @@ async def test_lock_replacement_then_resync_gives_working_new_codes(h: Harness) 
 
 async def test_failed_resync_is_escalated_as_its_own_series(h: Harness) -> None:
     await two_bookings(h)
-    await h.fault(kind="success_false", retryable=False, message="Lock offline", operations=["update"])
+    await h.fault(
+        kind="success_false", retryable=False, message="Lock offline", operations=["update"]
+    )
     response = await h.service.post(
         "/v1/resync",
         json={"selector": {"property_id": "oslo-1"}, "dry_run": False},
@@ -84,9 +86,10 @@ async def test_failed_resync_is_escalated_as_its_own_series(h: Harness) -> None:
     assert (await response.json())["queued"] == 2
     await h.settle()
     escalations = await h.rows("SELECT operation, severity, reason FROM escalations")
-    assert escalations == [
-        {"operation": "resync", "severity": "high", "reason": "permanent_error"}
-    ] * 2
+    assert (
+        escalations
+        == [{"operation": "resync", "severity": "high", "reason": "permanent_error"}] * 2
+    )
     text = await (await h.service.get("/metrics")).text()
     assert 'inlet_bridge_escalations_open{operation="resync",severity="high"} 2.0' in text
 

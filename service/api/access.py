@@ -1,0 +1,115 @@
+"""What access does a booking have, for the PMS that sent it? `GET /v1/bookings/{source}/{id}/access`.
+
+The PMS puts the code, formatted code and link in its booking notes, shows them at the front
+desk, or sends them itself when Inlet's messages are suppressed (agency and group bookings).
+Only the source that owns the booking may read it; another source gets 404, as if it did not
+exist.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+from aiohttp import web
+
+from service.api.auth import authenticate_source
+from service.api.responses import error, json_response
+from service.domain.reconcile import BookingInputs, decide
+from service.keys import CLOCK, DATABASE, HOTELS
+from service.store.timeline import load_timeline
+
+StayAccessState = Literal["pending", "active", "revoked", "escalated"]
+
+
+class StayAccess(msgspec.Struct, frozen=True, kw_only=True):
+    stay_id: str
+    grant_key: str
+    state: StayAccessState
+    resource_id: str | None = None
+    access_points: tuple[str, ...] = ()
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    send_after: datetime | None = None
+    reference_id: str | None = None
+    code: str | None = None
+    code_formatted: str | None = None
+    link: str | None = None
+    message: str | None = None
+    problems: tuple[str, ...] = ()
+
+
+class BookingAccess(msgspec.Struct, frozen=True, kw_only=True):
+    source: str
+    booking_id: str
+    stays: tuple[StayAccess, ...]
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/bookings/{source}/{booking_id}/access", booking_access)
+
+
+async def booking_access(request: web.Request) -> web.Response:
+    caller = authenticate_source(request, b"")
+    if caller is None:
+        return error(401, "unauthorized", "missing or invalid credentials")
+    source = request.match_info["source"]
+    booking_id = request.match_info["booking_id"]
+    timeline = (
+        await load_timeline(request.app[DATABASE], source, booking_id) if caller == source else None
+    )
+    if timeline is None:
+        return error(404, "not_found", "no such booking")
+    decision = decide(
+        BookingInputs(
+            source=source,
+            booking_id=booking_id,
+            property_id=timeline.property_id,
+            events=timeline.events,
+            actual={},
+            pending={},
+        ),
+        request.app[HOTELS],
+        request.app[CLOCK].now(),
+    )
+    desired = {g.stay_id: g for g in decision.desired.grants}
+    grants = {g.stay_id: g for g in timeline.grants}
+    escalated = {e.grant_key: e for e in timeline.escalations if e.resolved_at is None}
+    issues: dict[str, list[str]] = {}
+    for issue in decision.desired.issues:
+        issues.setdefault(issue.stay_id, []).append(f"{issue.kind}: {issue.message}")
+    stay_ids = [s.stay.stay_id for s in decision.state.stays] if decision.state else []
+    stay_ids += [s for s in grants if s not in stay_ids]
+    stays = []
+    for stay_id in stay_ids:
+        grant = grants.get(stay_id)
+        want = desired.get(stay_id)
+        key = grant.grant_key if grant else f"{source}:{booking_id}:{stay_id}"
+        state: StayAccessState = "pending"
+        if key in escalated:
+            state = "escalated"
+        elif grant is not None:
+            state = "active" if grant.state == "active" else "revoked"
+        message = escalated[key].message if key in escalated else (grant.message if grant else None)
+        stays.append(
+            StayAccess(
+                stay_id=stay_id,
+                grant_key=key,
+                state=state,
+                resource_id=want.resource_id if want else None,
+                access_points=grant.access_points
+                if grant
+                else (want.access_points if want else ()),
+                valid_from=grant.valid_from if grant else (want.valid_from if want else None),
+                valid_to=grant.valid_to if grant else (want.valid_to if want else None),
+                send_after=want.send_after if want and grant is None else None,
+                reference_id=grant.reference_id if grant else None,
+                code=grant.code if grant else None,
+                code_formatted=grant.code_formatted if grant else None,
+                link=grant.link if grant else None,
+                message=message,
+                problems=tuple(issues.get(stay_id, ())),
+            )
+        )
+    return json_response(BookingAccess(source=source, booking_id=booking_id, stays=tuple(stays)))

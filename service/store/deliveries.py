@@ -1,0 +1,118 @@
+"""How does each "access changed" record reach its sinks? The deliveries store.
+
+Claimed like calls (SKIP LOCKED, a lease per attempt), but only the oldest pending delivery
+per sink and grant is claimable, so a PMS hears a stay's changes in order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from service.domain.changes import AccessChange
+from service.store.db import Database
+
+
+class ClaimedDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    change_id: int
+    sink: str
+    grant_key: str
+    attempts: int
+    first_attempt_at: datetime
+    change: AccessChange
+
+
+class DeliveryStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(
+        self, *, owner: str, now: datetime, limit: int, lease_seconds: float
+    ) -> list[ClaimedDelivery]:
+        rows = await self._db.fetch("claim_deliveries", now, owner, limit, lease_seconds)
+        return [
+            ClaimedDelivery(
+                id=r["id"],
+                change_id=r["change_id"],
+                sink=r["sink"],
+                grant_key=r["grant_key"],
+                attempts=r["attempts"],
+                first_attempt_at=r["first_attempt_at"],
+                change=msgspec.json.decode(r["payload"], type=AccessChange),
+            )
+            for r in rows
+        ]
+
+    async def delivered(
+        self, delivery: ClaimedDelivery, *, owner: str, now: datetime, status: int | None
+    ) -> bool:
+        result = await self._db.execute(
+            "finish_delivery",
+            delivery.id,
+            owner,
+            delivery.attempts,
+            "delivered",
+            now,
+            status,
+            "delivered",
+        )
+        return not result.endswith(" 0")
+
+    async def retry_later(
+        self,
+        delivery: ClaimedDelivery,
+        *,
+        owner: str,
+        at: datetime,
+        status: int | None,
+        message: str,
+    ) -> bool:
+        result = await self._db.execute(
+            "retry_delivery", delivery.id, owner, delivery.attempts, at, status, message
+        )
+        return not result.endswith(" 0")
+
+    async def gave_up(
+        self,
+        delivery: ClaimedDelivery,
+        *,
+        owner: str,
+        now: datetime,
+        status: int | None,
+        message: str,
+    ) -> int | None:
+        """Mark the delivery failed and escalate; the escalation id, or None if the lease was lost."""
+        data = delivery.change.data
+        kind = delivery.sink.partition(":")[0]
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                self._db.sql("finish_delivery"),
+                delivery.id,
+                owner,
+                delivery.attempts,
+                "failed",
+                now,
+                status,
+                message,
+            )
+            if result.endswith(" 0"):
+                return None
+            escalation: int | None = await conn.fetchval(
+                self._db.sql("raise_delivery_escalation"),
+                data.grant_key,
+                data.source,
+                data.booking_id,
+                data.property_id,
+                delivery.id,
+                kind,
+                f"{kind}_failed",
+                message,
+                now,
+            )
+        return escalation
+
+    async def next_due(self) -> datetime | None:
+        value: datetime | None = await self._db.fetchval("next_delivery_due")
+        return value
