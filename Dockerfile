@@ -6,7 +6,7 @@
 #            reads its SQL from /app/sql at run time).
 #   runtime: python:3.11-slim with only /opt/venv and /app, run as an unprivileged user.
 #
-# Build:  docker build -t inlet-bridge:0.1.0 .
+# Build:  docker build --platform linux/amd64 -t inlet-bridge:0.1.0 .
 # Run:    docker run --rm -p 8080:8080 -e DATABASE_URL=postgresql://... inlet-bridge:0.1.0
 #         docker run --rm -e DATABASE_URL=postgresql://... inlet-bridge:0.1.0 migrate
 
@@ -23,8 +23,9 @@ RUN python -m venv /opt/venv
 WORKDIR /app
 
 # Dependencies first, read from pyproject.toml: this layer is rebuilt only when they change.
-# Every dependency ships binary wheels for CPython 3.11 on linux/amd64 and linux/arm64, so the
-# build stage needs no compiler either.
+# Every dependency ships binary wheels for CPython 3.11 on linux/amd64, so the build stage needs
+# no compiler either. (pgserver, used only without DATABASE_URL, has no linux/arm64 wheel: build
+# with --platform linux/amd64.)
 COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \

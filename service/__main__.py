@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from aiohttp import web
 
-from service import cli_resync
+from service import cli_ops, cli_resync
 from service.logs import configure_logging
 from service.settings import Settings, SettingsError
 
@@ -37,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.add_argument("--password", default="inlet-demo")
     emulator.add_argument("--hotel-code", default="OSL")
     cli_resync.add_parser(commands)
+    cli_ops.add_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "sandbox":
@@ -73,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "escalations":
+        return asyncio.run(cli_ops.run_escalations(settings, args))
     if args.command == "resync":
         return asyncio.run(cli_resync.run_resync(settings, args))
     return _serve(settings)
@@ -116,11 +121,9 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-def _run(coro: object) -> int:
-    try:
-        asyncio.run(coro)  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        pass
+def _run(coro: Coroutine[Any, Any, None]) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coro)
     return 0
 
 

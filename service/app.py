@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from service.api import access, health, ingest, operators, resync
+from service.api import access, escalations, health, ingest, operators, resync
 from service.api.responses import error
 from service.clock import Clock, SystemClock
 from service.ingest import GroupCommitter
@@ -79,6 +79,7 @@ def create_app(
     operators.add_routes(app)
     resync.add_routes(app)
     access.add_routes(app)
+    escalations.add_routes(app)
     return app
 
 

@@ -11,8 +11,8 @@ import argparse
 import asyncio
 from datetime import UTC, datetime
 
+from service.cli_ops import database
 from service.settings import Settings
-from service.store.db import Database, EmbeddedPostgres
 from service.store.resync import ResyncSelector, ResyncStore
 
 
@@ -37,13 +37,7 @@ async def run_resync(settings: Settings, args: argparse.Namespace) -> int:
     if selector.is_empty():
         print("inlet-bridge resync: give --property, --access-point, --resource or --booking")
         return 2
-    embedded = None
-    dsn = settings.database_url
-    if dsn is None:
-        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-        dsn = embedded.start()
-    db = await Database.connect(dsn, min_size=1, max_size=2)
-    try:
+    async with database(settings) as db:
         store = ResyncStore(db)
         if not args.yes:
             print(f"{await store.count(selector)} active grants match; run again with --yes")
@@ -68,7 +62,3 @@ async def run_resync(settings: Settings, args: argparse.Namespace) -> int:
             if progress.done:
                 return 0 if progress.failed == 0 else 1
             await asyncio.sleep(2)
-    finally:
-        await db.close()
-        if embedded is not None:
-            embedded.stop()

@@ -66,8 +66,7 @@ class GroupCommitter:
     async def close(self) -> None:
         """Stop taking events; commit what is queued; then stop the writers."""
         self._closed = True
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
+        await self._queue.join()  # every queued group committed (or failed) and answered
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -82,7 +81,11 @@ class GroupCommitter:
                 item = self._queue.get_nowait()
                 group.append(item)
                 count += len(item.events)
-            await self._commit(group, count)
+            try:
+                await self._commit(group, count)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
 
     async def _commit(self, group: list[_Waiting], count: int) -> None:
         try:

@@ -459,3 +459,85 @@ RETURNING id;
 SELECT min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))
 FROM deliveries
 WHERE state = 'pending';
+
+-- ---------------------------------------------------------------- pollers
+
+-- name: get_cursor
+-- Where a poller has read up to, and the reservations it holds back (e.g. unpaid).
+SELECT connection, sync_time, held, last_success_at, last_error
+FROM poll_cursors
+WHERE connection = $1;
+
+-- name: save_cursor
+-- Advance a poller's cursor after the events up to it were committed.
+INSERT INTO poll_cursors (connection, sync_time, held, last_success_at, last_error, updated_at)
+VALUES ($1, $2, $3, $4, NULL, $4)
+ON CONFLICT (connection) DO UPDATE
+SET sync_time = EXCLUDED.sync_time, held = EXCLUDED.held,
+    last_success_at = EXCLUDED.last_success_at, last_error = NULL, updated_at = EXCLUDED.updated_at;
+
+-- name: cursor_error
+-- Record a failed poll (the cursor does not move).
+INSERT INTO poll_cursors (connection, last_error, updated_at)
+VALUES ($1, $2, $3)
+ON CONFLICT (connection) DO UPDATE
+SET last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at;
+
+-- name: try_leader_lock
+-- Become the one poller of a connection (session-level advisory lock, freed if the process dies).
+SELECT pg_try_advisory_lock(hashtext($1));
+
+-- name: release_leader_lock
+-- Step down as a connection's poller.
+SELECT pg_advisory_unlock(hashtext($1));
+
+-- name: last_event_for_stay
+-- The latest event of a source that mentions a stay (to delete a booking the PMS deleted).
+SELECT event::text AS event
+FROM events
+WHERE source = $1 AND event -> 'booking' -> 'stays' @> jsonb_build_array(jsonb_build_object('stay_id', $2::text))
+ORDER BY occurred_at DESC, position DESC
+LIMIT 1;
+
+-- ---------------------------------------------------------------- escalations
+
+-- name: list_escalations
+-- Escalations, newest first, filtered by open/resolved, severity and operation when given.
+SELECT id, grant_key, source, booking_id, property_id, call_id, delivery_id, operation, severity,
+       reason, message, created_at, resolved_at, resolved_note
+FROM escalations
+WHERE ($1::boolean IS NULL OR (resolved_at IS NULL) = $1)
+  AND ($2::text IS NULL OR severity = $2)
+  AND ($3::text IS NULL OR operation = $3)
+ORDER BY id DESC
+LIMIT $4;
+
+-- name: lock_escalation
+-- One open escalation, locked while an operator acts on it.
+SELECT e.id, e.grant_key, e.source, e.booking_id, e.call_id, e.delivery_id, e.operation,
+       c.reason AS call_reason, c.request::text AS call_request, c.fingerprint AS call_fingerprint,
+       c.operation AS call_operation, c.property_id AS call_property_id, c.deadline AS call_deadline,
+       c.resync_id AS call_resync_id
+FROM escalations e
+LEFT JOIN inlet_calls c ON c.id = e.call_id
+WHERE e.id = $1 AND e.resolved_at IS NULL
+FOR UPDATE OF e;
+
+-- name: resolve_escalation
+-- Close an escalation with an operator's note.
+UPDATE escalations SET resolved_at = $2, resolved_note = $3 WHERE id = $1 AND resolved_at IS NULL;
+
+-- name: requeue_call
+-- Queue a failed call again with fresh attempts (an operator's retry of a re-sync).
+INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason, request,
+                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $10, $12)
+ON CONFLICT (grant_key) WHERE state = 'pending' DO NOTHING
+RETURNING id;
+
+-- name: requeue_delivery
+-- Try a failed delivery again from scratch.
+UPDATE deliveries
+SET state = 'pending', attempts = 0, first_attempt_at = NULL, next_attempt_at = $2,
+    finished_at = NULL, lease_owner = NULL, lease_until = NULL
+WHERE id = $1 AND state = 'failed';

@@ -18,7 +18,7 @@ from service.app import create_app
 from service.clock import ManualClock
 from service.inlet.client import InletClient
 from service.inlet.sandbox import create_sandbox_app
-from service.keys import DATABASE, HOTELS, METRICS
+from service.keys import COMMITTER, DATABASE, HOTELS, METRICS
 from service.settings import Settings
 from service.workers.runtime import Runtime, build_runtime
 
@@ -209,6 +209,7 @@ async def harness(
         clock=clock,
         client=client,
         session=session,
+        committer=app[COMMITTER],
         owner="test-worker",
     )
     try:

@@ -27,7 +27,7 @@ from service.logs import JsonFormatter
 from service.settings import Settings
 
 PROPERTIES = Path(__file__).resolve().parent / "properties.toml"
-TOKEN = "demo-pms-token"
+TOKEN = "demo-pms-token"  # noqa: S105 - the demo source's made-up token
 ADMIN = "demo-admin-token"
 
 
@@ -91,7 +91,7 @@ def sample_bookings(now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-async def run_demo(*, once: bool, timeout: float, port: int, inlet_port: int) -> int:
+async def run_demo(*, once: bool, timeout: float, port: int, inlet_port: int) -> int:  # noqa: ASYNC109
     settings = Settings.from_env(demo_environ(port))
     hotels = settings.require_hotels()
     hotels = msgspec.structs.replace(
@@ -134,7 +134,7 @@ async def _watch(
     bookings: list[dict[str, Any]],
     *,
     once: bool,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - a deadline for --once, not a call timeout
 ) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -109,7 +109,7 @@ def _stay_access(
 ) -> tuple[DesiredGrant | None, list[StayIssue], datetime | None]:
     stay = stay_state.stay
     booking = state.booking
-    if stay.status in prop.revoking_statuses:
+    if _revoked_at_once(stay_state, prop):
         return None, [], None
     if stay.resource_id is None:
         lead = stay.arrival - timedelta(hours=prop.unassigned_room_lead_hours)
@@ -216,20 +216,44 @@ def _within_capacity(
     )
 
 
+def _revoked_at_once(stay_state: StayState, prop: Property) -> bool:
+    """Whether the stay's status removes access at once (`revoking_statuses`).
+
+    Under the check-out rule "pms_status" the check-out rule itself says when a checked-out
+    stay's access ends (check-out + offset), so a listed "checked_out" does not cut it short.
+    """
+    status = stay_state.stay.status
+    if status == "checked_out" and prop.checkout.rule == "pms_status":
+        return False
+    return status in prop.revoking_statuses
+
+
 def _valid_from(stay_state: StayState, prop: Property) -> datetime | None:
     offset = timedelta(minutes=prop.checkin.offset_minutes)
     if prop.checkin.rule == "pms_status":
-        if stay_state.checked_in_at is None:
+        checked_in_at = stay_state.checked_in_at
+        if checked_in_at is None:
             return None
-        return stay_state.checked_in_at + offset
+        checked_out_at = stay_state.checked_out_at
+        if checked_out_at is not None and checked_out_at <= checked_in_at:
+            # First seen already checked out (the check-in was never seen): the stay is over,
+            # so there is no access to start.
+            return None
+        return checked_in_at + offset
     return stay_state.stay.arrival + offset
 
 
 def _valid_to(stay_state: StayState, prop: Property) -> datetime:
+    """The end of access: the booked departure, or an earlier PMS check-out, plus the offset.
+
+    A check-out recorded after the departure never extends access (a late check-out is a
+    departure change): otherwise a check-out after access had ended would open it again.
+    """
     offset = timedelta(minutes=prop.checkout.offset_minutes)
+    end = stay_state.stay.departure
     if prop.checkout.rule == "pms_status" and stay_state.checked_out_at is not None:
-        return stay_state.checked_out_at + offset
-    return stay_state.stay.departure + offset
+        end = min(end, stay_state.checked_out_at)
+    return end + offset
 
 
 def _contact(

@@ -117,8 +117,11 @@ def _refusal(status: int, message: str) -> Answer:
 
 
 # The request fields a grant keeps as sent; externalId is fixed when the grant is made.
-_COPIED = sorted(set(GrantRequest.__struct_fields__) & set(SandboxGrant.__struct_fields__))
-_COPIED.remove("external_id")
+_COPIED = tuple(
+    sorted(
+        set(GrantRequest.__struct_fields__) & set(SandboxGrant.__struct_fields__) - {"external_id"}
+    )
+)
 
 
 def _copied(request: GrantRequest | UpdateRequest) -> dict[str, Any]:

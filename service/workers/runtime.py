@@ -11,27 +11,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 import aiohttp
 import aiojobs
 from aiohttp import web
 
+from service.adapters.spectra.client import SpectraClient, SpectraError
+from service.adapters.spectra.poller import SpectraPoller
 from service.adapters.spectra.writeback import SpectraSink
 from service.clock import Clock
-from service.sinks.webhook import WebhookSink
-from service.store.deliveries import DeliveryStore
-from service.workers.deliveries import DeliveryWorker
+from service.ingest import GroupCommitter
 from service.inlet.client import InletClient
 from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, RUNTIME, SETTINGS
 from service.metrics import Metrics
 from service.properties import HotelsConfig
 from service.settings import Settings
+from service.sinks.webhook import WebhookSink
 from service.store.calls import CallStore
+from service.store.cursors import CursorStore
 from service.store.db import Database
+from service.store.deliveries import DeliveryStore
 from service.store.reconcile import ReconcileStore
 from service.workers.calls import CallWorker
+from service.workers.deliveries import DeliveryWorker
 from service.workers.reconciler import Reconciler
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,7 @@ MAX_IDLE_SECONDS = 5.0
 ERROR_PAUSE_SECONDS = 5.0
 NOTIFY_CHANNEL = "inlet_bridge_marked"
 RECONCILE_LEASE_SECONDS = 60.0
+MAX_POLL_BACKOFF_SECONDS = 600.0
 
 
 class Runtime:
@@ -49,10 +54,16 @@ class Runtime:
         calls: CallWorker,
         deliveries: DeliveryWorker,
         clock: Clock,
+        pollers: Sequence[SpectraPoller] = (),
+        cursors: CursorStore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.calls = calls
         self.deliveries = deliveries
+        self.pollers = list(pollers)
+        self._cursors = cursors
+        self._metrics = metrics
         self._clock = clock
         self.reconcile_wakeup = asyncio.Event()
         self.calls_wakeup = asyncio.Event()
@@ -109,6 +120,57 @@ class Runtime:
                 due = None
             await self._sleep(self.deliveries_wakeup, due)
 
+    async def poll_loop(self, poller: SpectraPoller, interval: float) -> None:
+        """Poll one connection while this replica holds its lock; back off when Spectra fails."""
+        assert self._cursors is not None
+        assert self._metrics is not None
+        while not self.stopping.is_set():
+            async with self._cursors.leadership(poller.name) as leader:
+                failures = 0
+                while leader and not self.stopping.is_set():
+                    try:
+                        await poller.poll_once()
+                        failures = 0
+                        self.wake_reconciler()
+                    except SpectraError as exc:
+                        failures += 1
+                        self._metrics.poller_errors.labels(
+                            connection=poller.name, kind=exc.kind
+                        ).inc()
+                        await self._cursors.failed(poller.name, exc.message, self._clock.now())
+                        log.warning(
+                            "spectra poll failed; backing off",
+                            extra={
+                                "action": "spectra.poll_failed",
+                                "connection": poller.name,
+                                "kind": exc.kind,
+                                "status": exc.status,
+                                "failures": failures,
+                            },
+                        )
+                    except Exception:
+                        failures += 1
+                        self._metrics.poller_errors.labels(
+                            connection=poller.name, kind="internal"
+                        ).inc()
+                        log.exception(
+                            "poll failed",
+                            extra={"action": "spectra.poll_error", "connection": poller.name},
+                        )
+                    delay = (
+                        min(interval * 2**failures, MAX_POLL_BACKOFF_SECONDS)
+                        if failures
+                        else interval
+                    )
+                    await self._pause(delay)
+            if not self.stopping.is_set():
+                await self._pause(interval)  # another replica polls; try again later
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
+
     async def _sleep(self, wakeup: asyncio.Event, due: datetime | None) -> None:
         timeout = MAX_IDLE_SECONDS
         if due is not None:
@@ -133,6 +195,7 @@ def build_runtime(
     clock: Clock,
     client: InletClient,
     session: aiohttp.ClientSession,
+    committer: GroupCommitter,
     owner: str,
 ) -> Runtime:
     """The workers of one replica; tests build them the same way and drive `run_once`."""
@@ -169,6 +232,28 @@ def build_runtime(
             lease_seconds=settings.lease_seconds,
         ),
         clock,
+        pollers=[
+            SpectraPoller(
+                name=name,
+                connection=connection,
+                prop=hotels.properties[connection.property_id],
+                client=SpectraClient(
+                    session,
+                    base_url=connection.base_url,
+                    username=connection.username.reveal(),
+                    password=connection.password.reveal(),
+                    hotel_code=connection.hotel_code,
+                    timeout_seconds=connection.timeout_seconds,
+                ),
+                cursors=CursorStore(db),
+                committer=committer,
+                metrics=metrics,
+                clock=clock,
+            )
+            for name, connection in sorted(hotels.spectra.items())
+        ],
+        cursors=CursorStore(db),
+        metrics=metrics,
     )
 
 
@@ -188,6 +273,7 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         client=client,
         session=session,
+        committer=app[COMMITTER],
         owner=f"{settings.instance_id}:{id(app):x}",
     )
     app[RUNTIME] = runtime
@@ -201,6 +287,9 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
         )
         await scheduler.spawn(runtime.call_loop(call_store.next_due))
         await scheduler.spawn(runtime.delivery_loop(DeliveryStore(db).next_due))
+        for poller in runtime.pollers:
+            interval = hotels.spectra[poller.name].poll_interval_seconds
+            await scheduler.spawn(runtime.poll_loop(poller, interval))
         log.info("workers started", extra={"action": "workers.started"})
         try:
             yield

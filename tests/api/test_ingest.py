@@ -21,7 +21,8 @@ async def test_valid_event_is_stored_once_and_marks_its_booking(client: TestClie
     response = await client.post("/v1/events", json=event("e1"), headers=BEARER)
     assert response.status == 202
     body = await response.json()
-    assert body["event_id"] == "e1" and body["position"] > 0
+    assert body["event_id"] == "e1"
+    assert body["position"] > 0
     assert await count(client) == 1
     row = await client.app[DATABASE].pool.fetchrow("SELECT * FROM bookings")
     assert (row["source"], row["booking_id"], row["marked_seq"], row["seen_seq"]) == (

@@ -38,7 +38,8 @@ async def test_booking_arriving_soon_gets_one_grant_with_every_required_field(h:
     assert (sent["phoneNumber"], sent["countryCode"]) == ("91234567", "47")
     assert sent["start"].startswith("2026-11-23T11:00:00")
     grants = await h.grants()
-    assert len(grants) == 1 and grants[0]["state"] == "active"
+    assert len(grants) == 1
+    assert grants[0]["state"] == "active"
     stored = await h.rows("SELECT * FROM grants")
     assert stored[0]["reference_id"] == grants[0]["ReferenceId"]
     assert stored[0]["code"] == grants[0]["code"]
@@ -74,7 +75,8 @@ async def test_date_change_updates_the_same_reference_and_cancel_revokes(h: Harn
     await h.post(later)
     await h.settle()
     updates = await grant_calls(h, "/UpdateAccess")
-    assert len(updates) == 1 and updates[0]["body"]["ReferenceId"] == reference
+    assert len(updates) == 1
+    assert updates[0]["body"]["ReferenceId"] == reference
     assert len(await grant_calls(h)) == 1
     grants = await h.grants()
     assert len(grants) == 1
@@ -88,7 +90,8 @@ async def test_date_change_updates_the_same_reference_and_cancel_revokes(h: Harn
     await h.post(cancelled)
     await h.settle()
     revokes = await grant_calls(h, "/RevokeAccess")
-    assert len(revokes) == 1 and revokes[0]["body"]["ReferenceId"] == reference
+    assert len(revokes) == 1
+    assert revokes[0]["body"]["ReferenceId"] == reference
     assert not await h.opens(code, "L-101", arrival + 4 * HOUR)
     assert (await h.rows("SELECT state FROM grants"))[0]["state"] == "revoked"
 
@@ -123,7 +126,8 @@ async def test_temporary_failures_are_retried_every_5_minutes_until_inlet_recove
     await h.post(event("e1", arrival=START + 5 * HOUR))
     await h.settle()
     call = (await h.rows("SELECT * FROM inlet_calls"))[0]
-    assert call["state"] == "pending" and call["attempts"] == 1
+    assert call["state"] == "pending"
+    assert call["attempts"] == 1
     assert call["next_attempt_at"] == START + timedelta(minutes=5)
     await h.advance(timedelta(minutes=4))
     assert (await h.rows("SELECT attempts FROM inlet_calls"))[0]["attempts"] == 1
@@ -131,7 +135,8 @@ async def test_temporary_failures_are_retried_every_5_minutes_until_inlet_recove
     assert (await h.rows("SELECT attempts FROM inlet_calls"))[0]["attempts"] == 2
     await h.advance(timedelta(minutes=5))
     call = (await h.rows("SELECT * FROM inlet_calls"))[0]
-    assert call["state"] == "succeeded" and call["attempts"] == 3
+    assert call["state"] == "succeeded"
+    assert call["attempts"] == 3
     assert len(await h.grants()) == 1
     timeline = await h.timeline("R-1001")
     attempts = timeline["calls"][0]["attempt_log"]
@@ -143,7 +148,8 @@ async def test_permanent_failure_is_escalated_at_once_with_inlets_message(h: Har
     await h.post(event("e1", arrival=START + 5 * HOUR))
     await h.settle()
     call = (await h.rows("SELECT * FROM inlet_calls"))[0]
-    assert call["state"] == "failed" and call["attempts"] == 1
+    assert call["state"] == "failed"
+    assert call["attempts"] == 1
     escalations = await h.rows("SELECT * FROM escalations")
     assert len(escalations) == 1
     assert escalations[0]["reason"] == "permanent_error"
@@ -170,11 +176,11 @@ async def test_sixty_minutes_of_failures_escalate(h: Harness) -> None:
 
 async def test_thirty_attempts_escalate_when_that_limit_comes_first(database_url: str) -> None:
     async with harness(database_url) as h:
-        policy = h.runtime.calls._hotels.retry  # noqa: SLF001
+        policy = h.runtime.calls._hotels.retry
         import msgspec
 
-        h.runtime.calls._hotels = msgspec.structs.replace(  # noqa: SLF001
-            h.runtime.calls._hotels,  # noqa: SLF001
+        h.runtime.calls._hotels = msgspec.structs.replace(
+            h.runtime.calls._hotels,
             retry=msgspec.structs.replace(policy, interval_minutes=1, max_minutes=600),
         )
         await h.fault(kind="status", status=502)
@@ -229,20 +235,21 @@ async def test_worker_killed_between_call_and_commit_does_not_duplicate(h: Harne
     await h.post(event("e1", arrival=START + 2 * HOUR))
     await h.runtime.reconciler.run_once()
     # A worker claims the call, calls Inlet, and dies before recording the outcome.
-    dead = h.runtime.calls._store  # noqa: SLF001
+    dead = h.runtime.calls._store
     claimed = await dead.claim(owner="dead-worker", now=h.clock.now(), limit=1, lease_seconds=60)
     assert len(claimed) == 1
     from service.workers.calls import grant_request
 
     assert claimed[0].desired is not None
     request = grant_request(claimed[0].desired, "Inlet Bridge Demo")
-    result = await h.runtime.calls._client.grant_access("inlet-key-oslo-1", request)  # noqa: SLF001
+    result = await h.runtime.calls._client.grant_access("inlet-key-oslo-1", request)
     assert result.outcome == "success"
     # Before the lease expires, nobody else takes the call.
     assert await h.runtime.calls.run_once() == 0
     await h.advance(timedelta(seconds=61))
     call = (await h.rows("SELECT * FROM inlet_calls"))[0]
-    assert call["state"] == "succeeded" and call["attempts"] == 2
+    assert call["state"] == "succeeded"
+    assert call["attempts"] == 2
     grants = await h.grants()
     assert len(grants) == 1
     assert (await h.rows("SELECT reference_id FROM grants"))[0]["reference_id"] == grants[0][

@@ -38,7 +38,8 @@ def test_bad_setting_stops_start_up_naming_it(
     result = run(["serve"], {**environ(database_url), **override})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0], result.stderr
 
 
 def test_bad_key_in_properties_file_is_named(database_url: str, tmp_path: Path) -> None:

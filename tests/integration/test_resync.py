@@ -39,7 +39,8 @@ async def test_lock_replacement_then_resync_gives_working_new_codes(h: Harness) 
     dry = await h.service.post(
         "/v1/resync", json={"selector": {"access_points": ["L-101"]}}, headers=ADMIN_HEADERS
     )
-    assert dry.status == 200 and await dry.json() == {"dry_run": True, "matched": 1}
+    assert dry.status == 200
+    assert await dry.json() == {"dry_run": True, "matched": 1}
     assert not [r for r in await h.inlet_requests() if r["path"] == "/UpdateAccess"]
 
     started = await h.service.post(

@@ -112,7 +112,8 @@ async def test_grant_update_revoke_and_escalation_each_deliver_one_signed_webhoo
         stored["code"],
         stored["code_formatted"],
     )
-    assert data["link"] == stored["link"] and data["reference_id"] == stored["reference_id"]
+    assert data["link"] == stored["link"]
+    assert data["reference_id"] == stored["reference_id"]
 
     # A lock replacement and a re-sync give a new code: access.updated carries it.
     await h.sandbox.post("/_sandbox/locks/L-101/replace")
@@ -147,7 +148,8 @@ async def test_grant_update_revoke_and_escalation_each_deliver_one_signed_webhoo
     assert len(hook.received) == 4
     failed = verified(hook.received[3], now)
     assert failed["type"] == "access.failed"
-    assert failed["data"]["booking_id"] == "R-2" and "Lock offline" in failed["data"]["message"]
+    assert failed["data"]["booking_id"] == "R-2"
+    assert "Lock offline" in failed["data"]["message"]
     ids = {d["headers"]["webhook-id"] for d in hook.received}
     assert len(ids) == 4
 
@@ -161,7 +163,8 @@ async def test_failing_receiver_gets_the_events_in_order_once_it_recovers(
     await h.settle()
     await h.post(event("e2", occurred_at=START + timedelta(minutes=1), arrival=START + 2 * HOUR))
     await h.settle()
-    assert hook.received == [] and hook.attempts == 1
+    assert hook.received == []
+    assert hook.attempts == 1
     for _ in range(8):
         await h.advance(timedelta(seconds=40))
     assert hook.attempts == 5  # three failures, then the two changes

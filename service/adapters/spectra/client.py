@@ -8,6 +8,7 @@ code) and never a guest's data; the password lives only in the auth header.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Mapping
@@ -75,6 +76,14 @@ def sync_time_text(sync_time: datetime) -> str:
     return sync_time.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def basic_authorization(username: str, password: str) -> str:
+    """The HTTP Basic `Authorization` value (built here: aiohttp's BasicAuth is deprecated)."""
+    if ":" in username:
+        raise ValueError('a Basic auth username cannot contain ":"')
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
 class SpectraClient:
     """The Spectra endpoints of one hotel, as typed methods."""
 
@@ -90,7 +99,7 @@ class SpectraClient:
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
-        self._auth = aiohttp.BasicAuth(username, password)
+        self._authorization = basic_authorization(username, password)
         self.hotel_code = hotel_code
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
@@ -240,7 +249,7 @@ class SpectraClient:
     ) -> Any:
         """One HTTP exchange; the decoded JSON (None when no body is expected or sent)."""
         url = self._url(endpoint, path_args)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "Authorization": self._authorization}
         if body:
             headers["Content-Type"] = "application/json"
         started = time.monotonic()
@@ -251,7 +260,6 @@ class SpectraClient:
                 params=params,
                 data=body,
                 headers=headers,
-                auth=self._auth,
                 timeout=self._timeout,
             ) as response:
                 status = response.status

@@ -9,6 +9,8 @@ faults and read back the codes the bridge wrote. State lives under an AppKey, ne
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from service.adapters.spectra import mapping
 from service.adapters.spectra.emulator_state import Clock, EmulatorState, Fault
@@ -56,14 +58,16 @@ async def _body(request: web.Request) -> Any:
 
 
 def _authorized(request: web.Request, state: EmulatorState) -> bool:
-    header = request.headers.get("Authorization", "")
-    try:
-        auth = BasicAuth.decode(header)
-    except ValueError:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
         return False
-    user_ok = hmac.compare_digest(auth.login.encode(), state.username.encode())
-    password_ok = hmac.compare_digest(auth.password.encode(), state.password.encode())
-    return user_ok and password_ok
+    try:
+        login, sep, password = base64.b64decode(token, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    user_ok = hmac.compare_digest(login.encode(), state.username.encode())
+    password_ok = hmac.compare_digest(password.encode(), state.password.encode())
+    return bool(sep) and user_ok and password_ok
 
 
 @web.middleware

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import msgspec
 
+from service.adapters.spectra import payload
+from service.adapters.spectra.localtime import local_to_aware as local_to_aware
+from service.adapters.spectra.localtime import zone_named
+from service.adapters.spectra.payload import SpectraPayloadError as SpectraPayloadError
 from service.domain.booking import (
     Booking,
     BookingEvent,
@@ -87,19 +91,6 @@ STATUS_MAP: Mapping[str, StayStatus] = MappingProxyType(
         "checkedout": "checked_out",
         "cancelled": "cancelled",
         "noshow": "no_show",
-    }
-)
-
-# Windows zone IDs a .NET back end may report, for the hotels we are likely to meet.
-_WINDOWS_ZONES: Mapping[str, str] = MappingProxyType(
-    {
-        "w. europe standard time": "Europe/Berlin",
-        "romance standard time": "Europe/Paris",
-        "central europe standard time": "Europe/Budapest",
-        "central european standard time": "Europe/Warsaw",
-        "fle standard time": "Europe/Helsinki",
-        "gmt standard time": "Europe/London",
-        "utc": "UTC",
     }
 )
 
@@ -199,9 +190,7 @@ _PAYLOADS: tuple[type[_Payload], ...] = (
 )
 
 # Lower-case key -> the spelling the Structs expect; built from the Structs so it cannot drift.
-_KEY_SPELLING: Mapping[str, str] = MappingProxyType(
-    {f.encode_name.lower(): f.encode_name for t in _PAYLOADS for f in msgspec.structs.fields(t)}
-)
+_KEY_SPELLING: Mapping[str, str] = MappingProxyType(payload.spellings(_PAYLOADS))
 
 
 def field_name(struct: type[msgspec.Struct], attribute: str) -> str:
@@ -212,50 +201,19 @@ def field_name(struct: type[msgspec.Struct], attribute: str) -> str:
     raise KeyError(attribute)
 
 
-class SpectraPayloadError(ValueError):
-    """A payload does not have the shape we expect; the message names the path, never a value."""
-
-
 def canonical_keys(obj: Any) -> Any:
-    """Respell every known key the way the Structs expect, at any depth, whatever its case."""
-    if isinstance(obj, dict):
-        return {
-            (_KEY_SPELLING.get(k.lower(), k) if isinstance(k, str) else k): canonical_keys(v)
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [canonical_keys(v) for v in obj]
-    return obj
+    """Respell every known Spectra key the way the Structs expect, whatever its case."""
+    return payload.canonical_keys(obj, _KEY_SPELLING)
 
 
 def decode(obj: Any, type_: type[T]) -> T:
-    """Convert one decoded JSON value into a payload Struct, keys matched without case."""
-    try:
-        return msgspec.convert(canonical_keys(obj), type_)
-    except msgspec.ValidationError as exc:
-        raise SpectraPayloadError(str(exc)) from None
+    """One decoded JSON value as a payload Struct; raises SpectraPayloadError naming the path."""
+    return payload.convert(obj, type_, _KEY_SPELLING)
 
 
 def decode_list(obj: Any, type_: type[T]) -> tuple[list[T], list[str]]:
-    """Convert a list answer item by item: one bad reservation must not hide the others.
-
-    Returns the items that fit and one problem line per item that did not.
-    """
-    if isinstance(obj, dict):
-        lowered = {k.lower(): v for k, v in obj.items() if isinstance(k, str)}
-        wrapped = next((lowered[k] for k in LIST_WRAPPER_KEYS if k in lowered), None)
-        # A single object (settings/hotels may answer with one hotel) counts as a list of one.
-        obj = wrapped if isinstance(wrapped, list) else [obj]
-    if not isinstance(obj, list):
-        raise SpectraPayloadError(f"expected a list, got {type(obj).__name__}")
-    items: list[T] = []
-    problems: list[str] = []
-    for index, raw in enumerate(obj):
-        try:
-            items.append(decode(raw, type_))
-        except SpectraPayloadError as exc:
-            problems.append(str(exc).replace("`$", f"`$[{index}]", 1))
-    return items, problems
+    """A list answer as Structs, plus one problem line per item that did not fit."""
+    return payload.convert_list(obj, type_, _KEY_SPELLING, LIST_WRAPPER_KEYS)
 
 
 # --- small interpretations ---
@@ -285,32 +243,7 @@ def feed_event_time(item: SpectraFeedItem) -> datetime | None:
 
 def hotel_zone(hotel: SpectraHotel) -> ZoneInfo | None:
     """The hotel's zone from settings/hotels (IANA or a known Windows ID); None if unknown."""
-    name = (hotel.time_zone or "").strip()
-    if not name:
-        return None
-    name = _WINDOWS_ZONES.get(name.lower(), name)
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def local_to_aware(value: str, tz: ZoneInfo, default_time: time) -> datetime:
-    """Spectra's hotel-local time as an aware datetime in `tz`.
-
-    A time in the spring-forward gap moves forward by the gap (02:30 -> 03:30); an ambiguous
-    autumn time takes its first occurrence. A value with an offset keeps its instant.
-    Raises ValueError if the value is not an ISO date or date-time.
-    """
-    text = value.strip()
-    if len(text) == 10:
-        parsed = datetime.combine(date.fromisoformat(text), default_time)
-    else:
-        parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is not None:
-        return parsed.astimezone(tz)
-    # Round-tripping through UTC normalizes a wall time that does not exist in the zone.
-    return parsed.replace(tzinfo=tz).astimezone(UTC).astimezone(tz)
+    return zone_named(hotel.time_zone)
 
 
 def _text(value: str | int | None) -> str | None:

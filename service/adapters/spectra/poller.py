@@ -1,0 +1,264 @@
+"""How do Spectra's reservations become events? The poller of one Spectra connection.
+
+It reads the events feed from a cursor in PostgreSQL (re-reading a small overlap, since the
+feed's clock and ours differ), fetches each changed reservation, maps it to a normalized event
+and appends it through the same path as webhooks (validation, idempotency, the reconciler).
+The cursor moves only after the events are committed, so a poller stopped half-way re-reads
+from where it was: repeats are idempotent, nothing is lost. A first start, or a gap older
+than the feed keeps, is filled from the reservation list for the window ahead. Only the
+replica holding the connection's advisory lock polls it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from service.adapters.spectra import mapping
+from service.adapters.spectra.client import SpectraClient, SpectraError
+from service.clock import Clock
+from service.domain.booking import BookingEvent
+from service.domain.validation import validate_event
+from service.ingest import GroupCommitter
+from service.metrics import Metrics
+from service.properties import Property, SpectraConnection
+from service.store.cursors import CursorStore
+
+log = logging.getLogger(__name__)
+
+FEED_OVERLAP = timedelta(minutes=2)
+FEED_MAX_AGE = timedelta(hours=24)
+LOOKAHEAD = timedelta(hours=72)  # Inlet never takes bookings earlier than 72 h before arrival
+
+
+class PollReport(msgspec.Struct, frozen=True, kw_only=True):
+    mode: str  # "feed" or "backfill"
+    fetched: int
+    appended: int
+    unchanged: int
+    skipped: int
+    held: int
+
+
+class SpectraPoller:
+    def __init__(
+        self,
+        *,
+        name: str,
+        connection: SpectraConnection,
+        prop: Property,
+        client: SpectraClient,
+        cursors: CursorStore,
+        committer: GroupCommitter,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self._connection = connection
+        self._prop = prop
+        self._client = client
+        self._cursors = cursors
+        self._committer = committer
+        self._metrics = metrics
+        self._clock = clock
+        self._source = connection.source(name)
+        self._zone: ZoneInfo | None = None
+
+    async def poll_once(self) -> PollReport:
+        """One poll; raises SpectraError (the cursor stays where it was) when Spectra fails."""
+        now = self._clock.now()
+        cursor = await self._cursors.get(self.name)
+        zone = await self._hotel_zone()
+        fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = []
+        deletions: list[tuple[str, datetime | None]] = []
+        if cursor is None or cursor.sync_time is None or now - cursor.sync_time > FEED_MAX_AGE:
+            mode, sync_time = "backfill", now
+            local = now.astimezone(zone)
+            start = (local - timedelta(hours=self._connection.backfill_hours)).date()
+            reservations = await self._client.all_reservations(start, (local + LOOKAHEAD).date())
+            fetched = [(r, None) for r in reservations]
+        else:
+            mode, sync_time = "feed", cursor.sync_time
+            items = await self._client.events_since(cursor.sync_time - FEED_OVERLAP)
+            latest: dict[str, mapping.SpectraFeedItem] = {}
+            for item in sorted(items, key=lambda i: mapping.feed_event_time(i) or now):
+                latest[item.reservation_guid] = item
+                sync_time = max(sync_time, mapping.feed_event_time(item) or sync_time)
+            for guid, item in latest.items():
+                at = mapping.feed_event_time(item)
+                if mapping.is_deletion(item):
+                    deletions.append((guid, at))
+                    continue
+                reservation = await self._fetch(guid)
+                if reservation is not None:
+                    fetched.append((reservation, at))
+        seen = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions}
+        for guid in cursor.held if cursor else ():
+            if guid not in seen:  # held back last time (unpaid): look again
+                reservation = await self._fetch(guid)
+                if reservation is not None:
+                    fetched.append((reservation, None))
+        events, held, skipped = await self._map(fetched, zone, now)
+        events += await self._deleted(deletions, now)
+        events += await self._conferences(zone, now)
+        appended, unchanged = await self._append(events)
+        await self._cursors.save(self.name, sync_time=sync_time, held=tuple(held), now=now)
+        self._metrics.poller_last_success.labels(connection=self.name).set(now.timestamp())
+        self._metrics.poller_lag.labels(connection=self.name).set(
+            max(0.0, (now - sync_time).total_seconds())
+        )
+        report = PollReport(
+            mode=mode,
+            fetched=len(fetched),
+            appended=appended,
+            unchanged=unchanged,
+            skipped=skipped,
+            held=len(held),
+        )
+        log.info(
+            "spectra poll done",
+            extra={
+                "action": "spectra.polled",
+                "connection": self.name,
+                **msgspec.to_builtins(report),
+            },
+        )
+        return report
+
+    async def _hotel_zone(self) -> ZoneInfo:
+        if self._zone is None:
+            hotels = await self._client.hotel_settings()
+            for hotel in hotels:
+                if (hotel.hotel_code or "").lower() == self._connection.hotel_code.lower():
+                    self._zone = mapping.hotel_zone(hotel)
+            if self._zone is None:
+                self._zone = self._prop.timezone  # the properties file's zone as a fallback
+        return self._zone
+
+    async def _fetch(self, guid: str) -> mapping.SpectraReservation | None:
+        try:
+            return await self._client.reservation(guid)
+        except SpectraError as exc:
+            if exc.status == 404:
+                # Gone from the PMS without a deletion: never taken as a cancellation.
+                log.warning(
+                    "spectra reservation not found; access unchanged",
+                    extra={"action": "spectra.not_found", "connection": self.name, "stay_id": guid},
+                )
+                return None
+            raise
+
+    async def _map(
+        self,
+        fetched: list[tuple[mapping.SpectraReservation, datetime | None]],
+        zone: ZoneInfo,
+        now: datetime,
+    ) -> tuple[list[BookingEvent], list[str], int]:
+        events: list[BookingEvent] = []
+        held: list[str] = []
+        skipped = 0
+        for reservation, at in fetched:
+            result = mapping.reservation_to_event(
+                reservation,
+                source=self._source,
+                property_id=self._connection.property_id,
+                tz=zone,
+                observed_at=now,
+                event_time=at,
+            )
+            if result.event is None:
+                skipped += 1
+                log.warning(
+                    "spectra reservation skipped",
+                    extra={
+                        "action": "spectra.skipped",
+                        "connection": self.name,
+                        "stay_id": reservation.reservation_guid,
+                        "reason": result.skipped_reason,
+                    },
+                )
+                continue
+            if self._connection.hold_unpaid and await self._unpaid(result.event):
+                held.append(reservation.reservation_guid)
+                continue
+            events.append(result.event)
+        return events, held, skipped
+
+    async def _unpaid(self, event: BookingEvent) -> bool:
+        stay = event.booking.stays[0]
+        if stay.status not in ("confirmed", "checked_in"):
+            return False
+        balance = await self._client.balance(stay.stay_id)
+        return balance.balance is not None and balance.balance > 0
+
+    async def _deleted(
+        self, deletions: list[tuple[str, datetime | None]], now: datetime
+    ) -> list[BookingEvent]:
+        events = []
+        for guid, at in deletions:
+            last = await self._cursors.last_event_for_stay(self._source, guid)
+            if last is None or last.booking.deleted:
+                continue
+            when = at or now
+            events.append(
+                msgspec.structs.replace(
+                    last,
+                    event_id=f"spectra:{guid}:deleted:{int(when.timestamp())}",
+                    occurred_at=when,
+                    booking=msgspec.structs.replace(last.booking, deleted=True),
+                )
+            )
+        return events
+
+    async def _conferences(self, zone: ZoneInfo, now: datetime) -> list[BookingEvent]:
+        events = []
+        for conference in await self._client.conferences():
+            result = mapping.conference_to_event(
+                conference,
+                source=self._source,
+                property_id=self._connection.property_id,
+                tz=zone,
+                observed_at=now,
+            )
+            if result.event is not None:
+                events.append(result.event)
+        return events
+
+    async def _append(self, events: list[BookingEvent]) -> tuple[int, int]:
+        """Append what changed, one event per unit; an unchanged booking is left alone."""
+        appended = unchanged = 0
+        for event in events:
+            stay_id = event.booking.stays[0].stay_id if event.booking.stays else None
+            last = (
+                await self._cursors.last_event_for_stay(self._source, stay_id) if stay_id else None
+            )
+            if last is not None and last.booking == _normalized(event).booking:
+                unchanged += 1
+                continue
+            valid = validate_event(event)
+            if isinstance(valid, list):
+                self._metrics.poller_errors.labels(connection=self.name, kind="invalid").inc()
+                log.warning(
+                    "spectra reservation refused by validation",
+                    extra={
+                        "action": "spectra.invalid",
+                        "connection": self.name,
+                        "booking_id": event.booking.booking_id,
+                        "problems": [f"{p.path}: {p.message}" for p in valid],
+                    },
+                )
+                continue
+            result = await self._committer.append([valid])
+            if result.results[0].status == "stored":
+                appended += 1
+            else:
+                unchanged += 1
+        return appended, unchanged
+
+
+def _normalized(event: BookingEvent) -> BookingEvent:
+    valid = validate_event(event)
+    return event if isinstance(valid, list) else valid

@@ -1,0 +1,86 @@
+"""What must a person follow up, and what happens when they act? Escalations for operators.
+
+Retrying a call escalation resolves it and marks the booking: the reconciler then plans the
+call again from the booking's current state (level-triggered, so a booking that changed in the
+meantime gets the right call). A failed re-sync is queued again as it was; a failed delivery
+is tried again from scratch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from service.store.db import Database
+from service.store.reconcile import PRIORITY
+
+
+class Escalation(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    grant_key: str
+    source: str
+    booking_id: str
+    property_id: str
+    call_id: int | None
+    delivery_id: int | None
+    operation: str | None
+    severity: str
+    reason: str
+    message: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_note: str | None
+
+
+Outcome = Literal["retried", "resolved", "not_found"]
+
+
+class EscalationStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def list(
+        self,
+        *,
+        open_only: bool | None = True,
+        severity: str | None = None,
+        operation: str | None = None,
+        limit: int = 200,
+    ) -> list[Escalation]:
+        rows = await self._db.fetch("list_escalations", open_only, severity, operation, limit)
+        return [Escalation(**dict(r)) for r in rows]
+
+    async def resolve(self, escalation_id: int, *, note: str, now: datetime) -> Outcome:
+        status = await self._db.execute("resolve_escalation", escalation_id, now, note)
+        return "not_found" if status.endswith(" 0") else "resolved"
+
+    async def retry(self, escalation_id: int, *, note: str, now: datetime) -> Outcome:
+        async with self._db.transaction() as conn:
+            row = await conn.fetchrow(self._db.sql("lock_escalation"), escalation_id)
+            if row is None:
+                return "not_found"
+            await conn.execute(
+                self._db.sql("resolve_escalation"), escalation_id, now, f"retried: {note}"
+            )
+            if row["call_id"] is not None and row["call_reason"] == "resync":
+                await conn.fetchval(
+                    self._db.sql("requeue_call"),
+                    row["grant_key"],
+                    row["source"],
+                    row["booking_id"],
+                    row["call_property_id"],
+                    row["call_operation"],
+                    "resync",
+                    row["call_request"],
+                    row["call_fingerprint"],
+                    PRIORITY[row["call_operation"]],
+                    now,
+                    row["call_deadline"],
+                    row["call_resync_id"],
+                )
+            if row["delivery_id"] is not None:
+                await conn.execute(self._db.sql("requeue_delivery"), row["delivery_id"], now)
+            await conn.execute(self._db.sql("mark_booking"), row["source"], row["booking_id"], now)
+        return "retried"

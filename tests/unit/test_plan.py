@@ -1,0 +1,409 @@
+"""Which Inlet calls converge what Inlet holds to what should be? Tables of cases for `plan`."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+
+import msgspec
+import pytest
+
+from service.domain.access import DesiredGrant
+from service.domain.plan import ActualGrant, Operation, PendingCall, plan
+from service.domain.reconcile import BookingInputs, decide
+from tests.unit.domain_cases import (
+    ARRIVAL,
+    BOOKING_ID,
+    DEPARTURE,
+    HOUR,
+    MINUTE,
+    NOW,
+    PROPERTY_ID,
+    SOURCE,
+    booking,
+    hotels,
+    logged,
+    stay,
+)
+
+K1 = "acme-pms:R-1001:S1"
+K2 = "acme-pms:R-1001:S2"
+K3 = "acme-pms:R-1001:S3"
+K4 = "acme-pms:R-1001:S4"
+OPENS = ARRIVAL - 24 * HOUR  # the send window opens
+INSIDE = OPENS + HOUR
+BEFORE = OPENS - MINUTE
+
+
+def want(key: str = K1, fingerprint: str = "fp-new", send_after: datetime = OPENS) -> DesiredGrant:
+    stay_id = key.rsplit(":", 1)[1]
+    return DesiredGrant(
+        grant_key=key,
+        source=SOURCE,
+        booking_id=BOOKING_ID,
+        stay_id=stay_id,
+        property_id=PROPERTY_ID,
+        resource_id="101",
+        operation="code",
+        access_points=("L-101", "MAIN"),
+        valid_from=ARRIVAL,
+        valid_to=DEPARTURE,
+        guest_name="Ola Nordmann",
+        email="ola@example.no",
+        phone=None,
+        notify=True,
+        send_after=send_after,
+        fingerprint=fingerprint,
+    )
+
+
+def have(key: str = K1, fingerprint: str = "fp-new", state: str = "active") -> ActualGrant:
+    return ActualGrant(
+        grant_key=key,
+        state=state,  # type: ignore[arg-type]
+        reference_id="ref-1" if state == "active" else None,
+        fingerprint=fingerprint,
+    )
+
+
+def call(
+    operation: str = "grant",
+    fingerprint: str = "fp-old",
+    status: str = "queued",
+    key: str = K1,
+    call_id: int = 7,
+) -> PendingCall:
+    return PendingCall(
+        call_id=call_id,
+        grant_key=key,
+        operation=operation,  # type: ignore[arg-type]
+        fingerprint=fingerprint,
+        status=status,  # type: ignore[arg-type]
+    )
+
+
+W = want()
+W_LATER = want(send_after=ARRIVAL + 48 * HOUR)
+
+
+def by_key(*values: DesiredGrant | ActualGrant | PendingCall) -> dict[str, object]:
+    return {v.grant_key: v for v in values}
+
+
+PlanCase = tuple[dict[str, DesiredGrant], dict[str, ActualGrant], dict[str, PendingCall], datetime]
+
+CASES: list[tuple[str, PlanCase, list[Operation]]] = [
+    ("nothing-anywhere", ({}, {}, {}, INSIDE), []),
+    ("in-sync", ({K1: W}, {K1: have()}, {}, INSIDE), []),
+    ("in-sync-before-window", ({K1: W_LATER}, {K1: have()}, {}, INSIDE), []),
+    (
+        "grant-missing-inside-window",
+        ({K1: W}, {}, {}, INSIDE),
+        [Operation(kind="grant", grant_key=K1, desired=W)],
+    ),
+    (
+        "grant-exactly-at-window",
+        ({K1: W}, {}, {}, OPENS),
+        [Operation(kind="grant", grant_key=K1, desired=W)],
+    ),
+    ("nothing-before-window", ({K1: W}, {}, {}, BEFORE), []),
+    (
+        "grant-again-after-revoked",
+        ({K1: W}, {K1: have(state="revoked")}, {}, INSIDE),
+        [Operation(kind="grant", grant_key=K1, desired=W)],
+    ),
+    (
+        "update-when-fingerprint-differs",
+        ({K1: W}, {K1: have(fingerprint="fp-old")}, {}, INSIDE),
+        [Operation(kind="update", grant_key=K1, desired=W)],
+    ),
+    (
+        "revoke-when-not-desired",
+        ({}, {K1: have()}, {}, INSIDE),
+        [Operation(kind="revoke", grant_key=K1)],
+    ),
+    ("revoked-and-not-desired", ({}, {K1: have(state="revoked")}, {}, INSIDE), []),
+    (
+        "supersede-queued-grant",
+        ({K1: W}, {}, {K1: call("grant", "fp-old")}, INSIDE),
+        [Operation(kind="grant", grant_key=K1, desired=W, supersedes=7)],
+    ),
+    (
+        "supersede-queued-update",
+        ({K1: W}, {K1: have(fingerprint="fp-0")}, {K1: call("update", "fp-old")}, INSIDE),
+        [Operation(kind="update", grant_key=K1, desired=W, supersedes=7)],
+    ),
+    (
+        "supersede-queued-grant-with-update",
+        ({K1: W}, {K1: have(fingerprint="fp-0")}, {K1: call("grant", "fp-new")}, INSIDE),
+        [Operation(kind="update", grant_key=K1, desired=W, supersedes=7)],
+    ),
+    ("queued-call-already-right", ({K1: W}, {}, {K1: call("grant", "fp-new")}, INSIDE), []),
+    (
+        "queued-update-already-right",
+        ({K1: W}, {K1: have(fingerprint="fp-0")}, {K1: call("update", "fp-new")}, INSIDE),
+        [],
+    ),
+    ("in-flight-left-alone", ({K1: W}, {}, {K1: call("grant", "fp-old", "in_flight")}, INSIDE), []),
+    (
+        "in-flight-left-alone-when-not-desired",
+        ({}, {K1: have()}, {K1: call("update", "fp-old", "in_flight")}, INSIDE),
+        [],
+    ),
+    (
+        "escalated-same-call-not-repeated",
+        ({K1: W}, {}, {K1: call("grant", "fp-new", "escalated")}, INSIDE),
+        [],
+    ),
+    (
+        "escalated-same-update-not-repeated",
+        (
+            {K1: W},
+            {K1: have(fingerprint="fp-0")},
+            {K1: call("update", "fp-new", "escalated")},
+            INSIDE,
+        ),
+        [],
+    ),
+    (
+        "escalated-changed-desired-is-planned",
+        ({K1: W}, {}, {K1: call("grant", "fp-old", "escalated")}, INSIDE),
+        [Operation(kind="grant", grant_key=K1, desired=W)],
+    ),
+    (
+        "escalated-grant-now-an-update",
+        (
+            {K1: W},
+            {K1: have(fingerprint="fp-0")},
+            {K1: call("grant", "fp-new", "escalated")},
+            INSIDE,
+        ),
+        [Operation(kind="update", grant_key=K1, desired=W)],
+    ),
+    (
+        "cancel-queued-grant-not-desired",
+        ({}, {}, {K1: call("grant")}, INSIDE),
+        [Operation(kind="cancel", grant_key=K1, supersedes=7)],
+    ),
+    (
+        "cancel-queued-grant-window-moved-later",
+        ({K1: W_LATER}, {}, {K1: call("grant", "fp-new")}, INSIDE),
+        [Operation(kind="cancel", grant_key=K1, supersedes=7)],
+    ),
+    (
+        "cancel-queued-update-already-applied",
+        ({K1: W}, {K1: have()}, {K1: call("update", "fp-new")}, INSIDE),
+        [Operation(kind="cancel", grant_key=K1, supersedes=7)],
+    ),
+    (
+        "cancel-queued-revoke-when-desired-again",
+        ({K1: W}, {K1: have()}, {K1: call("revoke", "fp-new")}, INSIDE),
+        [Operation(kind="cancel", grant_key=K1, supersedes=7)],
+    ),
+    (
+        "cancel-queued-revoke-of-revoked",
+        ({}, {K1: have(state="revoked")}, {K1: call("revoke")}, INSIDE),
+        [Operation(kind="cancel", grant_key=K1, supersedes=7)],
+    ),
+    (
+        "update-supersedes-queued-revoke",
+        ({K1: W}, {K1: have(fingerprint="fp-0")}, {K1: call("revoke", "fp-0")}, INSIDE),
+        [Operation(kind="update", grant_key=K1, desired=W, supersedes=7)],
+    ),
+    (
+        "revoke-supersedes-queued-update",
+        ({}, {K1: have()}, {K1: call("update")}, INSIDE),
+        [Operation(kind="revoke", grant_key=K1, supersedes=7)],
+    ),
+    ("revoke-not-repeated-when-queued", ({}, {K1: have()}, {K1: call("revoke")}, INSIDE), []),
+    (
+        "revoke-not-repeated-when-escalated",
+        ({}, {K1: have()}, {K1: call("revoke", status="escalated")}, INSIDE),
+        [],
+    ),
+    (
+        "revoke-beside-escalated-update",
+        ({}, {K1: have()}, {K1: call("update", status="escalated")}, INSIDE),
+        [Operation(kind="revoke", grant_key=K1)],
+    ),
+    (
+        "escalated-grant-left-when-not-desired",
+        ({}, {}, {K1: call("grant", status="escalated")}, INSIDE),
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"), [pytest.param(c, e, id=name) for name, c, e in CASES]
+)
+def test_plan(case: PlanCase, expected: list[Operation]) -> None:
+    desired, actual, pending, now = case
+
+    assert plan(desired, actual, pending, now) == expected
+
+
+def test_revocations_come_first() -> None:
+    w1, w3 = want(K1), want(K3)
+    desired = {K1: w1, K3: w3}
+    actual = {
+        K2: have(K2),
+        K3: have(K3, fingerprint="fp-old"),
+        K4: have(K4, state="revoked"),
+    }
+    pending = {K4: call("grant", key=K4, call_id=40)}
+    extra = {"acme-pms:R-1001:S0": have("acme-pms:R-1001:S0")}
+
+    result = plan(desired, {**actual, **extra}, pending, INSIDE)
+
+    assert result == [
+        Operation(kind="revoke", grant_key="acme-pms:R-1001:S0"),
+        Operation(kind="revoke", grant_key=K2),
+        Operation(kind="cancel", grant_key=K4, supersedes=40),
+        Operation(kind="update", grant_key=K3, desired=w3),
+        Operation(kind="grant", grant_key=K1, desired=w1),
+    ]
+
+
+# --- idempotence: apply what the plan says, plan again, nothing is left --------------------
+
+
+def apply(
+    operations: list[Operation],
+    actual: dict[str, ActualGrant],
+    pending: dict[str, PendingCall],
+) -> tuple[dict[str, ActualGrant], dict[str, PendingCall]]:
+    """The state after every planned call succeeded and every cancel was done."""
+    actual, pending = dict(actual), dict(pending)
+    for op in operations:
+        if op.supersedes is not None:
+            assert pending[op.grant_key].call_id == op.supersedes
+            assert pending[op.grant_key].status == "queued"
+            del pending[op.grant_key]
+        if op.kind in ("grant", "update"):
+            assert op.desired is not None
+            actual[op.grant_key] = have(op.grant_key, op.desired.fingerprint)
+        elif op.kind == "revoke":
+            previous = actual[op.grant_key]
+            actual[op.grant_key] = msgspec.structs.replace(previous, state="revoked")
+        else:
+            assert op.kind == "cancel"
+            assert op.supersedes is not None
+    return actual, pending
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"), [pytest.param(c, e, id=name) for name, c, e in CASES]
+)
+def test_planning_after_the_effect_gives_nothing(case: PlanCase, expected: list[Operation]) -> None:
+    desired, actual, pending, now = case
+    operations = plan(desired, actual, pending, now)
+    assert operations == expected
+
+    after_actual, after_pending = apply(operations, actual, pending)
+
+    assert plan(desired, after_actual, after_pending, now) == []
+
+
+WANTS: dict[str, DesiredGrant | None] = {"none": None, "inside": W, "before-window": W_LATER}
+HAVES: dict[str, ActualGrant | None] = {
+    "none": None,
+    "active-same": have(),
+    "active-other": have(fingerprint="fp-old"),
+    "revoked": have(state="revoked"),
+}
+CALLS: dict[str, PendingCall | None] = {"none": None} | {
+    f"{status}-{operation}-{fp}": call(operation, f"fp-{fp}", status)
+    for status in ("queued", "in_flight", "escalated")
+    for operation in ("grant", "update", "revoke")
+    for fp in ("new", "old")
+}
+
+
+@pytest.mark.parametrize(
+    ("want_name", "have_name", "call_name"),
+    [
+        pytest.param(w, h, c, id=f"want-{w}/have-{h}/call-{c}")
+        for w, h, c in itertools.product(WANTS, HAVES, CALLS)
+    ],
+)
+def test_every_combination_converges_in_one_step(
+    want_name: str, have_name: str, call_name: str
+) -> None:
+    wanted, held, queued = WANTS[want_name], HAVES[have_name], CALLS[call_name]
+    desired = {K1: wanted} if wanted is not None else {}
+    actual = {K1: held} if held is not None else {}
+    pending = {K1: queued} if queued is not None else {}
+
+    operations = plan(desired, actual, pending, INSIDE)
+
+    assert len(operations) <= 1  # at most one operation per grant
+    if queued is not None and queued.status == "in_flight":
+        assert operations == []
+    # Only a queued call may be superseded (an escalated one stays for a person).
+    supersedable = queued.call_id if queued is not None and queued.status == "queued" else None
+    assert all(op.supersedes == supersedable for op in operations)
+    after_actual, after_pending = apply(operations, actual, pending)
+    assert plan(desired, after_actual, after_pending, INSIDE) == []
+
+
+# --- the reconciler's pure step: fold, desired access, plan ------------------------------------
+
+
+def test_decide_plans_the_grant_of_a_new_booking() -> None:
+    events = (logged(1, NOW - HOUR, booking(stay("S1"), stay("S2", resource_id="999"))),)
+    inputs = BookingInputs(
+        source=SOURCE,
+        booking_id=BOOKING_ID,
+        property_id=PROPERTY_ID,
+        events=events,
+        actual={},
+        pending={},
+    )
+
+    decision = decide(inputs, hotels(), NOW)
+
+    assert [(op.kind, op.grant_key, op.supersedes) for op in decision.operations] == [
+        ("grant", K1, None)
+    ]
+    assert decision.operations[0].desired == decision.desired.grants[0]
+    assert [i.kind for i in decision.desired.issues] == ["unmapped_resource"]
+    assert decision.next_look_at == DEPARTURE
+
+
+def test_decide_revokes_a_deleted_booking_and_replays_the_same() -> None:
+    events = (
+        logged(2, NOW - HOUR, booking(deleted=True)),
+        logged(1, NOW - 2 * HOUR, booking()),
+    )
+    inputs = BookingInputs(
+        source=SOURCE,
+        booking_id=BOOKING_ID,
+        property_id=PROPERTY_ID,
+        events=events,
+        actual={K1: have()},
+        pending={K1: call("update")},
+    )
+
+    first = decide(inputs, hotels(), NOW)
+    again = decide(inputs, hotels(), NOW)
+
+    assert first.operations == (Operation(kind="revoke", grant_key=K1, supersedes=7),)
+    assert first.next_look_at is None
+    assert again == first
+
+
+def test_decide_for_an_unknown_booking() -> None:
+    inputs = BookingInputs(
+        source=SOURCE,
+        booking_id=BOOKING_ID,
+        property_id="nowhere",
+        events=(),
+        actual={K1: have()},
+        pending={},
+    )
+
+    decision = decide(inputs, hotels(), NOW)
+
+    assert decision.state is None
+    assert decision.operations == (Operation(kind="revoke", grant_key=K1),)
