@@ -205,15 +205,22 @@ def parse_properties(
 
 
 def _convert(value: Any, type_: Any, path: str, hook: Any) -> Any:
-    if type_ is Property and isinstance(value, dict) and isinstance(value.get("resources"), dict):
+    if type_ is Property and isinstance(value, dict):
+        # resources and doors are keyed tables too: convert entry by entry to name the key
         value = dict(value)
-        resources = value.pop("resources")
-        prop = _convert(value, Property, path, hook)
-        converted = {
-            key: _convert(res, Resource, f"{path}.resources.{key}", hook)
-            for key, res in resources.items()
-        }
-        return msgspec.structs.replace(prop, resources=converted)
+        tables: dict[str, dict[str, Any]] = {}
+        for table, struct in (("resources", Resource), ("doors", Door)):
+            if isinstance(value.get(table), dict):
+                tables[table] = {
+                    key: _convert(entry, struct, f"{path}.{table}.{key}", hook)
+                    for key, entry in value.pop(table).items()
+                }
+        prop = _convert_plain(value, Property, path, hook)
+        return msgspec.structs.replace(prop, **tables) if tables else prop
+    return _convert_plain(value, type_, path, hook)
+
+
+def _convert_plain(value: Any, type_: Any, path: str, hook: Any) -> Any:
     try:
         return msgspec.convert(value, type_, dec_hook=hook)
     except msgspec.ValidationError as exc:
@@ -251,7 +258,7 @@ def load_properties(path: Path, environ: Mapping[str, str]) -> HotelsConfig:
     try:
         raw = tomllib.loads(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"PROPERTIES_FILE: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read the file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"PROPERTIES_FILE: {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"is not valid TOML: {exc}") from None
     return parse_properties(raw, environ, path.parent)

@@ -324,19 +324,37 @@ ORDER BY a.call_id, a.attempt;
 
 -- name: booking_escalations
 -- A booking's escalations, open and resolved.
-SELECT id, grant_key, call_id, operation, severity, reason, message, created_at, resolved_at,
-       resolved_note
+SELECT id, grant_key, call_id, delivery_id, operation, severity, reason, message, created_at,
+       resolved_at, resolved_note
 FROM escalations
 WHERE source = $1 AND booking_id = $2
 ORDER BY id;
 
 -- name: door_usage
--- How many active grants of other bookings use each of these doors (for capacity limits).
+-- How many grants of other bookings hold each of these doors: active, or on their way (a
+-- pending grant or update), so two bookings reconciled in turn never both take the last place.
 SELECT door, count(*) AS used
-FROM grants g, unnest(g.access_points) AS door
-WHERE g.property_id = $1 AND g.state = 'active' AND door = ANY ($4::text[])
-  AND NOT (g.source = $2 AND g.booking_id = $3)
+FROM (
+    SELECT g.grant_key, door
+    FROM grants g, unnest(g.access_points) AS door
+    WHERE g.property_id = $1 AND g.state = 'active' AND NOT (g.source = $2 AND g.booking_id = $3)
+    UNION
+    SELECT c.grant_key, door
+    FROM inlet_calls c, jsonb_array_elements_text(c.request -> 'access_points') AS door
+    WHERE c.property_id = $1 AND c.state = 'pending' AND c.operation IN ('grant', 'update')
+      AND NOT (c.source = $2 AND c.booking_id = $3)
+) AS held
+WHERE door = ANY ($4::text[])
 GROUP BY door;
+
+-- name: mark_waiting_for_doors
+-- Look again at bookings of a property that were left without a full door (a place may be free).
+UPDATE bookings b
+SET marked_seq = b.marked_seq + 1,
+    marked_at = CASE WHEN b.marked_seq > b.seen_seq THEN b.marked_at ELSE $2 END
+FROM (SELECT DISTINCT source, booking_id FROM escalations
+      WHERE property_id = $1 AND reason = 'door_capacity' AND resolved_at IS NULL) AS w
+WHERE b.source = w.source AND b.booking_id = w.booking_id;
 
 -- ---------------------------------------------------------------- re-sync
 

@@ -16,9 +16,8 @@ from aiohttp import web
 
 from service.api.auth import authenticate_source
 from service.api.responses import error, json_response
-from service.domain.reconcile import BookingInputs, decide
 from service.keys import CLOCK, DATABASE, HOTELS
-from service.store.timeline import load_timeline
+from service.store.timeline import current_decision, load_timeline
 
 StayAccessState = Literal["pending", "active", "revoked", "escalated"]
 
@@ -61,21 +60,18 @@ async def booking_access(request: web.Request) -> web.Response:
     )
     if timeline is None:
         return error(404, "not_found", "no such booking")
-    decision = decide(
-        BookingInputs(
-            source=source,
-            booking_id=booking_id,
-            property_id=timeline.property_id,
-            events=timeline.events,
-            actual={},
-            pending={},
-        ),
-        request.app[HOTELS],
-        request.app[CLOCK].now(),
+    decision = await current_decision(
+        request.app[DATABASE], timeline, request.app[HOTELS], request.app[CLOCK].now()
     )
     desired = {g.stay_id: g for g in decision.desired.grants}
     grants = {g.stay_id: g for g in timeline.grants}
-    escalated = {e.grant_key: e for e in timeline.escalations if e.resolved_at is None}
+    # A failed call or delivery escalates the stay; a stay problem (e.g. a full shared door)
+    # is listed under `problems` while its access works.
+    escalated = {
+        e.grant_key: e
+        for e in timeline.escalations
+        if e.resolved_at is None and (e.call_id is not None or e.delivery_id is not None)
+    }
     issues: dict[str, list[str]] = {}
     for issue in decision.desired.issues:
         issues.setdefault(issue.stay_id, []).append(f"{issue.kind}: {issue.message}")

@@ -6,7 +6,7 @@ import msgspec
 from aiohttp import web
 
 from service.api.auth import is_admin
-from service.api.responses import error, json_response
+from service.api.responses import error, json_response, problem_from
 from service.domain.booking import Problem
 from service.keys import CLOCK, DATABASE, RUNTIME
 from service.store.escalations import EscalationStore
@@ -25,6 +25,14 @@ def add_routes(app: web.Application) -> None:
 async def list_escalations(request: web.Request) -> web.Response:
     if not is_admin(request):
         return error(401, "unauthorized", "an admin token is required")
+    severity = request.query.get("severity")
+    if severity is not None and severity not in ("critical", "high", "warning"):
+        return error(
+            422,
+            "invalid",
+            "bad query",
+            [Problem(path="severity", message="must be critical, high or warning")],
+        )
     state = request.query.get("state", "open")
     if state not in ("open", "resolved", "all"):
         return error(
@@ -36,7 +44,7 @@ async def list_escalations(request: web.Request) -> web.Response:
     open_only = {"open": True, "resolved": False, "all": None}[state]
     found = await EscalationStore(request.app[DATABASE]).list(
         open_only=open_only,
-        severity=request.query.get("severity"),
+        severity=severity,
         operation=request.query.get("operation"),
     )
     return json_response({"escalations": found})
@@ -51,9 +59,14 @@ async def _act(request: web.Request, action: str) -> web.Response:
         return error(404, "not_found", "no such open escalation")
     try:
         body = msgspec.json.decode(await request.read() or b"{}", type=ActionBody)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except msgspec.ValidationError as exc:
+        return error(422, "invalid", "the body is not valid", [problem_from(exc)])
+    except msgspec.DecodeError:
         return error(
-            422, "invalid", "a note is required", [Problem(path="note", message="is required")]
+            422,
+            "invalid",
+            "the body is not valid JSON",
+            [Problem(path="", message="is not valid JSON")],
         )
     if not body.note.strip():
         return error(

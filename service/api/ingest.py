@@ -138,7 +138,8 @@ def _decode(body: bytes, *, batch: bool, source: str) -> tuple[BookingEvent, ...
         raise _Refused(error(422, "invalid", "the batch is not valid", repeated), "invalid")
     validated = validate_batch(events) if batch else validate_event(events[0])
     if isinstance(validated, list):
-        raise _Refused(error(422, "invalid", "the event is not valid", validated), "invalid")
+        what = "the batch is not valid" if batch else "the event is not valid"
+        raise _Refused(error(422, "invalid", what, validated), "invalid")
     return validated if isinstance(validated, tuple) else (validated,)
 
 

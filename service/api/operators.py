@@ -13,10 +13,9 @@ from aiohttp import web
 
 from service.api.auth import is_admin
 from service.api.responses import error, json_response
-from service.domain.reconcile import BookingInputs, decide
 from service.keys import CLOCK, DATABASE, HOTELS
-from service.logs import mask
-from service.store.timeline import Timeline, load_timeline
+from service.logs import mask, scrub
+from service.store.timeline import Timeline, current_decision, load_timeline
 
 
 def add_routes(app: web.Application) -> None:
@@ -39,18 +38,7 @@ async def booking_timeline(request: web.Request) -> web.Response:
         return error(404, "not_found", "no such booking")
     reveal = request.query.get("reveal") == "true"
     now = request.app[CLOCK].now()
-    decision = decide(
-        BookingInputs(
-            source=source,
-            booking_id=booking_id,
-            property_id=timeline.property_id,
-            events=timeline.events,
-            actual={},
-            pending={},
-        ),
-        request.app[HOTELS],
-        now,
-    )
+    decision = await current_decision(request.app[DATABASE], timeline, request.app[HOTELS], now)
     body: dict[str, Any] = msgspec.to_builtins(timeline)
     body["state"] = msgspec.to_builtins(decision.state.booking) if decision.state else None
     body["desired"] = msgspec.to_builtins(decision.desired)
@@ -59,6 +47,7 @@ async def booking_timeline(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+_FREE_TEXT_KEYS = frozenset({"message", "last_message"})
 _PERSONAL_KEYS = frozenset(
     {"name", "email", "phone", "guest_name", "code", "code_formatted", "link"}
 )
@@ -70,6 +59,8 @@ def _mask_personal(node: Any) -> None:
         for key, value in node.items():
             if key in _PERSONAL_KEYS and isinstance(value, str):
                 node[key] = mask(value)
+            elif key in _FREE_TEXT_KEYS and isinstance(value, str):
+                node[key] = scrub(value)  # Inlet's messages may repeat an email or phone
             else:
                 _mask_personal(value)
     elif isinstance(node, list | tuple):

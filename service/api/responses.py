@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,21 @@ def json_response(
         content_type="application/json",
         headers=headers,
     )
+
+
+_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
+
+
+def problem_from(exc: msgspec.ValidationError) -> Problem:
+    """msgspec's one error as a Problem with a plain path (`selector.property_id`)."""
+    text = str(exc)
+    message, _, where = text.partition(" - at `")
+    path = where.rstrip("`").removeprefix("$").removeprefix(".")
+    field = _FIELD.search(message)
+    if field is not None:
+        path = f"{path}.{field.group(1)}" if path else field.group(1)
+        message = "is required" if "missing" in message else "is not a known field"
+    return Problem(path=path, message=message)
 
 
 def error(status: int, code: str, message: str, problems: Sequence[Problem] = ()) -> web.Response:

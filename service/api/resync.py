@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 
 from service.api.auth import is_admin
-from service.api.responses import error, json_response
+from service.api.responses import error, json_response, problem_from
 from service.domain.booking import Problem
 from service.keys import CLOCK, DATABASE, RUNTIME
 from service.store.resync import ResyncSelector, ResyncStore
@@ -37,13 +37,7 @@ async def start_resync(request: web.Request) -> web.Response:
     try:
         body = msgspec.json.decode(await request.read(), type=ResyncRequest)
     except msgspec.ValidationError as exc:
-        path = str(exc).rpartition(" - at `$.")[2].rstrip("`") or ""
-        return error(
-            422,
-            "invalid",
-            "the re-sync request is not valid",
-            [Problem(path=path, message=str(exc).partition(" - at")[0])],
-        )
+        return error(422, "invalid", "the re-sync request is not valid", [problem_from(exc)])
     except msgspec.DecodeError:
         return error(
             422,

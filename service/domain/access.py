@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import msgspec
@@ -290,7 +290,16 @@ def _fingerprint(
     email: str | None,
     phone: str | None,
 ) -> str:
+    # The same instant written with another offset is the same access: compare in UTC.
     material = msgspec.json.encode(
-        [operation, access_points, valid_from, valid_to, name, email, phone]
+        [
+            operation,
+            access_points,
+            valid_from.astimezone(UTC),
+            valid_to.astimezone(UTC),
+            name,
+            email,
+            phone,
+        ]
     )
     return hashlib.sha256(material).hexdigest()[:32]

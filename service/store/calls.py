@@ -122,6 +122,8 @@ class CallStore:
         now = attempt.finished_at
         if call.operation == "revoke":
             await conn.execute(self._db.sql("revoke_grant"), call.grant_key, attempt.message, now)
+            # a shared door may have a free place now
+            await conn.execute(self._db.sql("mark_waiting_for_doors"), call.property_id, now)
         else:
             desired = call.desired
             assert desired is not None

@@ -9,6 +9,8 @@ import msgspec
 
 from service.domain.booking import BookingEvent
 from service.domain.fold import LoggedEvent
+from service.domain.reconcile import BookingInputs, Decision, decide
+from service.properties import HotelsConfig
 from service.store.db import Database
 
 
@@ -49,6 +51,7 @@ class EscalationView(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     grant_key: str
     call_id: int | None
+    delivery_id: int | None
     operation: str | None
     severity: str
     reason: str
@@ -68,6 +71,30 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     grants: tuple[GrantView, ...]
     calls: tuple[CallView, ...]
     escalations: tuple[EscalationView, ...]
+
+
+async def current_decision(
+    db: Database, timeline: Timeline, hotels: HotelsConfig, now: datetime
+) -> Decision:
+    """What the reconciler would decide now (door usage included), for read endpoints."""
+    prop = hotels.properties.get(timeline.property_id)
+    doors = [d for d, limit in prop.doors.items() if limit.capacity is not None] if prop else []
+    usage: dict[str, int] = {}
+    if doors:
+        rows = await db.fetch(
+            "door_usage", timeline.property_id, timeline.source, timeline.booking_id, doors
+        )
+        usage = {r["door"]: r["used"] for r in rows}
+    inputs = BookingInputs(
+        source=timeline.source,
+        booking_id=timeline.booking_id,
+        property_id=timeline.property_id,
+        events=timeline.events,
+        actual={},
+        pending={},
+        door_usage=usage,
+    )
+    return decide(inputs, hotels, now)
 
 
 async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline | None:

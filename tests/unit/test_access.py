@@ -883,11 +883,6 @@ def test_fingerprint_changes_only_when_inlet_must_be_told(
     assert (after.fingerprint != before.fingerprint) is differs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fingerprint hashes the datetimes' UTC offsets, not only the instants: a PMS that"
-    " sends the same arrival as +01:00 and then as Z causes a needless Inlet update",
-)
 def test_fingerprint_ignores_how_the_same_instant_is_written() -> None:
     utc = booking(stay(arrival=ARRIVAL.astimezone(UTC), departure=DEPARTURE.astimezone(UTC)))
 

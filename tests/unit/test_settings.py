@@ -214,11 +214,6 @@ def test_bad_value_names_the_variable(name: str, raw: str, message: str) -> None
 @pytest.mark.parametrize(
     "name", ["LEASE_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS", "SWEEP_INTERVAL_SECONDS"]
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="_positive_float checks `value <= 0`, which is False for NaN: 'nan' is accepted"
-    " as a positive number of seconds",
-)
 def test_nan_is_not_a_positive_number(name: str) -> None:
     with pytest.raises(SettingsError) as info:
         Settings.from_env({name: "nan"})
@@ -298,11 +293,6 @@ def test_unreadable_properties_file_names_the_variable(
 @pytest.mark.parametrize(
     "content",
     [pytest.param(None, id="missing-file"), pytest.param("[inlet\n", id="invalid-toml")],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_properties already prefixes 'PROPERTIES_FILE: ... {path}' and Settings.from_env"
-    " prefixes 'PROPERTIES_FILE {path}: ' again, so the variable and the path are named twice",
 )
 def test_unreadable_properties_file_names_the_variable_once(
     tmp_path: Path, content: str | None
