@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -358,6 +359,7 @@ class Load:
     cpu: CpuUse | None = None
     group_commit: tuple[float, float] | None = None  # (events, commits) in the window
     log_lines: int | None = None
+    table_scans: tuple[int, int, int] | None = None  # events: seq scans, rows they read, inserts
 
     @property
     def rate(self) -> float:
@@ -557,7 +559,21 @@ class Bench:
             await self._stop(process)
         if kind == "ingest":
             load.log_lines = _count_lines(log_path)
+            load.table_scans = await self._table_scans(dsn)
         return load
+
+    @staticmethod
+    async def _table_scans(dsn: str) -> tuple[int, int, int] | None:
+        """How the events table was read: its sequential scans (the server has stopped)."""
+        conn = await asyncpg.connect(dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT seq_scan, seq_tup_read, n_tup_ins FROM pg_stat_user_tables"
+                " WHERE relname = 'events'"
+            )
+        finally:
+            await conn.close()
+        return (row["seq_scan"], row["seq_tup_read"], row["n_tup_ins"]) if row else None
 
     @staticmethod
     async def _wait_ready(process: Any, pipe: Connection, log_path: Path) -> int:
@@ -609,45 +625,86 @@ def machine_facts() -> dict[str, str]:
 
 
 def _row(kind: str, load: Load) -> str:
-    cpu = load.cpu
     failures = sum(n for s, n in load.statuses.items() if s != "202")
-    cores = "-"
-    if cpu is not None:
-        pg = f"{cpu.postgres:4.2f}" if cpu.postgres is not None else "   -"
-        cores = f"{cpu.server:4.2f} {cpu.server_wait:4.2f} {pg} {cpu.generator:4.2f} {cpu.machine:4.2f} {cpu.steal:4.2f}"
-    return (
-        f"{LABELS[kind]:<22} {load.rate:9.0f} {load.percentile(50) * 1000:8.1f} "
-        f"{load.percentile(99) * 1000:8.1f} {load.events:8d} {failures:6d}   {cores}"
+    line = (
+        f"{LABELS[kind]:<22}{load.rate:>9.0f}{load.percentile(50) * 1000:>8.1f}"
+        f"{load.percentile(99) * 1000:>8.1f}{load.events:>8d}{failures:>6d}"
     )
+    cpu = load.cpu
+    if cpu is None:
+        return line
+    per_event = cpu.server / load.rate * 1e6 if load.rate else float("nan")
+    pg = f"{cpu.postgres:>6.2f}" if cpu.postgres is not None else f"{'-':>6}"
+    return (
+        f"{line}{per_event:>8.0f}  |{cpu.server:>7.2f}{cpu.server_wait:>6.2f}{pg}"
+        f"{cpu.generator:>6.2f}{cpu.machine:>8.2f}{cpu.steal:>6.2f}"
+    )
+
+
+HEADER = (
+    f"{'':<22}{'events/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'202s':>8}{'other':>6}{'srv us':>8}"
+    f"  |{'server':>7}{'runq':>6}{'pg':>6}{'load':>6}{'machine':>8}{'steal':>6}"
+)
+LEGEND = (
+    "srv us: server CPU per event (microseconds); right of |: cores used during the window by\n"
+    "the server process, its time waiting for a CPU (runq), PostgreSQL, this load generator,\n"
+    "the whole machine (anything else running included), and time stolen by the hypervisor"
+)
+
+
+def _ratio(results: dict[str, Load], kind: str) -> float | None:
+    ceiling = results.get("ceiling")
+    if kind not in results or ceiling is None or not ceiling.rate:
+        return None
+    return results[kind].rate / ceiling.rate
 
 
 def report(results: dict[str, Load], round_no: int) -> None:
     print(f"\nround {round_no}")
-    print(
-        f"{'':<22} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'202s':>8} {'other':>6}"
-        "   cores busy: server (runq) pg gen machine steal"
-    )
+    print(HEADER)
     for kind in KINDS:
         if kind in results:
             print(_row(kind, results[kind]))
-    ceiling = results.get("ceiling")
     for kind, load in results.items():
         other = {s: n for s, n in load.statuses.items() if s != "202"}
         if other:
-            print(f"  {kind}: answers other than 202: {dict(other)}")
-    if ceiling and ceiling.rate:
-        if "plain" in results:
-            print(f"plain / ceiling:  {results['plain'].rate / ceiling.rate:.2f}")
-        if "ingest" in results:
-            ratio = results["ingest"].rate / ceiling.rate
-            verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
-            print(f"ingest / ceiling: {ratio:.2f} (target {TARGET_RATIO:.2f}: {verdict})")
+            print(f"  {kind}: answers other than 202: {other}")
+    plain = _ratio(results, "plain")
+    if plain is not None:
+        print(f"plain / ceiling:  {plain:.2f}")
+    ratio = _ratio(results, "ingest")
+    if ratio is not None:
+        verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+        print(f"ingest / ceiling: {ratio:.2f} (target {TARGET_RATIO:.2f}: {verdict})")
     ingest = results.get("ingest")
-    if ingest and ingest.group_commit and ingest.group_commit[1]:
+    if ingest is None:
+        return
+    if ingest.group_commit and ingest.group_commit[1]:
         events, commits = ingest.group_commit
         print(f"events per group commit: {events / commits:.1f} ({commits:.0f} commits)")
-    if ingest and ingest.log_lines is not None:
+    if ingest.table_scans is not None:
+        scans, rows, inserted = ingest.table_scans
+        print(
+            f"events table: {inserted} rows inserted, {scans} sequential scans reading {rows} rows"
+        )
+    if ingest.log_lines is not None:
         print(f"service log lines written: {ingest.log_lines}")
+
+
+def summary(rounds: list[dict[str, Load]]) -> None:
+    if len(rounds) < 2:
+        return
+    print(f"\nmedian of {len(rounds)} rounds")
+    for kind in KINDS:
+        rates = [r[kind].rate for r in rounds if kind in r]
+        if rates:
+            listed = ", ".join(f"{x:.0f}" for x in rates)
+            print(f"  {LABELS[kind]:<22}{statistics.median(rates):>9.0f} events/s  ({listed})")
+    for kind in ("plain", "ingest"):
+        ratios = [x for r in rounds if (x := _ratio(r, kind)) is not None]
+        if ratios:
+            listed = ", ".join(f"{x:.2f}" for x in ratios)
+            print(f"  {kind} / ceiling: {statistics.median(ratios):.2f}  ({listed})")
 
 
 async def run(args: argparse.Namespace, bench: Bench) -> list[dict[str, Load]]:
@@ -664,14 +721,20 @@ async def run(args: argparse.Namespace, bench: Bench) -> list[dict[str, Load]]:
     try:
         for round_no in range(1, args.rounds + 1):
             results: dict[str, Load] = {}
-            for kind in kinds:
+            # alternate the order, so a drift in the machine's load does not favour one kind
+            for kind in kinds if round_no % 2 else reversed(kinds):
                 plan = Plan(args.concurrency, args.warmup, args.seconds, args.events)
                 results[kind] = await bench.measure(kind, plan, round_no)
                 print(f"  measured {kind}: {results[kind].rate:.0f} events/s", flush=True)
             report(results, round_no)
             rounds.append(results)
+        summary(rounds)
+        print("\n" + LEGEND)
     finally:
-        await bench.drop_databases()
+        try:
+            await bench.drop_databases()
+        except (OSError, asyncpg.PostgresError) as exc:
+            print(f"could not drop the benchmark databases: {exc!r}", file=sys.stderr)
     return rounds
 
 

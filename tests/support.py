@@ -9,18 +9,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import msgspec
-from aiohttp.test_utils import TestClient, TestServer
-
 from service import webhooks
-from service.app import create_app
-from service.clock import ManualClock
-from service.inlet.client import InletClient
-from service.inlet.sandbox import create_sandbox_app
-from service.keys import COMMITTER, DATABASE, HOTELS, METRICS
+from service.certify.stage import Stage, stage
 from service.settings import Settings
-from service.workers.runtime import Runtime, build_runtime
 
 DEMO_PROPERTIES = Path(__file__).resolve().parent.parent / "service" / "demo" / "properties.toml"
 SOURCE = "demo-pms"
@@ -112,71 +103,11 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 
 
-class Harness:
-    """The service (workers driven by hand), the Inlet sandbox over HTTP, one moving clock."""
+class Harness(Stage):
+    """The stage of service.certify, plus what only tests may do (raw SQL, fixed tokens)."""
 
-    def __init__(
-        self, service: TestClient, sandbox: TestClient, runtime: Runtime, clock: ManualClock
-    ) -> None:
-        self.service = service
-        self.sandbox = sandbox
-        self.runtime = runtime
-        self.clock = clock
-
-    @property
-    def db(self) -> Any:
-        return self.service.app[DATABASE]
-
-    @property
-    def metrics(self) -> Any:
-        return self.service.app[METRICS]
-
-    async def post(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        return await self.service.post("/v1/events", json=body, headers=BEARER)
-
-    async def settle(self, rounds: int = 10) -> None:
-        """Run the reconciler and the call worker until neither has anything due now."""
-        for _ in range(rounds):
-            planned = await self.runtime.reconciler.run_once()
-            called = await self.runtime.calls.run_once()
-            delivered = await self.runtime.deliveries.run_once()
-            if not planned and not called and not delivered:
-                return
-        raise AssertionError("did not settle")
-
-    async def advance(self, delta: timedelta) -> None:
-        self.clock.advance(delta)
-        await self.settle()
-
-    async def sandbox_json(self, path: str, **params: str) -> Any:
-        response = await self.sandbox.get(path, params=params)
-        assert response.status == 200, await response.text()
-        return await response.json()
-
-    async def grants(self) -> list[dict[str, Any]]:
-        body = await self.sandbox_json("/_sandbox/grants")
-        return list(body["grants"] if isinstance(body, dict) else body)
-
-    async def inlet_requests(self) -> list[dict[str, Any]]:
-        body = await self.sandbox_json("/_sandbox/requests")
-        return list(body["requests"] if isinstance(body, dict) else body)
-
-    async def opens(self, code: str, lock: str, at: datetime) -> bool:
-        body = await self.sandbox_json("/_sandbox/opens", code=code, lock=lock, at=at.isoformat())
-        return bool(body["opens"])
-
-    async def fault(self, **fault: Any) -> None:
-        response = await self.sandbox.post("/_sandbox/faults", json=fault)
-        assert response.status in (200, 201, 204), await response.text()
-
-    async def timeline(self, booking_id: str, reveal: bool = True) -> dict[str, Any]:
-        response = await self.service.get(
-            f"/v1/bookings/{SOURCE}/{booking_id}",
-            params={"reveal": "true"} if reveal else {},
-            headers=ADMIN_HEADERS,
-        )
-        assert response.status == 200, await response.text()
-        return dict(await response.json())
+    async def timeline(self, booking_id: str, reveal: bool = True) -> dict[str, Any]:  # type: ignore[override]
+        return await super().timeline(SOURCE, booking_id, reveal)
 
     async def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.db.pool.fetch(sql, *args)]
@@ -186,35 +117,12 @@ class Harness:
 async def harness(
     database_url: str, *, start: datetime = START, **extra: str
 ) -> AsyncIterator[Harness]:
-    clock = ManualClock(start)
-    sandbox = TestClient(TestServer(create_sandbox_app(api_keys=[INLET_KEY], clock=clock.now)))
-    await sandbox.start_server()
-    base_url = str(sandbox.make_url("")).rstrip("/")
-    settings = settings_for(database_url, **extra)
-    hotels = settings.require_hotels()
-    hotels = msgspec.structs.replace(
-        hotels, inlet=msgspec.structs.replace(hotels.inlet, base_url=base_url, timeout_seconds=2.0)
-    )
-    settings = msgspec.structs.replace(settings, hotels=hotels)
-    app = create_app(settings, clock=clock, run_workers=False)
-    service = TestClient(TestServer(app))
-    await service.start_server()
-    session = aiohttp.ClientSession()
-    client = InletClient(session, base_url=base_url, timeout_seconds=2.0)
-    runtime = build_runtime(
-        settings=settings,
-        hotels=app[HOTELS],
-        db=app[DATABASE],
-        metrics=app[METRICS],
-        clock=clock,
-        client=client,
-        session=session,
-        committer=app[COMMITTER],
-        owner="test-worker",
-    )
-    try:
-        yield Harness(service, sandbox, runtime, clock)
-    finally:
-        await session.close()
-        await service.close()
-        await sandbox.close()
+    async with stage(
+        settings_for(database_url, **extra),
+        start=start,
+        source_token=TOKEN,
+        admin_token=ADMIN,
+        inlet_api_keys=[INLET_KEY],
+        kind=Harness,
+    ) as running:
+        yield running

@@ -1,0 +1,1 @@
+"""Self-certification: Inlet's certification scenarios run against the real service."""

@@ -1,0 +1,209 @@
+"""Where do scenarios run? A stage: the real service, the Inlet sandbox, one moving clock.
+
+The service and the sandbox are real aiohttp servers on loopback; events go through the real
+ingest API. The workers are driven by hand (`settle`), so time moves only when a scenario
+moves the clock: a 60-minute retry rule is shown in milliseconds. Tests use the same stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import aiohttp
+import msgspec
+from aiohttp import web
+
+from service.app import create_app
+from service.clock import ManualClock
+from service.inlet.client import InletClient
+from service.inlet.sandbox import create_sandbox_app
+from service.keys import COMMITTER, DATABASE, HOTELS, METRICS
+from service.metrics import Metrics
+from service.settings import Settings
+from service.store.db import Database
+from service.workers.runtime import Runtime, build_runtime
+
+
+class HttpClient:
+    """Requests to one server by path; every response is released when the stage closes."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self._session = session
+        self.base_url = base_url
+        self._responses: list[aiohttp.ClientResponse] = []
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        response = await self._session.request(method, self.base_url + path, **kwargs)
+        self._responses.append(response)
+        return response
+
+    async def get(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("PUT", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        return await self.request("DELETE", path, **kwargs)
+
+    def release(self) -> None:
+        for response in self._responses:
+            response.release()
+        self._responses.clear()
+
+
+class Stage:
+    """The service (workers driven by hand), the Inlet sandbox over HTTP, one moving clock."""
+
+    def __init__(
+        self,
+        *,
+        service: HttpClient,
+        sandbox: HttpClient,
+        app: web.Application,
+        runtime: Runtime,
+        clock: ManualClock,
+        source_token: str,
+        admin_token: str,
+    ) -> None:
+        self.service = service
+        self.sandbox = sandbox
+        self.app = app
+        self.runtime = runtime
+        self.clock = clock
+        self.source_headers = {"Authorization": f"Bearer {source_token}"}
+        self.admin_headers = {"Authorization": f"Bearer {admin_token}"}
+
+    @property
+    def db(self) -> Database:
+        return self.app[DATABASE]
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.app[METRICS]
+
+    async def post(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        return await self.service.post("/v1/events", json=body, headers=self.source_headers)
+
+    async def settle(self, rounds: int = 10) -> None:
+        """Run the reconciler, the call worker and the deliveries until nothing is due now."""
+        for _ in range(rounds):
+            planned = await self.runtime.reconciler.run_once()
+            called = await self.runtime.calls.run_once()
+            delivered = await self.runtime.deliveries.run_once()
+            if not planned and not called and not delivered:
+                return
+        raise RuntimeError("the service did not settle")
+
+    async def advance(self, delta: timedelta) -> None:
+        self.clock.advance(delta)
+        await self.settle()
+
+    async def sandbox_json(self, path: str, **params: str) -> Any:
+        response = await self.sandbox.get(path, params=params)
+        if response.status != 200:
+            raise RuntimeError(f"sandbox {path}: HTTP {response.status}")
+        return await response.json()
+
+    async def grants(self) -> list[dict[str, Any]]:
+        return list(await self.sandbox_json("/_sandbox/grants"))
+
+    async def messages(self) -> list[dict[str, Any]]:
+        return list(await self.sandbox_json("/_sandbox/messages"))
+
+    async def inlet_requests(self) -> list[dict[str, Any]]:
+        return list(await self.sandbox_json("/_sandbox/requests"))
+
+    async def opens(self, code: str, lock: str, at: datetime) -> bool:
+        body = await self.sandbox_json("/_sandbox/opens", code=code, lock=lock, at=at.isoformat())
+        return bool(body["opens"])
+
+    async def fault(self, **fault: Any) -> None:
+        response = await self.sandbox.post("/_sandbox/faults", json=fault)
+        if response.status not in (200, 201, 204):
+            raise RuntimeError(f"sandbox fault refused: HTTP {response.status}")
+
+    async def timeline(self, source: str, booking_id: str, reveal: bool = True) -> dict[str, Any]:
+        response = await self.service.get(
+            f"/v1/bookings/{source}/{booking_id}",
+            params={"reveal": "true"} if reveal else {},
+            headers=self.admin_headers,
+        )
+        if response.status != 200:
+            raise RuntimeError(f"timeline of {booking_id}: HTTP {response.status}")
+        return dict(await response.json())
+
+
+S = TypeVar("S", bound=Stage)
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@contextlib.asynccontextmanager
+async def stage(
+    settings: Settings,
+    *,
+    start: datetime,
+    source_token: str,
+    admin_token: str,
+    inlet_api_keys: list[str] | None = None,
+    kind: type[S] = Stage,  # type: ignore[assignment]
+) -> AsyncIterator[S]:
+    """Start the sandbox and the service (workers off); yield the stage; stop everything."""
+    clock = ManualClock(start)
+    sandbox_runner, sandbox_url = await _serve(
+        create_sandbox_app(api_keys=inlet_api_keys, clock=clock.now)
+    )
+    hotels = settings.require_hotels()
+    hotels = msgspec.structs.replace(
+        hotels,
+        inlet=msgspec.structs.replace(hotels.inlet, base_url=sandbox_url, timeout_seconds=2.0),
+    )
+    settings = msgspec.structs.replace(settings, hotels=hotels)
+    app = create_app(settings, clock=clock, run_workers=False)
+    service_runner, service_url = await _serve(app)
+    session = aiohttp.ClientSession()
+    runtime = build_runtime(
+        settings=settings,
+        hotels=app[HOTELS],
+        db=app[DATABASE],
+        metrics=app[METRICS],
+        clock=clock,
+        client=InletClient(session, base_url=sandbox_url, timeout_seconds=2.0),
+        session=session,
+        committer=app[COMMITTER],
+        owner="stage-worker",
+    )
+    service = HttpClient(session, service_url)
+    sandbox = HttpClient(session, sandbox_url)
+    try:
+        yield kind(
+            service=service,
+            sandbox=sandbox,
+            app=app,
+            runtime=runtime,
+            clock=clock,
+            source_token=source_token,
+            admin_token=admin_token,
+        )
+    finally:
+        service.release()
+        sandbox.release()
+        await session.close()
+        await service_runner.cleanup()
+        await sandbox_runner.cleanup()
