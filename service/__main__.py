@@ -8,6 +8,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.add_argument("--password", default="inlet-demo")
     emulator.add_argument("--hotel-code", default="OSL")
     cli_resync.add_parser(commands)
+    certify = commands.add_parser("certify", help="run Inlet's certification scenarios")
+    certify.add_argument("--target", choices=["sandbox", "inlet-test"], default="sandbox")
+    certify.add_argument("--scope", nargs="*", help="scenario ids or prefixes (api, pms.3, ...)")
+    certify.add_argument("--out", type=Path, default=Path("certification-report"))
+    certify.add_argument("--properties", type=Path, help="the hotels' configuration to certify")
     cli_ops.add_parser(commands)
     args = parser.parse_args(argv)
 
@@ -58,6 +64,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 username=args.username,
                 password=args.password,
                 hotel_code=args.hotel_code,
+            )
+        )
+    if args.command == "certify":
+        from service.certify.run import run_certify
+
+        return asyncio.run(
+            run_certify(
+                os.environ,
+                out=args.out,
+                target=args.target,
+                scope=args.scope,
+                properties=args.properties,
             )
         )
     if args.command == "demo":

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +23,36 @@ _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", 
 SENSITIVE_FIELDS = frozenset(
     {"name", "guest_name", "email", "phone", "phone_number", "code", "code_formatted", "link"}
 )
+# The keys a partner troubleshoots with: identifiers, never personal data, logged as they are
+# (a booking id of eight digits is not a phone number, and must stay greppable).
+KEY_FIELDS = frozenset(
+    {
+        "source",
+        "booking_id",
+        "event_id",
+        "stay_id",
+        "grant_key",
+        "call_id",
+        "request_id",
+        "property_id",
+        "resource_id",
+        "reference_id",
+        "escalation_id",
+        "connection",
+        "operations",  # ["grant:<grant_key>", ...]
+        "issues",  # ["<kind>:<stay_id>", ...]
+    }
+)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"\+?\d[\d \-]{6,}\d")
+# A date or timestamp looks like a phone number to _PHONE ("2026-11-25"); it is kept as it is.
+_TIMESTAMP = re.compile(
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?(?!\d)"
+)
+_FREE_TEXT = re.compile(
+    rf"(?P<timestamp>{_TIMESTAMP.pattern})|(?P<personal>{_EMAIL.pattern}|{_PHONE.pattern})"
+)
 
 
 def mask(value: object) -> str:
@@ -33,8 +62,31 @@ def mask(value: object) -> str:
 
 
 def scrub(text: str) -> str:
-    """Mask email addresses and phone-like digit runs in free text (e.g. an upstream message)."""
-    return _PHONE.sub(lambda m: mask(m.group()), _EMAIL.sub(lambda m: mask(m.group()), text))
+    """Mask email addresses and phone-like digit runs in free text (e.g. an upstream message);
+    dates and timestamps are left alone."""
+    return _FREE_TEXT.sub(lambda m: m.group() if m["timestamp"] else mask(m.group()), text)
+
+
+def clean(key: str, value: Any) -> Any:
+    """A logged field as it may be written: personal fields masked, identifiers kept, free
+    text scrubbed, at any depth (lists, mappings, Structs)."""
+    if value is None:
+        return None
+    if key in SENSITIVE_FIELDS:
+        return mask(value)
+    if key in KEY_FIELDS or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {str(k): clean(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [clean(key, item) for item in value]
+    try:
+        builtins = msgspec.to_builtins(value, enc_hook=str)
+    except Exception:  # an object msgspec cannot turn into data: its text, scrubbed
+        return scrub(str(value))
+    return clean(key, builtins)
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,12 +100,7 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key in _RECORD_ATTRS or key.startswith("_"):
                 continue
-            if key in SENSITIVE_FIELDS and value is not None:
-                entry[key] = mask(value)
-            elif isinstance(value, str):
-                entry[key] = scrub(value)
-            else:
-                entry[key] = value
+            entry[key] = clean(key, value)
         if record.exc_info:
             entry["exc"] = scrub(self.formatException(record.exc_info))
         return msgspec.json.encode(entry, enc_hook=str).decode()

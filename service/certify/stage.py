@@ -8,7 +8,7 @@ moves the clock: a 60-minute retry rule is shown in milliseconds. Tests use the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -58,6 +58,55 @@ class HttpClient:
         self._responses.clear()
 
 
+class CallRecorder:
+    """Every Inlet request and answer, seen from our side (works against any Inlet)."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self._clock = clock
+
+    def trace(self) -> aiohttp.TraceConfig:
+        config = aiohttp.TraceConfig()
+        config.on_request_start.append(self._start)
+        config.on_request_chunk_sent.append(self._sent)
+        config.on_request_end.append(self._end)
+        config.on_response_chunk_received.append(self._received)
+        return config
+
+    async def _start(self, _: Any, ctx: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        ctx.record = {
+            "seq": len(self.calls) + 1,
+            "at": self._clock().isoformat(),
+            "path": params.url.path,
+            "body": None,
+            "status": None,
+            "response": None,
+        }
+        ctx.sent = b""
+        ctx.received = b""
+        self.calls.append(ctx.record)
+
+    async def _sent(self, _: Any, ctx: Any, params: aiohttp.TraceRequestChunkSentParams) -> None:
+        ctx.sent += params.chunk
+        ctx.record["body"] = _json_or_text(ctx.sent)
+
+    async def _end(self, _: Any, ctx: Any, params: aiohttp.TraceRequestEndParams) -> None:
+        ctx.record["status"] = params.response.status
+
+    async def _received(
+        self, _: Any, ctx: Any, params: aiohttp.TraceResponseChunkReceivedParams
+    ) -> None:
+        ctx.received += params.chunk
+        ctx.record["response"] = _json_or_text(ctx.received)
+
+
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return raw.decode(errors="replace")
+
+
 class Stage:
     """The service (workers driven by hand), the Inlet sandbox over HTTP, one moving clock."""
 
@@ -71,12 +120,14 @@ class Stage:
         clock: ManualClock,
         source_token: str,
         admin_token: str,
+        recorder: CallRecorder,
     ) -> None:
         self.service = service
         self.sandbox = sandbox
         self.app = app
         self.runtime = runtime
         self.clock = clock
+        self.recorder = recorder
         self.source_headers = {"Authorization": f"Bearer {source_token}"}
         self.admin_headers = {"Authorization": f"Bearer {admin_token}"}
 
@@ -118,7 +169,8 @@ class Stage:
         return list(await self.sandbox_json("/_sandbox/messages"))
 
     async def inlet_requests(self) -> list[dict[str, Any]]:
-        return list(await self.sandbox_json("/_sandbox/requests"))
+        """Every Inlet call made so far: path, body, status and answer."""
+        return list(self.recorder.calls)
 
     async def opens(self, code: str, lock: str, at: datetime) -> bool:
         body = await self.sandbox_json("/_sandbox/opens", code=code, lock=lock, at=at.isoformat())
@@ -162,9 +214,14 @@ async def stage(
     source_token: str,
     admin_token: str,
     inlet_api_keys: list[str] | None = None,
+    inlet_url: str | None = None,
     kind: type[S] = Stage,  # type: ignore[assignment]
 ) -> AsyncIterator[S]:
-    """Start the sandbox and the service (workers off); yield the stage; stop everything."""
+    """Start the sandbox and the service (workers off); yield the stage; stop everything.
+
+    `inlet_url` points the service at another Inlet (Inlet's test environment) instead of the
+    sandbox; the sandbox still runs, but only for checks reported as sandbox-only.
+    """
     clock = ManualClock(start)
     sandbox_runner, sandbox_url = await _serve(
         create_sandbox_app(api_keys=inlet_api_keys, clock=clock.now)
@@ -172,19 +229,23 @@ async def stage(
     hotels = settings.require_hotels()
     hotels = msgspec.structs.replace(
         hotels,
-        inlet=msgspec.structs.replace(hotels.inlet, base_url=sandbox_url, timeout_seconds=2.0),
+        inlet=msgspec.structs.replace(
+            hotels.inlet, base_url=inlet_url or sandbox_url, timeout_seconds=2.0
+        ),
     )
     settings = msgspec.structs.replace(settings, hotels=hotels)
     app = create_app(settings, clock=clock, run_workers=False)
     service_runner, service_url = await _serve(app)
     session = aiohttp.ClientSession()
+    recorder = CallRecorder(clock.now)
+    inlet_session = aiohttp.ClientSession(trace_configs=[recorder.trace()])
     runtime = build_runtime(
         settings=settings,
         hotels=app[HOTELS],
         db=app[DATABASE],
         metrics=app[METRICS],
         clock=clock,
-        client=InletClient(session, base_url=sandbox_url, timeout_seconds=2.0),
+        client=InletClient(inlet_session, base_url=inlet_url or sandbox_url, timeout_seconds=2.0),
         session=session,
         committer=app[COMMITTER],
         owner="stage-worker",
@@ -200,10 +261,12 @@ async def stage(
             clock=clock,
             source_token=source_token,
             admin_token=admin_token,
+            recorder=recorder,
         )
     finally:
         service.release()
         sandbox.release()
         await session.close()
+        await inlet_session.close()
         await service_runner.cleanup()
         await sandbox_runner.cleanup()

@@ -1,0 +1,219 @@
+"""How does a scenario record what it did and what it saw? The scenario context and results."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+
+from service.certify.stage import Stage
+from service.logs import mask
+
+Status = Literal["pass", "fail", "not_run"]
+Target = Literal["sandbox", "inlet-test"]
+
+SOURCE = "demo-pms"
+PROPERTY = "oslo-1"
+OLA = {"name": "Ola Nordmann", "email": "ola@example.no", "phone": "+4791234567"}
+KARI = {"name": "Kari Nordmann", "email": "kari@example.no", "phone": "+4791234568"}
+PER = {"name": "Per Hansen", "email": "per@example.no", "phone": "+4791234569"}
+_PERSONAL = frozenset(
+    {
+        "name",
+        "guestName",
+        "email",
+        "phone",
+        "phoneNumber",
+        "code",
+        "codeFormatted",
+        "link",
+        "recipient",
+    }
+)
+
+
+class Check(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    status: Status
+    detail: str = ""
+
+
+class ScenarioResult(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    title: str
+    reference: str
+    status: Status
+    checks: tuple[Check, ...]
+    events: tuple[Any, ...]
+    inlet_calls: tuple[Any, ...]
+    log_lines: tuple[str, ...]
+    seconds: float
+    error: str | None = None
+
+
+def redact(node: Any) -> Any:
+    """A copy with personal values (names, contacts, codes, links) masked."""
+    if isinstance(node, dict):
+        return {
+            k: mask(v) if k in _PERSONAL and isinstance(v, str) else redact(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list | tuple):
+        return [redact(v) for v in node]
+    return node
+
+
+class Context:
+    """One scenario's run: helpers to send bookings, and the record of checks and evidence."""
+
+    def __init__(self, stage: Stage, target: Target, scenario_id: str) -> None:
+        self.stage = stage
+        self.target = target
+        self.prefix = scenario_id.replace(".", "-").upper()
+        self.checks: list[Check] = []
+        self.events: list[Any] = []
+        self.booking_ids: set[str] = set()
+        self._ids = itertools.count(1)
+        self._first_request = 0
+        self.started = time.perf_counter()
+
+    @property
+    def now(self) -> datetime:
+        return self.stage.clock.now()
+
+    async def begin(self) -> None:
+        await self.stage.sandbox.delete("/_sandbox/faults")
+        self._first_request = len(await self.stage.inlet_requests())
+
+    async def inlet_calls(self) -> list[dict[str, Any]]:
+        """The Inlet requests made since this scenario began."""
+        return (await self.stage.inlet_requests())[self._first_request :]
+
+    async def calls_to(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in await self.inlet_calls() if r["path"] == path]
+
+    def booking_id(self, suffix: str) -> str:
+        return f"{self.prefix}-{suffix}"
+
+    def stay(
+        self,
+        stay_id: str,
+        *,
+        room: str | None,
+        arrival: datetime,
+        hours: float = 48,
+        status: str = "confirmed",
+        guests: list[dict[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "stay_id": stay_id,
+            "resource_id": room,
+            "arrival": arrival.isoformat(),
+            "departure": (arrival + timedelta(hours=hours)).isoformat(),
+            "status": status,
+            "guests": [OLA] if guests is None else guests,
+        }
+
+    async def send(
+        self, booking_id: str, stays: list[dict[str, Any]], *, expect: int = 202, **booking: Any
+    ) -> dict[str, Any]:
+        """Post the booking's whole state; the event's time is now plus a tick, so it wins."""
+        self.booking_ids.add(booking_id)
+        body = {
+            "event_id": f"{booking_id}-e{next(self._ids)}",
+            "source": SOURCE,
+            "occurred_at": (self.now + timedelta(microseconds=next(self._ids))).isoformat(),
+            "booking": {
+                "booking_id": booking_id,
+                "property_id": PROPERTY,
+                "stays": stays,
+                **booking,
+            },
+        }
+        response = await self.stage.post(body)
+        answer = await response.json()
+        self.events.append({"request": redact(body), "status": response.status, "answer": answer})
+        self.check(
+            f"{booking_id}: ingest answers {expect}",
+            response.status == expect,
+            f"HTTP {response.status}",
+        )
+        await self.stage.settle()
+        return dict(answer)
+
+    def check(self, name: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append(Check(name=name, status="pass" if ok else "fail", detail=detail))
+        return ok
+
+    async def on_sandbox(self, name: str, probe: Callable[[], Awaitable[bool]]) -> None:
+        """A check only the sandbox can answer; against Inlet's test environment: not run."""
+        if self.target != "sandbox":
+            self.checks.append(
+                Check(
+                    name=name, status="not_run", detail="needs the Inlet sandbox's test endpoints"
+                )
+            )
+            return
+        self.check(name, await probe())
+
+    async def check_opens(
+        self, name: str, code: str | None, lock: str, at: datetime, *, opens: bool
+    ) -> None:
+        """Whether `code` opens `lock` at `at` is as expected (a sandbox-only check)."""
+        if self.target != "sandbox":
+            self.checks.append(
+                Check(
+                    name=name, status="not_run", detail="needs the Inlet sandbox's test endpoints"
+                )
+            )
+            return
+        actual = code is not None and await self.stage.opens(code, lock, at)
+        self.check(name, actual == opens, f"opens={actual}")
+
+    async def grant_of(self, booking_id: str, stay_id: str) -> dict[str, Any] | None:
+        """The active grant Inlet holds for a stay: from the sandbox, or against another Inlet
+        from what the service stored of Inlet's answers (in the sandbox's field names)."""
+        key = f"{SOURCE}:{booking_id}:{stay_id}"
+        if self.target == "sandbox":
+            for grant in await self.stage.grants():
+                if grant["externalId"] == key and grant["state"] == "active":
+                    return dict(grant)
+            return None
+        for stored in await self.stored(booking_id):
+            if stored["grant_key"] == key and stored["state"] == "active":
+                return {
+                    "externalId": key,
+                    "state": "active",
+                    "ReferenceId": stored["reference_id"],
+                    "code": stored["code"],
+                    "codeFormatted": stored["code_formatted"],
+                    "link": stored["link"],
+                    "locks": stored["access_points"],
+                    "start": stored["valid_from"],
+                    "end": stored["valid_to"],
+                }
+        return None
+
+    async def last_sent(self, booking_id: str, stay_id: str) -> dict[str, Any]:
+        """The body of the last GrantAccess or UpdateAccess sent for a stay (empty if none)."""
+        key = f"{SOURCE}:{booking_id}:{stay_id}"
+        sent = [
+            c["body"]
+            for c in await self.inlet_calls()
+            if c["path"] in ("/GrantAccess", "/UpdateAccess")
+            and isinstance(c["body"], dict)
+            and c["body"].get("externalId") == key
+        ]
+        return dict(sent[-1]) if sent else {}
+
+    async def stored(self, booking_id: str) -> list[dict[str, Any]]:
+        """The grants the service stored for a booking (from the operator timeline)."""
+        timeline = await self.stage.timeline(SOURCE, booking_id)
+        return list(timeline["grants"])
+
+    async def opens(self, code: str | None, lock: str, at: datetime) -> bool:
+        return code is not None and await self.stage.opens(code, lock, at)
