@@ -83,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return asyncio.run(
             run_demo(
-                once=args.once, timeout=args.timeout, port=args.port, inlet_port=args.inlet_port
+                os.environ,
+                once=args.once,
+                timeout=args.timeout,
+                port=args.port,
+                inlet_port=args.inlet_port,
             )
         )
     try:

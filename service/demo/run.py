@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,18 +21,21 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from service import webhooks
 from service.app import create_app
 from service.inlet.sandbox import create_sandbox_app
 from service.logs import JsonFormatter
+from service.secrets import Secret
 from service.settings import Settings
 
 PROPERTIES = Path(__file__).resolve().parent / "properties.toml"
 TOKEN = "demo-pms-token"  # noqa: S105 - the demo source's made-up token
+WEBHOOK_SECRET = "whsec_ZGVtby1wbXMtb3V0Ym91bmQtc2VjcmV0"  # noqa: S105 - the demo's own
 ADMIN = "demo-admin-token"
 
 
-def demo_environ(port: int) -> dict[str, str]:
-    env = dict(os.environ)
+def demo_environ(environ: Mapping[str, str], port: int) -> dict[str, str]:
+    env = dict(environ)
     env.setdefault("PROPERTIES_FILE", str(PROPERTIES))
     env.setdefault("DEMO_PMS_TOKEN", TOKEN)
     env.setdefault("DEMO_PMS_WEBHOOK_SECRET", "whsec_ZGVtby1zaWduaW5nLXNlY3JldA==")
@@ -91,12 +94,25 @@ def sample_bookings(now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-async def run_demo(*, once: bool, timeout: float, port: int, inlet_port: int) -> int:  # noqa: ASYNC109
-    settings = Settings.from_env(demo_environ(port))
+async def run_demo(
+    environ: Mapping[str, str],
+    *,
+    once: bool,
+    timeout: float,  # noqa: ASYNC109 - a deadline for --once, not a call timeout
+    port: int,
+    inlet_port: int,
+) -> int:
+    settings = Settings.from_env(demo_environ(environ, port))
+    hook, hook_runner, hook_url = await _demo_pms_receiver()
     hotels = settings.require_hotels()
+    # The demo PMS receives signed webhooks for every access change.
+    source = msgspec.structs.replace(
+        hotels.sources["demo-pms"], webhook_url=hook_url, webhook_secret=Secret(WEBHOOK_SECRET)
+    )
     hotels = msgspec.structs.replace(
         hotels,
         inlet=msgspec.structs.replace(hotels.inlet, base_url=f"http://127.0.0.1:{inlet_port}"),
+        sources={**hotels.sources, "demo-pms": source},
     )
     settings = msgspec.structs.replace(settings, hotels=hotels)
     _log_to_file(settings.data_dir / "demo.log", settings.log_level)
@@ -125,7 +141,48 @@ async def run_demo(*, once: bool, timeout: float, port: int, inlet_port: int) ->
     finally:
         await service.cleanup()
         await sandbox.cleanup()
+        await hook_runner.cleanup()
+    print(f"the demo PMS received {len(hook.received)} signed webhook(s)")
     return 0 if converged or not once else 1
+
+
+class _DemoPms:
+    """A PMS's webhook endpoint: verifies each signature and prints what it was told."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        ok = webhooks.verify(
+            [WEBHOOK_SECRET],
+            msg_id=request.headers.get("webhook-id", ""),
+            timestamp=request.headers.get("webhook-timestamp", ""),
+            signature_header=request.headers.get("webhook-signature", ""),
+            body=body,
+            now=datetime.now(UTC),
+        )
+        change = msgspec.json.decode(body)
+        data = change["data"]
+        self.received.append(change)
+        print(
+            f"  demo PMS webhook ({'signature ok' if ok else 'BAD SIGNATURE'}): {change['type']}"
+            f" {data['booking_id']} stay {data['stay_id']}: code {data.get('code_formatted')},"
+            f" link {data.get('link')}"
+        )
+        return web.Response(status=204 if ok else 401)
+
+
+async def _demo_pms_receiver() -> tuple[_DemoPms, web.AppRunner, str]:
+    pms = _DemoPms()
+    app = web.Application()
+    app.router.add_post("/inlet-bridge/webhooks", pms.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return pms, runner, f"http://127.0.0.1:{port}/inlet-bridge/webhooks"
 
 
 async def _watch(

@@ -43,6 +43,7 @@ def test_demo_once_converges(tmp_path: Path) -> None:
     assert "active: code #" in result.stdout
     assert "waiting for the send window" in result.stdout
     assert "no access (cancelled" in result.stdout
+    assert "demo PMS webhook (signature ok): access.granted" in result.stdout
     # The service's logs went to the data folder, with personal data masked.
     log = (tmp_path / "data" / "demo.log").read_text()
     assert '"action":"call.succeeded"' in log
