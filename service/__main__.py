@@ -125,20 +125,8 @@ def _serve(settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    from service.store.db import Database, EmbeddedPostgres
-
-    embedded = None
-    dsn = settings.database_url
-    if dsn is None:
-        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-        dsn = embedded.start()
-    db = await Database.connect(dsn, min_size=1, max_size=1)
-    try:
+    async with cli_ops.database(settings) as db:
         applied = await db.migrate()
-    finally:
-        await db.close()
-        if embedded is not None:
-            embedded.stop()
     print(f"applied migrations: {applied or 'none (schema is current)'}")
     return 0
 

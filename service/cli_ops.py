@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from service.settings import Settings
-from service.store.db import Database, EmbeddedPostgres
+from service.store.db import Database, open_database
 from service.store.escalations import EscalationStore
 
 
@@ -28,20 +27,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action.add_argument("--note", required=True, help="what was done, for the record")
 
 
-@contextlib.asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    embedded = None
-    dsn = settings.database_url
-    if dsn is None:
-        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-        dsn = embedded.start()
-    db = await Database.connect(dsn, min_size=1, max_size=2)
-    try:
-        yield db
-    finally:
-        await db.close()
-        if embedded is not None:
-            embedded.stop()
+def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[Database]:
+    return open_database(settings.database_url, settings.data_dir)
 
 
 async def run_escalations(settings: Settings, args: argparse.Namespace) -> int:

@@ -83,6 +83,25 @@ class Database:
             return await migrations.pending(conn, self.queries)
 
 
+@contextlib.asynccontextmanager
+async def open_database(
+    database_url: str | None, data_dir: Path, *, max_size: int = 2
+) -> AsyncIterator[Database]:
+    """A connected Database: at `database_url`, or an embedded server under `data_dir`."""
+    embedded = None
+    dsn = database_url
+    if dsn is None:
+        embedded = EmbeddedPostgres(data_dir / "postgres")
+        dsn = embedded.start()
+    db = await Database.connect(dsn, min_size=1, max_size=max_size)
+    try:
+        yield db
+    finally:
+        await db.close()
+        if embedded is not None:
+            embedded.stop()
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server under a data folder (pgserver), for a machine with no DATABASE_URL."""
 

@@ -1,7 +1,10 @@
 """How do codes get back into Spectra? The write-back sink.
 
 A new or changed code is posted as the reservation's code; a replaced or revoked code is
-disabled. The reservation is the stay (`stay_id` is Spectra's reservationGuid).
+disabled. The reservation is the stay (`stay_id` is Spectra's reservationGuid). A conference
+is no reservation (mapping gives it the conference GUID as both booking and stay), so
+nothing is written for it. A code Spectra no longer knows (the reservation was deleted, or
+the code never reached it) needs no disabling.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import aiohttp
 
 from service.adapters.spectra.client import SpectraClient, SpectraError
+from service.domain.changes import AccessChangeData
 from service.properties import HotelsConfig
 from service.sinks import SinkResult
 from service.store.deliveries import ClaimedDelivery
@@ -38,19 +42,35 @@ class SpectraSink:
             return SinkResult(ok=False, status=None, message="Spectra connection not configured")
         change = delivery.change
         data = change.data
+        if _is_conference(data):
+            return SinkResult(ok=True, status=None, message="conference: nothing to write back")
+        replaced = data.previous_code_formatted
         try:
             if change.type in ("access.granted", "access.updated"):
-                if data.code_formatted and data.code_formatted != data.previous_code_formatted:
+                # An update names the code it replaced; without one the code is the one
+                # already written (a room or date change), and posting it again would add it
+                # to the reservation a second time.
+                new_code = change.type == "access.granted" or replaced is not None
+                if data.code_formatted and data.code_formatted != replaced and new_code:
                     await client.post_reservation_code(data.stay_id, data.code_formatted)
-                if (
-                    data.previous_code_formatted
-                    and data.previous_code_formatted != data.code_formatted
-                ):
-                    await client.disable_reservation_code(
-                        data.stay_id, data.previous_code_formatted
-                    )
-            elif change.type == "access.revoked" and data.previous_code_formatted:
-                await client.disable_reservation_code(data.stay_id, data.previous_code_formatted)
+                if replaced and replaced != data.code_formatted:
+                    await _disable(client, data.stay_id, replaced)
+            elif change.type == "access.revoked" and replaced:
+                await _disable(client, data.stay_id, replaced)
         except SpectraError as exc:
             return SinkResult(ok=False, status=exc.status, message=exc.message)
         return SinkResult(ok=True, status=200, message="written back")
+
+
+def _is_conference(data: AccessChangeData) -> bool:
+    """Whether the stay is a conference (see `mapping.conference_to_event`)."""
+    return data.booking_id == data.stay_id
+
+
+async def _disable(client: SpectraClient, guid: str, code: str) -> None:
+    """Disable a code; a 404 (no such reservation or code any more) leaves nothing to do."""
+    try:
+        await client.disable_reservation_code(guid, code)
+    except SpectraError as exc:
+        if exc.status != 404:
+            raise
