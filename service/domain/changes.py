@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from service.domain.access import DesiredGrant
 from service.properties import HotelsConfig
 
 ChangeKind = Literal["access.granted", "access.updated", "access.revoked", "access.failed"]
@@ -56,3 +57,86 @@ def sinks_for(source: str, hotels: HotelsConfig) -> list[str]:
     if spectra is not None and spectra[1].write_back:
         sinks.append(f"spectra:{spectra[0]}")
     return sinks
+
+
+class Access(msgspec.Struct, frozen=True, kw_only=True):
+    """What Inlet returned for a grant (or what was stored before a change)."""
+
+    reference_id: str | None
+    code: str | None
+    code_formatted: str | None
+    link: str | None
+
+
+class CallFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """The call whose outcome changed a stay's access."""
+
+    operation: Literal["grant", "update", "revoke"]
+    source: str
+    booking_id: str
+    grant_key: str
+    property_id: str
+    reference_id: str | None
+    desired: DesiredGrant | None
+
+
+def _stay_id(call: CallFacts) -> str:
+    return call.desired.stay_id if call.desired else call.grant_key.rsplit(":", 1)[-1]
+
+
+def change_after_success(
+    call: CallFacts,
+    *,
+    message: str,
+    at: datetime,
+    returned: Access | None,
+    previous: Access | None,
+) -> AccessChange:
+    """The record of a successful call; a code Inlet did not return again is the stored one."""
+    old_code = previous.code_formatted if previous else None
+    revoked = AccessChangeData(
+        source=call.source,
+        booking_id=call.booking_id,
+        stay_id=_stay_id(call),
+        grant_key=call.grant_key,
+        property_id=call.property_id,
+        message=message,
+        state="revoked",
+        reference_id=call.reference_id,
+        previous_code_formatted=old_code,
+    )
+    if call.operation == "revoke" or call.desired is None:
+        return AccessChange(type="access.revoked", timestamp=at, data=revoked)
+    code_formatted = (returned.code_formatted if returned else None) or old_code
+    data = msgspec.structs.replace(
+        revoked,
+        state="active",
+        access_points=call.desired.access_points,
+        valid_from=call.desired.valid_from,
+        valid_to=call.desired.valid_to,
+        reference_id=(returned.reference_id if returned else None) or call.reference_id,
+        code=(returned.code if returned else None) or (previous.code if previous else None),
+        code_formatted=code_formatted,
+        link=(returned.link if returned else None) or (previous.link if previous else None),
+        previous_code_formatted=old_code if old_code and old_code != code_formatted else None,
+    )
+    kind: ChangeKind = "access.updated" if call.operation == "update" else "access.granted"
+    return AccessChange(type=kind, timestamp=at, data=data)
+
+
+def change_after_failure(
+    call: CallFacts, *, message: str, at: datetime, reason: str
+) -> AccessChange:
+    """The record of a call that gave up: the stay's access needs a person."""
+    data = AccessChangeData(
+        source=call.source,
+        booking_id=call.booking_id,
+        stay_id=_stay_id(call),
+        grant_key=call.grant_key,
+        property_id=call.property_id,
+        state="escalated",
+        reference_id=call.reference_id,
+        message=message,
+        reason=f"{call.operation}:{reason}",
+    )
+    return AccessChange(type="access.failed", timestamp=at, data=data)

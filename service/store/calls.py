@@ -16,7 +16,13 @@ import msgspec
 from asyncpg import Record
 
 from service.domain.access import DesiredGrant
-from service.domain.changes import AccessChange, AccessChangeData, ChangeKind
+from service.domain.changes import (
+    Access,
+    AccessChange,
+    CallFacts,
+    change_after_failure,
+    change_after_success,
+)
 from service.store.db import Connection, Database
 
 Operation = Literal["grant", "update", "revoke"]
@@ -104,7 +110,13 @@ class CallStore:
                 previous = await conn.fetchrow(self._db.sql("previous_access"), call.grant_key)
                 await self._apply_access(conn, call, attempt, access)
                 if sinks:
-                    change = _change_after_success(call, attempt, access, previous)
+                    change = change_after_success(
+                        _call_facts(call),
+                        message=attempt.message,
+                        at=attempt.finished_at,
+                        returned=_access(access),
+                        previous=_access(previous),
+                    )
                     await self._record_change(conn, change, sinks)
                 await conn.execute(self._db.sql("resolve_call_escalations"), call.grant_key, now)
                 await conn.execute(self._db.sql("mark_booking"), call.source, call.booking_id, now)
@@ -204,7 +216,12 @@ class CallStore:
                     conn, call, severity, reason, attempt.message, attempt.finished_at
                 )
                 if sinks:
-                    change = _change_after_failure(call, attempt, reason)
+                    change = change_after_failure(
+                        _call_facts(call),
+                        message=attempt.message,
+                        at=attempt.finished_at,
+                        reason=reason,
+                    )
                     await self._record_change(conn, change, sinks)
                 # The booking is looked at again; the plan will not repeat the escalated call.
                 await conn.execute(
@@ -308,65 +325,29 @@ class CallStore:
         return value
 
 
-def _stay_id(call: ClaimedCall) -> str:
-    return call.desired.stay_id if call.desired else call.grant_key.rsplit(":", 1)[-1]
-
-
-def _change_after_success(
-    call: ClaimedCall, attempt: AttemptRecord, access: AccessData, previous: Record | None
-) -> AccessChange:
-    desired = call.desired
-    old_code = previous["code_formatted"] if previous is not None else None
-    if call.operation == "revoke":
-        data = AccessChangeData(
-            source=call.source,
-            booking_id=call.booking_id,
-            stay_id=_stay_id(call),
-            grant_key=call.grant_key,
-            property_id=call.property_id,
-            state="revoked",
-            reference_id=call.reference_id,
-            previous_code_formatted=old_code,
-            message=attempt.message,
-        )
-        return AccessChange(type="access.revoked", timestamp=attempt.finished_at, data=data)
-    assert desired is not None
-    code_formatted = access.code_formatted or old_code
-    replaced = old_code if old_code and old_code != code_formatted else None
-    data = AccessChangeData(
+def _call_facts(call: ClaimedCall) -> CallFacts:
+    return CallFacts(
+        operation=call.operation,
         source=call.source,
         booking_id=call.booking_id,
-        stay_id=desired.stay_id,
         grant_key=call.grant_key,
         property_id=call.property_id,
-        state="active",
-        access_points=desired.access_points,
-        valid_from=desired.valid_from,
-        valid_to=desired.valid_to,
-        reference_id=access.reference_id or call.reference_id,
-        code=access.code or (previous["code"] if previous is not None else None),
-        code_formatted=code_formatted,
-        link=access.link or (previous["link"] if previous is not None else None),
-        previous_code_formatted=replaced,
-        message=attempt.message,
-    )
-    kind: ChangeKind = "access.updated" if call.operation == "update" else "access.granted"
-    return AccessChange(type=kind, timestamp=attempt.finished_at, data=data)
-
-
-def _change_after_failure(call: ClaimedCall, attempt: AttemptRecord, reason: str) -> AccessChange:
-    data = AccessChangeData(
-        source=call.source,
-        booking_id=call.booking_id,
-        stay_id=_stay_id(call),
-        grant_key=call.grant_key,
-        property_id=call.property_id,
-        state="escalated",
         reference_id=call.reference_id,
-        message=attempt.message,
-        reason=f"{call.operation}:{reason}",
+        desired=call.desired,
     )
-    return AccessChange(type="access.failed", timestamp=attempt.finished_at, data=data)
+
+
+def _access(values: AccessData | Record | None) -> Access | None:
+    if values is None:
+        return None
+    if isinstance(values, AccessData):
+        return Access(**msgspec.structs.asdict(values))
+    return Access(
+        reference_id=None,
+        code=values["code"],
+        code_formatted=values["code_formatted"],
+        link=values["link"],
+    )
 
 
 class _Rollback(Exception):
