@@ -308,7 +308,8 @@ def _event_id(guid: str, booking: Booking, event_time: datetime | None) -> str:
         },
         order="sorted",
     )
-    return f"spectra:{guid}:{hashlib.sha256(canonical).hexdigest()[:16]}"
+    # "." separates the parts: ":" is reserved for our grant keys, and ingest refuses it in IDs.
+    return f"spectra.{guid}.{hashlib.sha256(canonical).hexdigest()[:16]}"
 
 
 def _times(

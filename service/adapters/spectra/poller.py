@@ -5,8 +5,10 @@ feed's clock and ours differ), fetches each changed reservation, maps it to a no
 and appends it through the same path as webhooks (validation, idempotency, the reconciler).
 The cursor moves only after the events are committed, so a poller stopped half-way re-reads
 from where it was: repeats are idempotent, nothing is lost. A first start, or a gap older
-than the feed keeps, is filled from the reservation list for the window ahead. Only the
-replica holding the connection's advisory lock polls it.
+than the feed keeps, is filled from the reservation list for the window ahead; each later
+poll lists the arrival days that came into that window, so a reservation nobody touches is
+still read before its access is due. Only the replica holding the connection's advisory lock
+polls it.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from service.domain.booking import BookingEvent
 from service.domain.validation import validate_event
 from service.ingest import GroupCommitter
 from service.metrics import Metrics
-from service.properties import Property, SpectraConnection
+from service.properties import HARD_MAX_WINDOW_HOURS, Property, SpectraConnection
 from service.store.cursors import CursorStore
 
 log = logging.getLogger(__name__)
 
 FEED_OVERLAP = timedelta(minutes=2)
 FEED_MAX_AGE = timedelta(hours=24)
-LOOKAHEAD = timedelta(hours=72)  # Inlet never takes bookings earlier than 72 h before arrival
+# How far ahead reservations are read from the list: Inlet takes access at most 72 h before it
+# starts, and a check-in offset can start access up to 24 h before arrival.
+LOOKAHEAD = timedelta(hours=HARD_MAX_WINDOW_HOURS + 24)
 
 
 class PollReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,7 +78,13 @@ class SpectraPoller:
         zone = await self._hotel_zone()
         fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = []
         deletions: list[tuple[str, datetime | None]] = []
-        if cursor is None or cursor.sync_time is None or now - cursor.sync_time > FEED_MAX_AGE:
+        last_read = cursor.last_success_at if cursor else None
+        if (
+            cursor is None
+            or cursor.sync_time is None
+            or last_read is None
+            or now - last_read > FEED_MAX_AGE
+        ):
             mode, sync_time = "backfill", now
             local = now.astimezone(zone)
             start = (local - timedelta(hours=self._connection.backfill_hours)).date()
@@ -95,6 +105,10 @@ class SpectraPoller:
                 reservation = await self._fetch(guid)
                 if reservation is not None:
                     fetched.append((reservation, at))
+            known = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions}
+            for reservation in await self._entering_lookahead(cursor.last_success_at, now, zone):
+                if reservation.reservation_guid not in known:
+                    fetched.append((reservation, None))
         seen = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions}
         for guid in cursor.held if cursor else ():
             if guid not in seen:  # held back last time (unpaid): look again
@@ -105,6 +119,9 @@ class SpectraPoller:
         events += await self._deleted(deletions, now)
         events += await self._conferences(zone, now)
         appended, unchanged = await self._append(events)
+        # The feed was read up to now: a quiet hotel's cursor still moves (minus the overlap that
+        # covers changes Spectra commits a little late), so the lag gauge stays honest.
+        sync_time = max(sync_time, now - FEED_OVERLAP)
         await self._cursors.save(self.name, sync_time=sync_time, held=tuple(held), now=now)
         self._metrics.poller_last_success.labels(connection=self.name).set(now.timestamp())
         self._metrics.poller_lag.labels(connection=self.name).set(
@@ -127,6 +144,23 @@ class SpectraPoller:
             },
         )
         return report
+
+    async def _entering_lookahead(
+        self, last_success_at: datetime | None, now: datetime, zone: ZoneInfo
+    ) -> list[mapping.SpectraReservation]:
+        """Reservations whose arrival day came into the look-ahead since the last poll.
+
+        The feed tells only of changes: a reservation made before the first start (or during
+        a gap) that arrives beyond the backfill's look-ahead and is never changed again would
+        otherwise never be read. Each arrival day is listed once, as it comes into reach.
+        """
+        if last_success_at is None:
+            return []
+        reached = (last_success_at.astimezone(zone) + LOOKAHEAD).date()
+        horizon = (now.astimezone(zone) + LOOKAHEAD).date()
+        if horizon <= reached:
+            return []
+        return await self._client.all_reservations(reached + timedelta(days=1), horizon)
 
     async def _hotel_zone(self) -> ZoneInfo:
         if self._zone is None:
@@ -189,7 +223,9 @@ class SpectraPoller:
 
     async def _unpaid(self, event: BookingEvent) -> bool:
         stay = event.booking.stays[0]
-        if stay.status not in ("confirmed", "checked_in"):
+        # Payment gates access before arrival; a guest already in the house keeps getting
+        # updates (a room change must not wait for the bill).
+        if stay.status != "confirmed":
             return False
         balance = await self._client.balance(stay.stay_id)
         return balance.balance is not None and balance.balance > 0
@@ -230,8 +266,7 @@ class SpectraPoller:
     async def _append(self, events: list[BookingEvent]) -> tuple[int, int]:
         """Append what changed, one event per unit; an unchanged booking is left alone."""
         appended = unchanged = 0
-        for mapped in events:
-            event = _ingest_id(mapped)
+        for event in events:
             stay_id = event.booking.stays[0].stay_id if event.booking.stays else None
             last = (
                 await self._cursors.last_event_for_stay(self._source, stay_id) if stay_id else None
@@ -258,18 +293,6 @@ class SpectraPoller:
             else:
                 unchanged += 1
         return appended, unchanged
-
-
-def _ingest_id(event: BookingEvent) -> BookingEvent:
-    """The event under an ID ingest accepts.
-
-    Ingest refuses a ":" in any ID (it separates the parts of a grant key), while mapping's
-    IDs read `spectra:<guid>:<hash>`; the same ID always becomes the same accepted ID, so a
-    re-read is still a repeat.
-    """
-    if ":" not in event.event_id:
-        return event
-    return msgspec.structs.replace(event, event_id=event.event_id.replace(":", "."))
 
 
 def _normalized(event: BookingEvent) -> BookingEvent:
