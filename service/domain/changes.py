@@ -35,6 +35,7 @@ class AccessChangeData(msgspec.Struct, frozen=True, kw_only=True):
     code_formatted: str | None = None
     link: str | None = None
     previous_code_formatted: str | None = None  # set when this change replaced a code
+    code_is_new: bool = False  # this change gave the stay a code it did not have before
     message: str | None = None  # Inlet's last message
     reason: str | None = None  # why it failed (access.failed)
 
@@ -119,6 +120,7 @@ def change_after_success(
         code_formatted=code_formatted,
         link=(returned.link if returned else None) or (previous.link if previous else None),
         previous_code_formatted=old_code if old_code and old_code != code_formatted else None,
+        code_is_new=code_formatted is not None and code_formatted != old_code,
     )
     kind: ChangeKind = "access.updated" if call.operation == "update" else "access.granted"
     return AccessChange(type=kind, timestamp=at, data=data)

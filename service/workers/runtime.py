@@ -2,8 +2,9 @@
 
 The reconciler and the call worker run as aiojobs jobs. Each loop sleeps until woken (a commit
 here, a NOTIFY from another replica, a finished call) or until the next due time, capped so
-a moved clock or a missed signal is noticed soon. On shutdown the loops stop taking work, calls
-in flight finish within the grace period, and leases still held are given back.
+a moved clock or a missed signal is noticed soon. On shutdown (as soon as the server stops
+listening) the loops stop taking work, calls in flight finish within the grace period counted
+from then, and leases still held are given back.
 """
 
 from __future__ import annotations
@@ -278,6 +279,22 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
     )
     app[RUNTIME] = runtime
     app[COMMITTER].on_commit(runtime.wake_reconciler)
+    loop = asyncio.get_running_loop()
+    stop_requested_at: float | None = None
+
+    async def stop_taking_work(_: web.Application) -> None:
+        # On SIGTERM aiohttp closes the listening sockets, runs on_shutdown, waits up to its
+        # shutdown timeout for the requests in flight, and only then runs the cleanup below.
+        # Stop taking work here, and count the grace period from here, so one slow request
+        # neither lets the workers claim new calls nor doubles the time to exit.
+        nonlocal stop_requested_at
+        if stop_requested_at is None:
+            stop_requested_at = loop.time()
+        runtime.stopping.set()
+
+    # on_shutdown is still open while cleanup contexts start (aiohttp freezes the app after).
+    with contextlib.suppress(RuntimeError):
+        app.on_shutdown.append(stop_taking_work)
     scheduler = aiojobs.Scheduler(close_timeout=settings.shutdown_timeout_seconds)
     reconcile_store = ReconcileStore(db)
     call_store = CallStore(db)
@@ -296,8 +313,18 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
         finally:
             runtime.stopping.set()
             # In-flight calls finish (within the grace period); then leases still held go back.
-            await scheduler.wait_and_close(timeout=settings.shutdown_timeout_seconds)
-            with contextlib.suppress(Exception):
+            grace = settings.shutdown_timeout_seconds
+            if stop_requested_at is not None:
+                grace = max(0.0, grace - (loop.time() - stop_requested_at))
+            await scheduler.wait_and_close(timeout=grace)
+            try:
                 await runtime.calls.release_all()
+            except Exception:
+                # Not fatal: the leases expire (LEASE_SECONDS) and another replica takes the
+                # calls then; but say so, or the delay has no explanation.
+                log.exception(
+                    "could not give back call leases",
+                    extra={"action": "calls.release_failed"},
+                )
             await session.close()
             log.info("workers stopped", extra={"action": "workers.stopped"})

@@ -81,6 +81,9 @@ def test_change_after_success(
     assert change.type == kind
     assert change.data.code_formatted == code
     assert change.data.previous_code_formatted == replaced
+    assert change.data.code_is_new == (
+        code is not None and code != (previous.code_formatted if previous else None)
+    )
     assert change.data.stay_id == "S1"
     assert change.data.state == ("revoked" if operation == "revoke" else "active")
 

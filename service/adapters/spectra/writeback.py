@@ -50,7 +50,7 @@ class SpectraSink:
                 # An update names the code it replaced; without one the code is the one
                 # already written (a room or date change), and posting it again would add it
                 # to the reservation a second time.
-                new_code = change.type == "access.granted" or replaced is not None
+                new_code = data.code_is_new
                 if data.code_formatted and data.code_formatted != replaced and new_code:
                     await client.post_reservation_code(data.stay_id, data.code_formatted)
                 if replaced and replaced != data.code_formatted:
