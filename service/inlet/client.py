@@ -33,7 +33,7 @@ _LONG_DIGITS = re.compile(r"\+?\d[\d \-]{5,}\d")  # phone-like runs, even ones w
 _HIDDEN = "***"
 
 
-def _redact(message: str, known: Iterable[str | None]) -> str:
+def redact_message(message: str, known: Iterable[str | None]) -> str:
     """Inlet's message may echo what we sent (e.g. "invalid email x@y"); mask it before logging."""
     for value in sorted((v for v in known if v and len(v) >= 3), key=len, reverse=True):
         message = message.replace(value, _HIDDEN)
@@ -152,7 +152,7 @@ class InletClient:
                 "http_status": result.http_status,
                 "outcome": result.outcome,
                 # "message" is reserved by logging.LogRecord.
-                "inlet_message": _redact(result.message, known),
+                "inlet_message": redact_message(result.message, known),
                 "duration_ms": round((time.monotonic() - started) * 1000, 1),
             },
         )

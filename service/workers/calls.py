@@ -15,7 +15,7 @@ from service.clock import Clock
 from service.domain.access import DesiredGrant
 from service.domain.changes import sinks_for
 from service.domain.retry import GiveUp, after_failure
-from service.inlet.client import InletClient
+from service.inlet.client import InletClient, redact_message
 from service.inlet.protocol import GrantRequest, InletResult, split_phone, update_from_grant
 from service.metrics import Metrics
 from service.properties import HotelsConfig
@@ -42,6 +42,13 @@ def grant_request(desired: DesiredGrant, partner: str) -> GrantRequest:
         phone_number=phone_number,
         country_code=country_code,
     )
+
+
+def _personal(desired: DesiredGrant | None) -> list[str | None]:
+    if desired is None:
+        return []
+    national = split_phone(desired.phone)[0] if desired.phone else None
+    return [desired.guest_name, desired.email, desired.phone, national]
 
 
 class CallWorker:
@@ -139,7 +146,8 @@ class CallWorker:
             "attempt": call.attempts,
             "outcome": result.outcome,
             "http_status": result.http_status,
-            "inlet_message": result.message,
+            # Inlet may echo what we sent (a name, an email): never log it in clear text.
+            "inlet_message": redact_message(result.message, _personal(call.desired)),
         }
         if result.outcome == "success":
             access = AccessData(
