@@ -80,22 +80,30 @@ class CallWorker:
 
     async def run_once(self) -> int:
         """Claim what is due now, run it, record it; returns how many calls were made."""
-        calls = await self._store.claim(
-            owner=self._owner,
-            now=self._clock.now(),
-            limit=self._concurrency,
-            lease_seconds=self._lease_seconds,
-        )
+        calls = await self.claim_free()
         if calls:
             await asyncio.gather(*(self._execute(call) for call in calls))
         return len(calls)
+
+    async def claim_free(self) -> list[ClaimedCall]:
+        """Claim as many due calls as there are free slots (the service's continuous mode)."""
+        free = self._concurrency - len(self._in_flight)
+        if free <= 0:
+            return []
+        calls = await self._store.claim(
+            owner=self._owner, now=self._clock.now(), limit=free, lease_seconds=self._lease_seconds
+        )
+        self._in_flight.update(call.id for call in calls)
+        return calls
+
+    async def execute(self, call: ClaimedCall) -> None:
+        await self._execute(call)
 
     async def release_all(self) -> None:
         """Give back leases still held (shutdown): another replica retries them at once."""
         await self._store.release(owner=self._owner)
 
     async def _execute(self, call: ClaimedCall) -> None:
-        self._in_flight.add(call.id)
         try:
             started = self._clock.now()
             t0 = time.perf_counter()

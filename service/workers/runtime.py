@@ -96,18 +96,35 @@ class Runtime:
             await self._sleep(self.reconcile_wakeup, due)
 
     async def call_loop(self, next_due: Callable[[], Awaitable[datetime | None]]) -> None:
-        while not self.stopping.is_set():
-            self.calls_wakeup.clear()
-            try:
-                if await self.calls.run_once():
-                    self.wake_reconciler()  # finished calls marked their bookings
-                    self.deliveries_wakeup.set()  # and may have recorded access changes
-                    continue
-                due = await next_due()
-            except Exception:
-                log.exception("call loop error", extra={"action": "calls.loop_error"})
-                due = None
-            await self._sleep(self.calls_wakeup, due)
+        """Keep up to the concurrency of calls in flight; a slow call never holds up the rest."""
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            self.wake_calls()  # a slot is free
+            self.wake_reconciler()  # the finished call marked its booking
+            self.deliveries_wakeup.set()  # and may have recorded an access change
+
+        try:
+            while not self.stopping.is_set():
+                self.calls_wakeup.clear()
+                due: datetime | None = None
+                try:
+                    claimed = await self.calls.claim_free()
+                    for call in claimed:
+                        task = asyncio.create_task(self.calls.execute(call))
+                        running.add(task)
+                        task.add_done_callback(finished)
+                    if claimed:
+                        continue  # more may be due
+                    if not running:
+                        due = await next_due()
+                except Exception:
+                    log.exception("call loop error", extra={"action": "calls.loop_error"})
+                await self._sleep(self.calls_wakeup, due)
+        finally:
+            # Calls in flight finish (the scheduler's close timeout bounds this), then stop.
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def delivery_loop(self, next_due: Callable[[], Awaitable[datetime | None]]) -> None:
         while not self.stopping.is_set():
