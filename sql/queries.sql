@@ -559,3 +559,13 @@ UPDATE deliveries
 SET state = 'pending', attempts = 0, first_attempt_at = NULL, next_attempt_at = $2,
     finished_at = NULL, lease_owner = NULL, lease_until = NULL
 WHERE id = $1 AND state = 'failed';
+
+-- name: release_deliveries
+-- Give back the delivery leases this worker holds (graceful shutdown).
+UPDATE deliveries
+SET lease_owner = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0)
+WHERE state = 'pending' AND lease_owner = $1;
+
+-- name: release_bookings
+-- Give back the booking leases this reconciler holds (graceful shutdown).
+UPDATE bookings SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1;

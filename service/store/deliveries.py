@@ -113,6 +113,9 @@ class DeliveryStore:
             )
         return escalation
 
+    async def release(self, *, owner: str) -> None:
+        await self._db.execute("release_deliveries", owner)
+
     async def next_due(self) -> datetime | None:
         value: datetime | None = await self._db.fetchval("next_delivery_due")
         return value

@@ -85,6 +85,9 @@ class ReconcileStore:
             "release_booking", claimed.source, claimed.booking_id, retry_at, owner
         )
 
+    async def release_all(self, *, owner: str) -> None:
+        await self._db.execute("release_bookings", owner)
+
     async def mark(self, source: str, booking_id: str, now: datetime) -> None:
         await self._db.execute("mark_booking", source, booking_id, now)
 

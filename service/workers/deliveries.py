@@ -37,6 +37,10 @@ class DeliveryWorker:
         self._lease_seconds = lease_seconds
         self._policy = policy or DeliveryPolicy()
 
+    async def release_all(self) -> None:
+        """Give back leases still held (shutdown): another replica delivers at once."""
+        await self._store.release(owner=self._owner)
+
     async def run_once(self) -> int:
         deliveries = await self._store.claim(
             owner=self._owner,

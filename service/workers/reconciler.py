@@ -57,6 +57,10 @@ class Reconciler:
             if len(claimed) < self._batch:
                 return total
 
+    async def release_all(self) -> None:
+        """Give back booking leases still held (shutdown)."""
+        await self._store.release_all(owner=self._owner)
+
     async def sweep(self) -> int:
         """Mark every active booking for a look; returns how many operations that planned."""
         bookings = await self._store.active_bookings()

@@ -336,6 +336,8 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
             await scheduler.wait_and_close(timeout=grace)
             try:
                 await runtime.calls.release_all()
+                await runtime.deliveries.release_all()
+                await runtime.reconciler.release_all()
             except Exception:
                 # Not fatal: the leases expire (LEASE_SECONDS) and another replica takes the
                 # calls then; but say so, or the delay has no explanation.
