@@ -50,6 +50,10 @@ class _Existing(msgspec.Struct, frozen=True):
     digest: bytes
 
 
+class _NeedsCheck(Exception):
+    """The group holds a conflict (or met another writer's key): take the careful path."""
+
+
 class _RaceLost(Exception):
     """Another writer stored one of our keys between our look-up and our insert."""
 
@@ -64,7 +68,16 @@ class EventStore:
         self._db = db
 
     async def append_group(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
-        """Commit every unit in one transaction; returns one result per unit, in order."""
+        """Commit every unit in one transaction; returns one result per unit, in order.
+
+        The common case (new events and plain repeats) inserts first and looks up only the
+        keys that were already stored; a changed body under a stored id rolls that back and
+        takes the careful path, which refuses the conflicting units whole.
+        """
+        try:
+            return await self._append_fast(units)
+        except _NeedsCheck:
+            pass
         for attempt in range(_MAX_RACE_RETRIES):
             try:
                 return await self._append_once(units)
@@ -72,6 +85,72 @@ class EventStore:
                 if attempt == _MAX_RACE_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
+
+    async def _append_fast(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
+        rows: dict[tuple[str, str], tuple[BookingEvent, bytes]] = {}
+        for unit in units:
+            for event in unit:
+                key, digest = (event.source, event.event_id), body_digest(event)
+                if key in rows and rows[key][1] != digest:
+                    raise _NeedsCheck
+                rows.setdefault(key, (event, digest))
+        ordered = [rows[key] for key in sorted(rows)]
+        async with self._db.transaction() as conn:
+            records = await conn.fetch(
+                self._db.sql("insert_events"),
+                [e.source for e, _ in ordered],
+                [e.event_id for e, _ in ordered],
+                [e.booking.booking_id for e, _ in ordered],
+                [e.booking.property_id for e, _ in ordered],
+                [e.occurred_at for e, _ in ordered],
+                [d for _, d in ordered],
+                [msgspec.json.encode(e).decode() for e, _ in ordered],
+            )
+            stored = {
+                (r["source"], r["event_id"]): _Existing(
+                    r["position"], r["received_at"], rows[(r["source"], r["event_id"])][1]
+                )
+                for r in records
+            }
+            repeated = sorted(key for key in rows if key not in stored)
+            earlier = await self._find(conn, repeated) if repeated else {}
+            if any(earlier[key].digest != rows[key][1] for key in earlier) or len(earlier) != len(
+                repeated
+            ):
+                raise _NeedsCheck  # rolls back: a changed body, or a key another writer holds
+            if stored:
+                bookings = sorted(
+                    {
+                        (e.source, e.booking.booking_id): e
+                        for key, (e, _) in rows.items()
+                        if key in stored
+                    }.items()
+                )
+                await conn.execute(
+                    self._db.sql("mark_bookings"),
+                    [k[0] for k, _ in bookings],
+                    [k[1] for k, _ in bookings],
+                    [e.booking.property_id for _, e in bookings],
+                )
+                await conn.execute(self._db.sql("notify_marked"))
+        return [
+            UnitResult(
+                results=tuple(
+                    AppendResult(
+                        event_id=e.event_id,
+                        status="duplicate" if (e.source, e.event_id) in earlier else "stored",
+                        position=(
+                            earlier.get((e.source, e.event_id)) or stored[(e.source, e.event_id)]
+                        ).position,
+                        received_at=(
+                            earlier.get((e.source, e.event_id)) or stored[(e.source, e.event_id)]
+                        ).received_at,
+                    )
+                    for e in unit
+                )
+            )
+            for unit in units
+        ]
 
     async def _append_once(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
         digests = [[body_digest(e) for e in unit] for unit in units]
