@@ -1,19 +1,22 @@
-"""How fast does `POST /v1/events` take events, against what aiohttp alone can do on this machine?
+"""How fast does `POST /v1/events` take events, against what aiohttp alone does on this machine?
 
 Run as `.venv/bin/python bench/ingest.py` (options: `--help`). One run measures, one after the
 other and with the same load generator and settings:
 
 - `ceiling`: a bare aiohttp handler that decodes the body into `BookingEvent` with msgspec and
-  answers 202; the most any handler can do here;
+  answers 202: what the HTTP layer and this load generator allow on this machine;
 - `plain`: a handler that decodes the body and does one INSERT per request, in its own
-  transaction (what ingest would cost without group commit);
-- `ingest`: the real service (`create_app`, workers off, JSON logs as `serve` writes them).
+  transaction (ingest without group commit);
+- `ingest`: the real service (`create_app`, workers off, JSON logs at `LOG_LEVEL`, INFO unless
+  set, as `inlet-bridge serve` writes them; here into a file).
 
 Each server runs in its own process on a free loopback port; the load generator (this process)
 keeps `--concurrency` connections busy with distinct valid events for `--warmup` seconds, then
 counts the 202 answers completed in the next `--seconds` seconds. PostgreSQL is `DATABASE_URL`
 if set, else an embedded server (pgserver) in a temporary folder; each server gets a fresh
-migrated database, dropped at the end.
+migrated database, dropped at the end. `--analyze` analyzes the events table just before the
+window (steady state rather than a fresh database); `--profile DIR` writes cProfile stats of
+each server.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -53,6 +56,7 @@ PROPERTIES = ROOT / "service" / "demo" / "properties.toml"
 SOURCE = "demo-pms"
 TOKEN = "demo-pms-token"
 TARGET_RATIO = 0.6
+NOISE_CORES = 0.15  # CPU used during a window by processes outside the benchmark
 KINDS = ("ceiling", "plain", "ingest")
 LABELS = {"ceiling": "ceiling (decode only)", "plain": "plain insert", "ingest": "ingest"}
 
@@ -291,6 +295,11 @@ class CpuUse:
     machine: float
     steal: float
 
+    @property
+    def others(self) -> float:
+        """Cores used by everything outside the benchmark (and the kernel's own work)."""
+        return self.machine - self.server - (self.postgres or 0.0) - self.generator
+
     @classmethod
     def between(cls, a: CpuSample, b: CpuSample, has_postgres: bool) -> CpuUse:
         wall = b.at - a.at
@@ -312,16 +321,18 @@ class CpuUse:
 
 
 class EventBodies:
-    """Distinct valid events: one template, a fresh event_id and booking_id per request."""
+    """Distinct valid events: one template; per request a fresh event id and booking id, and
+    a guest of its own (email and phone differ too, so a cache of normalized contacts in the
+    service would not make validation look free)."""
 
     def __init__(self, tag: str) -> None:
         arrival = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
         body = {
-            "event_id": "\x00ID\x00",
+            "event_id": "E-\x00",
             "source": SOURCE,
             "occurred_at": arrival.replace(hour=9).isoformat(),
             "booking": {
-                "booking_id": "\x00ID\x00",
+                "booking_id": "R-\x00",
                 "property_id": "oslo-1",
                 "stays": [
                     {
@@ -333,21 +344,23 @@ class EventBodies:
                         "guests": [
                             {
                                 "name": "Ola Nordmann",
-                                "email": "ola@example.no",
-                                "phone": "+4791234567",
+                                "email": "ola.\x00@example.no",
+                                "phone": "+479\x00",  # Norwegian mobile: 9 and 7 digits
                             }
                         ],
                     }
                 ],
             },
         }
-        self._parts = msgspec.json.encode(body).split(b"\\u0000ID\\u0000")
-        assert len(self._parts) == 3, self._parts
+        self._parts = msgspec.json.encode(body).split(b"\\u0000")
+        assert len(self._parts) == 5, self._parts
         self._tag = tag.encode()
 
     def __call__(self, n: int) -> bytes:
         key = b"%s-%d" % (self._tag, n)
-        return b"".join((self._parts[0], b"E-" + key, self._parts[1], b"R-" + key, self._parts[2]))
+        phone = b"%07d" % (n % 10_000_000)
+        first, event_id, booking_id, email, phone_at = self._parts
+        return b"".join((first, key, event_id, key, booking_id, b"%d" % n, email, phone, phone_at))
 
 
 @dataclass
@@ -359,7 +372,8 @@ class Load:
     cpu: CpuUse | None = None
     group_commit: tuple[float, float] | None = None  # (events, commits) in the window
     log_lines: int | None = None
-    table_scans: tuple[int, int, int] | None = None  # events: seq scans, rows they read, inserts
+    # the events table: sequential scans, rows they read, rows inserted, autovacuum analyzed it
+    table_scans: tuple[int, int, int, bool] | None = None
 
     @property
     def rate(self) -> float:
@@ -398,6 +412,7 @@ async def generate(
     kind: str,
     sample: Callable[[], CpuSample],
     has_postgres: bool,
+    before_window: Callable[[], Awaitable[None]] | None = None,
 ) -> Load:
     """Keep `concurrency` requests in flight; count the 202s completed inside the window."""
     bodies = EventBodies(f"{plan.tag}-{kind}")
@@ -446,6 +461,9 @@ async def generate(
                 return _group_commit(await response.text())
 
         async def watch() -> tuple[CpuSample, tuple[float, float], CpuSample]:
+            if before_window is not None:
+                await asyncio.sleep(max(0.0, window_start - 0.5 - time.perf_counter()))
+                await before_window()
             await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
             first, before = sample(), await metrics()
             with contextlib.suppress(TimeoutError):
@@ -485,8 +503,11 @@ def _with_database(dsn: str, name: str) -> str:
 
 
 class Bench:
-    def __init__(self, server_dsn: str, folder: Path, profile: Path | None) -> None:
+    def __init__(
+        self, server_dsn: str, folder: Path, profile: Path | None, *, analyze: bool = False
+    ) -> None:
         self.server_dsn = server_dsn
+        self.analyze = analyze
         self.folder = folder
         self.profile = profile
         self.databases: list[str] = []
@@ -554,7 +575,21 @@ class Bench:
             def sample() -> CpuSample:
                 return CpuSample.take(pid, self.postmaster)
 
-            load = await generate(base, plan, kind, sample, self.postmaster is not None)
+            async def analyze() -> None:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    await conn.execute("ANALYZE events")
+                finally:
+                    await conn.close()
+
+            load = await generate(
+                base,
+                plan,
+                kind,
+                sample,
+                self.postmaster is not None,
+                analyze if self.analyze and kind != "ceiling" else None,
+            )
         finally:
             await self._stop(process)
         if kind == "ingest":
@@ -563,17 +598,20 @@ class Bench:
         return load
 
     @staticmethod
-    async def _table_scans(dsn: str) -> tuple[int, int, int] | None:
+    async def _table_scans(dsn: str) -> tuple[int, int, int, bool] | None:
         """How the events table was read: its sequential scans (the server has stopped)."""
         conn = await asyncpg.connect(dsn)
         try:
             row = await conn.fetchrow(
-                "SELECT seq_scan, seq_tup_read, n_tup_ins FROM pg_stat_user_tables"
+                "SELECT seq_scan, seq_tup_read, n_tup_ins, last_autoanalyze IS NOT NULL AS analyzed"
+                " FROM pg_stat_user_tables"
                 " WHERE relname = 'events'"
             )
         finally:
             await conn.close()
-        return (row["seq_scan"], row["seq_tup_read"], row["n_tup_ins"]) if row else None
+        if row is None:
+            return None
+        return row["seq_scan"], row["seq_tup_read"], row["n_tup_ins"], row["analyzed"]
 
     @staticmethod
     async def _wait_ready(process: Any, pipe: Connection, log_path: Path) -> int:
@@ -659,6 +697,13 @@ def _ratio(results: dict[str, Load], kind: str) -> float | None:
     return results[kind].rate / ceiling.rate
 
 
+def _cpu_ratio(results: dict[str, Load]) -> float | None:
+    ceiling, ingest = results.get("ceiling"), results.get("ingest")
+    if not (ceiling and ingest and ceiling.cpu and ingest.cpu and ceiling.rate and ingest.rate):
+        return None
+    return (ceiling.cpu.server / ceiling.rate) / (ingest.cpu.server / ingest.rate)
+
+
 def report(results: dict[str, Load], round_no: int) -> None:
     print(f"\nround {round_no}")
     print(HEADER)
@@ -676,6 +721,19 @@ def report(results: dict[str, Load], round_no: int) -> None:
     if ratio is not None:
         verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
         print(f"ingest / ceiling: {ratio:.2f} (target {TARGET_RATIO:.2f}: {verdict})")
+    cost = _cpu_ratio(results)
+    if cost is not None:
+        print(f"server CPU per event, ceiling / ingest: {cost:.2f} (insensitive to CPU share)")
+    noisy = [
+        f"{load.cpu.others:.2f} ({kind})"
+        for kind, load in results.items()
+        if load.cpu is not None and load.cpu.others > NOISE_CORES
+    ]
+    if noisy:
+        print(
+            f"note: other processes used {', '.join(noisy)} cores during the windows;"
+            " compare runs by server CPU per event rather than events/s"
+        )
     ingest = results.get("ingest")
     if ingest is None:
         return
@@ -683,9 +741,10 @@ def report(results: dict[str, Load], round_no: int) -> None:
         events, commits = ingest.group_commit
         print(f"events per group commit: {events / commits:.1f} ({commits:.0f} commits)")
     if ingest.table_scans is not None:
-        scans, rows, inserted = ingest.table_scans
+        scans, rows, inserted, analyzed = ingest.table_scans
         print(
             f"events table: {inserted} rows inserted, {scans} sequential scans reading {rows} rows"
+            f" (autovacuum analyzed it: {'yes' if analyzed else 'no'})"
         )
     if ingest.log_lines is not None:
         print(f"service log lines written: {ingest.log_lines}")
@@ -714,7 +773,9 @@ async def run(args: argparse.Namespace, bench: Bench) -> list[dict[str, Load]]:
         print(f"{key + ':':<30} {value}")
     print(
         f"load: {args.concurrency} connections, warm-up {args.warmup:g} s, "
-        f"window {args.seconds:g} s" + (f", at most {args.events} events" if args.events else "")
+        f"window {args.seconds:g} s"
+        + (f", at most {args.events} events" if args.events else "")
+        + (", events table analyzed before the window" if args.analyze else "")
     )
     kinds = [k for k in KINDS if not (k == "plain" and args.no_plain)]
     rounds = []
@@ -725,7 +786,7 @@ async def run(args: argparse.Namespace, bench: Bench) -> list[dict[str, Load]]:
             for kind in kinds if round_no % 2 else reversed(kinds):
                 plan = Plan(args.concurrency, args.warmup, args.seconds, args.events)
                 results[kind] = await bench.measure(kind, plan, round_no)
-                print(f"  measured {kind}: {results[kind].rate:.0f} events/s", flush=True)
+                print(f"measured {kind}: {results[kind].rate:.0f} events/s", file=sys.stderr)
             report(results, round_no)
             rounds.append(results)
         summary(rounds)
@@ -752,6 +813,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="repeat all measurements (1)")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-insert baseline")
     parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="ANALYZE the events table 0.5 s before the window, as autovacuum would in a"
+        " database older than a minute (steady state instead of a fresh database)",
+    )
+    parser.add_argument(
         "--profile", type=Path, default=None, help="write each server's cProfile stats here"
     )
     args = parser.parse_args(argv)
@@ -767,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
             embedded = EmbeddedPostgres(folder / "postgres")
             dsn = embedded.start()
         try:
-            asyncio.run(run(args, Bench(dsn, folder, args.profile)))
+            asyncio.run(run(args, Bench(dsn, folder, args.profile, analyze=args.analyze)))
         finally:
             if embedded is not None:
                 embedded.stop()
