@@ -10,6 +10,7 @@ problems end up in responses and logs.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -165,13 +166,36 @@ def _normalize_email(value: str, path: str, out: list[Problem]) -> str:
     if not value.strip():
         out.append(Problem(path=path, message="must not be empty; leave it out or send null"))
         return value
-    try:
-        # Format only: the guide makes MX checks optional, and this code must not do I/O.
-        return validate_email(value.strip(), check_deliverability=False).normalized
-    except EmailNotValidError:
+    normalized = _email_normal_form(value.strip())
+    if normalized is None:
         # The library's explanation quotes parts of the address, so it is not passed on.
         out.append(Problem(path=path, message="is not a valid email address"))
         return value
+    return normalized
+
+
+# A PMS sends the whole booking on every change, so the same guests are checked again and
+# again; these pure look-ups are memoized (bounded) to keep ingest's CPU per event down.
+@functools.lru_cache(maxsize=8192)
+def _email_normal_form(value: str) -> str | None:
+    try:
+        # Format only: the guide makes MX checks optional, and this code must not do I/O.
+        normalized: str = validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+    return normalized
+
+
+@functools.lru_cache(maxsize=8192)
+def _phone_e164(text: str) -> str | None:
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164
 
 
 def _normalize_phone(value: str, path: str, out: list[Problem]) -> str:
@@ -183,15 +207,10 @@ def _normalize_phone(value: str, path: str, out: list[Problem]) -> str:
         # Without '+' the country is a guess; Inlet needs the country code (guide 3.3).
         out.append(Problem(path=path, message=f"must include the country code, {PHONE_EXAMPLE}"))
         return value
-    try:
-        number = phonenumbers.parse(text, None)
-    except phonenumbers.NumberParseException:
+    e164 = _phone_e164(text)
+    if e164 is None:
         out.append(Problem(path=path, message=f"is not a valid phone number, {PHONE_EXAMPLE}"))
         return value
-    if not phonenumbers.is_valid_number(number):
-        out.append(Problem(path=path, message=f"is not a valid phone number, {PHONE_EXAMPLE}"))
-        return value
-    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return e164
 
 
