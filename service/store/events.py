@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
+from asyncpg import Record
 
 from service.domain.booking import BookingEvent
 from service.domain.fold import LoggedEvent
@@ -96,16 +97,7 @@ class EventStore:
                 rows.setdefault(key, (event, digest))
         ordered = [rows[key] for key in sorted(rows)]
         async with self._db.transaction() as conn:
-            records = await conn.fetch(
-                self._db.sql("insert_events"),
-                [e.source for e, _ in ordered],
-                [e.event_id for e, _ in ordered],
-                [e.booking.booking_id for e, _ in ordered],
-                [e.booking.property_id for e, _ in ordered],
-                [e.occurred_at for e, _ in ordered],
-                [d for _, d in ordered],
-                [msgspec.json.encode(e).decode() for e, _ in ordered],
-            )
+            records = await self._insert(conn, ordered)
             stored = {
                 (r["source"], r["event_id"]): _Existing(
                     r["position"], r["received_at"], rows[(r["source"], r["event_id"])][1]
@@ -119,20 +111,7 @@ class EventStore:
             ):
                 raise _NeedsCheck  # rolls back: a changed body, or a key another writer holds
             if stored:
-                bookings = sorted(
-                    {
-                        (e.source, e.booking.booking_id): e
-                        for key, (e, _) in rows.items()
-                        if key in stored
-                    }.items()
-                )
-                await conn.execute(
-                    self._db.sql("mark_bookings"),
-                    [k[0] for k, _ in bookings],
-                    [k[1] for k, _ in bookings],
-                    [e.booking.property_id for _, e in bookings],
-                )
-                await conn.execute(self._db.sql("notify_marked"))
+                await self._mark(conn, [e for key, (e, _) in rows.items() if key in stored])
         return [
             UnitResult(
                 results=tuple(
@@ -161,16 +140,7 @@ class EventStore:
             rows = [claimed[key] for key in sorted(claimed)]
             inserted: dict[tuple[str, str], _Existing] = {}
             if rows:
-                records = await conn.fetch(
-                    self._db.sql("insert_events"),
-                    [e.source for e, _ in rows],
-                    [e.event_id for e, _ in rows],
-                    [e.booking.booking_id for e, _ in rows],
-                    [e.booking.property_id for e, _ in rows],
-                    [e.occurred_at for e, _ in rows],
-                    [d for _, d in rows],
-                    [msgspec.json.encode(e).decode() for e, _ in rows],
-                )
+                records = await self._insert(conn, rows)
                 if len(records) != len(rows):
                     raise _RaceLost
                 inserted = {
@@ -179,18 +149,40 @@ class EventStore:
                     )
                     for r in records
                 }
-                bookings = sorted({(e.source, e.booking.booking_id): e for e, _ in rows}.items())
-                await conn.execute(
-                    self._db.sql("mark_bookings"),
-                    [k[0] for k, _ in bookings],
-                    [k[1] for k, _ in bookings],
-                    [e.booking.property_id for _, e in bookings],
-                )
-                await conn.execute(self._db.sql("notify_marked"))
+                await self._mark(conn, [e for e, _ in rows])
         return [
             self._unit_result(unit, ok, existing, inserted, claimed)
             for unit, ok in zip(units, accepted, strict=True)
         ]
+
+    async def _insert(
+        self, conn: Connection, rows: Sequence[tuple[BookingEvent, bytes]]
+    ) -> list[Record]:
+        """Insert in key order; keys already stored are skipped (not returned)."""
+        return list(
+            await conn.fetch(
+                self._db.sql("insert_events"),
+                [e.source for e, _ in rows],
+                [e.event_id for e, _ in rows],
+                [e.booking.booking_id for e, _ in rows],
+                [e.booking.property_id for e, _ in rows],
+                [e.occurred_at for e, _ in rows],
+                [d for _, d in rows],
+                [msgspec.json.encode(e).decode() for e, _ in rows],
+            )
+        )
+
+    async def _mark(self, conn: Connection, stored: Sequence[BookingEvent]) -> None:
+        """Mark the bookings of newly stored events for the reconciler, in key order (so two
+        writers never deadlock), and wake the reconcilers of every replica at commit."""
+        bookings = sorted({(e.source, e.booking.booking_id): e for e in stored}.items())
+        await conn.execute(
+            self._db.sql("mark_bookings"),
+            [k[0] for k, _ in bookings],
+            [k[1] for k, _ in bookings],
+            [e.booking.property_id for _, e in bookings],
+        )
+        await conn.execute(self._db.sql("notify_marked"))
 
     async def _find(
         self, conn: Connection, keys: list[tuple[str, str]]
