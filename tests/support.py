@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -126,3 +127,25 @@ async def harness(
         kind=Harness,
     ) as running:
         yield running
+
+
+_event_ids = itertools.count(1)
+
+
+async def send(h: Harness, booking_id: str, stays: list[dict[str, Any]], **booking: Any) -> None:
+    """Post the booking as the PMS sees it now, then let the service act on it."""
+    body = event(
+        f"evt-{next(_event_ids)}",
+        booking_id=booking_id,
+        occurred_at=h.clock.now(),
+        stays=stays,
+        **booking,
+    )
+    response = await h.post(body)
+    assert response.status == 202, await response.text()
+    await h.settle()
+
+
+async def bodies(h: Harness, path: str) -> list[dict[str, Any]]:
+    """The bodies of the Inlet calls made to `path`, in order."""
+    return [r["body"] for r in await h.inlet_requests() if r["path"] == path]

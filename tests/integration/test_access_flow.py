@@ -3,7 +3,6 @@ over HTTP, on a real PostgreSQL, with a clock the test moves."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -11,12 +10,6 @@ import pytest
 from ..support import START, Harness, event, harness, stay
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-async def h(database_url: str) -> AsyncIterator[Harness]:
-    async with harness(database_url) as running:
-        yield running
 
 
 async def grant_calls(h: Harness, path: str = "/GrantAccess") -> list[dict]:

@@ -6,16 +6,17 @@ escalated, are in test_access_flow.py."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..support import START, Harness, event, harness, stay
+from ..support import START, Harness, bodies, event, harness, send, stay
 
 MINUTE = timedelta(minutes=1)
+_event_ids = itertools.count(1_000)  # ids of events this module builds itself
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 SCENARIOS = str(Path(__file__).with_name("properties_scenarios.toml"))
@@ -23,31 +24,6 @@ OLA = {"name": "Ola Nordmann", "email": "ola@example.no", "phone": "+4791234567"
 KARI = {"name": "Kari Hansen", "email": "kari@example.no", "phone": "+4741234567"}
 PER = {"name": "Per Olsen", "email": "per@example.no", "phone": "+4792345678"}
 LEADER = {"name": "Tour Leader", "email": "leader@example.no", "phone": "+4790000001"}
-_event_ids = itertools.count(1)
-
-
-@pytest.fixture
-async def h(database_url: str) -> AsyncIterator[Harness]:
-    async with harness(database_url) as running:
-        yield running
-
-
-async def send(h: Harness, booking_id: str, stays: list[dict[str, Any]], **booking: Any) -> None:
-    """Post the booking as the PMS sees it now, then let the service act on it."""
-    body = event(
-        f"evt-{next(_event_ids)}",
-        booking_id=booking_id,
-        occurred_at=h.clock.now(),
-        stays=stays,
-        **booking,
-    )
-    response = await h.post(body)
-    assert response.status == 202, await response.text()
-    await h.settle()
-
-
-async def bodies(h: Harness, path: str) -> list[dict[str, Any]]:
-    return [r["body"] for r in await h.inlet_requests() if r["path"] == path]
 
 
 async def messages(h: Harness) -> list[dict[str, Any]]:

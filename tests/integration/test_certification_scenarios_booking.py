@@ -5,15 +5,13 @@ and what the service stored. Re-sync (3.5) is in test_resync.py."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..support import BEARER, START, Harness, event, harness, stay
+from ..support import BEARER, START, Harness, bodies, harness, send, stay
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -23,36 +21,11 @@ ROOM_101 = ["L-101", "MAIN-ENTRANCE", "NIGHT-ENTRANCE"]
 OLA = {"name": "Ola Nordmann", "email": "ola@example.no", "phone": "+4791234567"}
 KARI = {"name": "Kari Hansen", "email": "kari@example.no", "phone": "+4741234567"}
 CONTACT_FIELDS = {"email", "phoneNumber", "countryCode"}
-_event_ids = itertools.count(1)
-
-
-@pytest.fixture
-async def h(database_url: str) -> AsyncIterator[Harness]:
-    async with harness(database_url) as running:
-        yield running
-
-
-async def send(h: Harness, booking_id: str, stays: list[dict[str, Any]], **booking: Any) -> None:
-    """Post the booking as the PMS sees it now, then let the service act on it."""
-    body = event(
-        f"evt-{next(_event_ids)}",
-        booking_id=booking_id,
-        occurred_at=h.clock.now(),
-        stays=stays,
-        **booking,
-    )
-    response = await h.post(body)
-    assert response.status == 202, await response.text()
-    await h.settle()
 
 
 def room(arrival: datetime, departure: datetime, **fields: Any) -> dict[str, Any]:
     """A stay with an exact departure time."""
     return {**stay(arrival=arrival, **fields), "departure": departure.isoformat()}
-
-
-async def bodies(h: Harness, path: str) -> list[dict[str, Any]]:
-    return [r["body"] for r in await h.inlet_requests() if r["path"] == path]
 
 
 async def messages(h: Harness) -> list[dict[str, Any]]:

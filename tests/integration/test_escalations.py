@@ -5,20 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
-
-from ..support import ADMIN_HEADERS, START, Harness, environ, event, harness
+from ..support import ADMIN_HEADERS, START, Harness, environ, event
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-async def h(database_url: str) -> AsyncIterator[Harness]:
-    async with harness(database_url) as running:
-        yield running
 
 
 async def escalate_a_grant(h: Harness) -> int:

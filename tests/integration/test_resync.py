@@ -3,20 +3,11 @@ sends UpdateAccess for the affected grants, stores the new codes, and the new co
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
-
-from ..support import ADMIN_HEADERS, START, Harness, event, harness, stay
+from ..support import ADMIN_HEADERS, START, Harness, event, stay
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-async def h(database_url: str) -> AsyncIterator[Harness]:
-    async with harness(database_url) as running:
-        yield running
 
 
 async def two_bookings(h: Harness) -> None:
