@@ -90,7 +90,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     if dsn is None:
         embedded = EmbeddedPostgres(settings.data_dir / "postgres")
         dsn = await asyncio.get_running_loop().run_in_executor(None, embedded.start)
-    db = await Database.connect(dsn, max_size=max(10, settings.call_concurrency + 4))
+    # Room for the call worker's slots, the two group-commit writers' held connections, the
+    # LISTEN connection, the reconciler and the health checks.
+    db = await Database.connect(dsn, max_size=max(10, settings.call_concurrency + 4) + 3)
     if settings.migrate_on_start:
         await db.migrate()
     app[DATABASE] = db

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from service.domain.booking import BookingEvent
 from service.metrics import Metrics
-from service.store.events import EventStore, UnitResult
+from service.store.events import EventStore, EventWriter, UnitResult
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,20 @@ class GroupCommitter:
                 await task
 
     async def _run(self) -> None:
+        # Each writer holds its own connection; if it breaks, the writer takes a new one.
+        while True:
+            try:
+                async with self._store.writer() as writer:
+                    await self._write(writer)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "group-commit writer restarting", extra={"action": "ingest.writer_restart"}
+                )
+                await asyncio.sleep(1)
+
+    async def _write(self, writer: EventWriter) -> None:
         while True:
             group = [await self._queue.get()]
             count = len(group[0].events)
@@ -82,14 +96,14 @@ class GroupCommitter:
                 group.append(item)
                 count += len(item.events)
             try:
-                await self._commit(group, count)
+                await self._commit(writer, group, count)
             finally:
                 for _ in group:
                     self._queue.task_done()
 
-    async def _commit(self, group: list[_Waiting], count: int) -> None:
+    async def _commit(self, writer: EventWriter, group: list[_Waiting], count: int) -> None:
         try:
-            results = await self._store.append_group([w.events for w in group])
+            results = await writer.append_group([w.events for w in group])
         except asyncio.CancelledError:
             for waiting in group:
                 if not waiting.future.done():
@@ -103,7 +117,7 @@ class GroupCommitter:
             for waiting in group:
                 if not waiting.future.done():
                     waiting.future.set_exception(IngestUnavailable(type(exc).__name__))
-            return
+            raise  # the writer takes a fresh connection
         self._metrics.group_commit_size.observe(count)
         for listener in self._listeners:
             listener()

@@ -51,17 +51,18 @@ ON CONFLICT (source, event_id) DO NOTHING
 RETURNING source, event_id, position, received_at;
 
 -- name: mark_bookings
--- Mark bookings as needing the reconciler's look, in the same transaction as their events.
-INSERT INTO bookings AS b (source, booking_id, property_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2
-ON CONFLICT (source, booking_id) DO UPDATE
-SET marked_seq = b.marked_seq + 1,
-    property_id = EXCLUDED.property_id,
-    marked_at = CASE WHEN b.marked_seq > b.seen_seq THEN b.marked_at ELSE now() END;
-
--- name: notify_marked
--- Wake the reconcilers of every replica (delivered at commit).
-SELECT pg_notify('inlet_bridge_marked', '');
+-- Mark bookings as needing the reconciler's look, in the same transaction as their events,
+-- and wake the reconcilers of every replica (the NOTIFY is delivered at commit).
+WITH marked AS (
+    INSERT INTO bookings AS b (source, booking_id, property_id)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2
+    ON CONFLICT (source, booking_id) DO UPDATE
+    SET marked_seq = b.marked_seq + 1,
+        property_id = EXCLUDED.property_id,
+        marked_at = CASE WHEN b.marked_seq > b.seen_seq THEN b.marked_at ELSE now() END
+    RETURNING 1
+)
+SELECT pg_notify('inlet_bridge_marked', '') WHERE EXISTS (SELECT 1 FROM marked);
 
 -- name: booking_events
 -- One booking's events in log order, for the fold.

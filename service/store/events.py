@@ -8,8 +8,9 @@ refused whole.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -51,6 +52,17 @@ class _Existing(msgspec.Struct, frozen=True):
     digest: bytes
 
 
+class EventWriter:
+    """Appends groups on the connection its writer holds."""
+
+    def __init__(self, store: EventStore, conn: Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def append_group(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
+        return await self._store.append_group(units, self._conn)
+
+
 class _NeedsCheck(Exception):
     """The group holds a conflict (or met another writer's key): take the careful path."""
 
@@ -68,7 +80,15 @@ class EventStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def append_group(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
+    @contextlib.asynccontextmanager
+    async def writer(self) -> AsyncIterator[EventWriter]:
+        """A connection held for a group-commit writer: no pool round trips per commit."""
+        async with self._db.pool.acquire() as conn:
+            yield EventWriter(self, conn)
+
+    async def append_group(
+        self, units: Sequence[Sequence[BookingEvent]], conn: Connection | None = None
+    ) -> list[UnitResult]:
         """Commit every unit in one transaction; returns one result per unit, in order.
 
         The common case (new events and plain repeats) inserts first and looks up only the
@@ -76,18 +96,29 @@ class EventStore:
         takes the careful path, which refuses the conflicting units whole.
         """
         try:
-            return await self._append_fast(units)
+            return await self._append_fast(units, conn)
         except _NeedsCheck:
             pass
         for attempt in range(_MAX_RACE_RETRIES):
             try:
-                return await self._append_once(units)
+                return await self._append_once(units, conn)
             except _RaceLost:
                 if attempt == _MAX_RACE_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    async def _append_fast(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
+    @contextlib.asynccontextmanager
+    async def _transaction(self, conn: Connection | None) -> AsyncIterator[Connection]:
+        if conn is None:
+            async with self._db.transaction() as pooled:
+                yield pooled
+        else:
+            async with conn.transaction():
+                yield conn
+
+    async def _append_fast(
+        self, units: Sequence[Sequence[BookingEvent]], held: Connection | None
+    ) -> list[UnitResult]:
         rows: dict[tuple[str, str], tuple[BookingEvent, bytes]] = {}
         for unit in units:
             for event in unit:
@@ -96,7 +127,7 @@ class EventStore:
                     raise _NeedsCheck
                 rows.setdefault(key, (event, digest))
         ordered = [rows[key] for key in sorted(rows)]
-        async with self._db.transaction() as conn:
+        async with self._transaction(held) as conn:
             records = await self._insert(conn, ordered)
             stored = {
                 (r["source"], r["event_id"]): _Existing(
@@ -131,10 +162,12 @@ class EventStore:
             for unit in units
         ]
 
-    async def _append_once(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
+    async def _append_once(
+        self, units: Sequence[Sequence[BookingEvent]], held: Connection | None
+    ) -> list[UnitResult]:
         digests = [[body_digest(e) for e in unit] for unit in units]
         keys = sorted({(e.source, e.event_id) for unit in units for e in unit})
-        async with self._db.transaction() as conn:
+        async with self._transaction(held) as conn:
             existing = await self._find(conn, keys)
             accepted, claimed = self._choose(units, digests, existing)
             rows = [claimed[key] for key in sorted(claimed)]
@@ -182,7 +215,6 @@ class EventStore:
             [k[1] for k, _ in bookings],
             [e.booking.property_id for _, e in bookings],
         )
-        await conn.execute(self._db.sql("notify_marked"))
 
     async def _find(
         self, conn: Connection, keys: list[tuple[str, str]]
