@@ -22,6 +22,7 @@ from service.inlet.client import InletClient
 from service.inlet.sandbox import create_sandbox_app
 from service.keys import COMMITTER, DATABASE, HOTELS, METRICS
 from service.metrics import Metrics
+from service.serving import start_on_loopback
 from service.settings import Settings
 from service.store.db import Database
 from service.workers.runtime import Runtime, build_runtime
@@ -195,17 +196,6 @@ class Stage:
 S = TypeVar("S", bound=Stage)
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, shutdown_timeout=2)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return runner, f"http://127.0.0.1:{port}"
-
-
 @contextlib.asynccontextmanager
 async def stage(
     settings: Settings,
@@ -223,7 +213,7 @@ async def stage(
     sandbox; the sandbox still runs, but only for checks reported as sandbox-only.
     """
     clock = ManualClock(start)
-    sandbox_runner, sandbox_url = await _serve(
+    sandbox_runner, sandbox_url = await start_on_loopback(
         create_sandbox_app(api_keys=inlet_api_keys, clock=clock.now)
     )
     hotels = settings.require_hotels()
@@ -235,7 +225,7 @@ async def stage(
     )
     settings = msgspec.structs.replace(settings, hotels=hotels)
     app = create_app(settings, clock=clock, run_workers=False)
-    service_runner, service_url = await _serve(app)
+    service_runner, service_url = await start_on_loopback(app)
     session = aiohttp.ClientSession()
     recorder = CallRecorder(clock.now)
     inlet_session = aiohttp.ClientSession(trace_configs=[recorder.trace()])

@@ -26,6 +26,7 @@ from service.app import create_app
 from service.inlet.sandbox import create_sandbox_app
 from service.logs import JsonFormatter
 from service.secrets import Secret
+from service.serving import start_on_loopback
 from service.settings import Settings
 
 PROPERTIES = Path(__file__).resolve().parent / "properties.toml"
@@ -177,12 +178,8 @@ async def _demo_pms_receiver() -> tuple[_DemoPms, web.AppRunner, str]:
     pms = _DemoPms()
     app = web.Application()
     app.router.add_post("/inlet-bridge/webhooks", pms.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return pms, runner, f"http://127.0.0.1:{port}/inlet-bridge/webhooks"
+    runner, base = await start_on_loopback(app)
+    return pms, runner, f"{base}/inlet-bridge/webhooks"
 
 
 async def _watch(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from service.inlet.protocol import (
     UpdateRequest,
 )
 from service.inlet.sandbox_state import Answer, Clock, Fault, SandboxState
+from service.serving import serve_until_cancelled
 
 SANDBOX_STATE = web.AppKey("inlet_sandbox_state", SandboxState)
 
@@ -228,16 +228,6 @@ def create_sandbox_app(
 
 async def run_sandbox(host: str, port: int, *, api_keys: Collection[str] | None = None) -> None:
     """Serve the sandbox until cancelled."""
-    runner = web.AppRunner(create_sandbox_app(api_keys=api_keys))
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        logging.getLogger(__name__).info(
-            "Inlet sandbox listening on http://%s:%s",
-            host,
-            port,
-            extra={"action": "sandbox.start", "host": host, "port": port},
-        )
-        await asyncio.get_running_loop().create_future()  # until cancelled
-    finally:
-        await runner.cleanup()
+    await serve_until_cancelled(
+        create_sandbox_app(api_keys=api_keys), host, port, what="Inlet sandbox"
+    )

@@ -8,7 +8,6 @@ faults and read back the codes the bridge wrote. State lives under an AppKey, ne
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -23,6 +22,7 @@ from aiohttp import web
 from service.adapters.spectra import mapping
 from service.adapters.spectra.emulator_state import Clock, EmulatorState, Fault
 from service.adapters.spectra.mapping import SpectraBalance, SpectraCodeBody, SpectraPayloadError
+from service.serving import serve_until_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -340,14 +340,4 @@ async def run_spectra_emulator(
         clock=clock,
         seed=seed,
     )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        log.info(
-            "spectra emulator listening",
-            extra={"action": "spectra.emulator", "host": host, "port": port},
-        )
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_cancelled(app, host, port, what="Spectra emulator")
