@@ -96,7 +96,9 @@ class Metrics:
         )
         self.escalations_open = Gauge(
             "inlet_bridge_escalations_open",
-            "Open escalations (from PostgreSQL); failed revocations are operation=revoke.",
+            "Open escalations (from PostgreSQL), by operation: grant, update, revoke (failed"
+            " revocations), resync, webhook and spectra (write-backs to the PMS that gave up),"
+            " none (a stay problem with no call).",
             ["operation", "severity"],
             registry=r,
         )
@@ -132,7 +134,8 @@ class Metrics:
         # pollers
         self.poller_last_success = Gauge(
             "inlet_bridge_poller_last_success_timestamp_seconds",
-            "Unix time of the last successful poll.",
+            "Unix time of the connection's last successful poll, 0 if it never had one; set by"
+            " the replica polling it, at every attempt.",
             ["connection"],
             registry=r,
         )
@@ -144,7 +147,7 @@ class Metrics:
         )
         self.poller_lag = Gauge(
             "inlet_bridge_poller_lag_seconds",
-            "How far behind the PMS the poller's cursor is.",
+            "How far behind the PMS the poller's cursor is; grows while polls fail.",
             ["connection"],
             registry=r,
         )

@@ -12,6 +12,9 @@ from service.metrics import Metrics
 from service.store.db import Database
 
 OPERATIONS = ("grant", "update", "revoke")
+# Escalations also count failed re-syncs ("resync"), write-backs to the PMS that gave up (the
+# sink kinds "webhook" and "spectra") and stay problems with no call ("none").
+ESCALATION_OPERATIONS = (*OPERATIONS, "resync", "webhook", "spectra", "none")
 SEVERITIES = ("critical", "high", "warning")
 GRANT_STATES = ("active", "revoked")
 
@@ -28,12 +31,16 @@ async def refresh_gauges(db: Database, metrics: Metrics, now: datetime | None = 
     open_escalations = {
         (r["operation"], r["severity"]): r["open"] for r in await db.fetch("gauge_escalations")
     }
-    # escalations also count failed re-syncs ("resync") and stay problems with no call ("none")
-    for op in (*OPERATIONS, "resync", "none"):
-        for severity in SEVERITIES:
-            metrics.escalations_open.labels(operation=op, severity=severity).set(
-                open_escalations.get((op, severity), 0)
-            )
+    # Every known kind is exported (zeros included), and so is any other kind the database
+    # holds: an escalation nobody listed here still reaches the alerts. The values are the
+    # service's own operation names, never data from a booking.
+    series = {(op, severity): 0 for op in ESCALATION_OPERATIONS for severity in SEVERITIES}
+    series.update(open_escalations)
+    # Cleared and refilled with no await in between: a scrape never sees it half-done, and a
+    # kind that is gone leaves no stale series.
+    metrics.escalations_open.clear()
+    for (op, severity), count in series.items():
+        metrics.escalations_open.labels(operation=op, severity=severity).set(count)
     grants = {r["state"]: r["n"] for r in await db.fetch("gauge_grants")}
     for state in GRANT_STATES:
         metrics.grants.labels(state=state).set(grants.get(state, 0))

@@ -15,6 +15,7 @@ import yaml
 from prometheus_client.metrics_core import Metric
 
 from service.metrics import Metrics
+from service.store.gauges import ESCALATION_OPERATIONS, SEVERITIES
 from tests.ops.promql import (
     PromQLSyntaxError,
     grafana_variable_query,
@@ -246,11 +247,63 @@ def test_the_required_alerts_exist() -> None:
         "InletBridgeQueueAgeing",
         "InletBridgeReconcileLag",
         "InletBridgePollerStale",
+        "InletBridgePollerNeverSucceeded",
         "InletBridgeIngestRejections",
         "InletBridgeInletErrors",
     ):
         assert rules[name]["labels"]["severity"] == "warning", name
     assert "absent(up" in rules["InletBridgeDown"]["expr"]
+
+
+_SELECTOR = re.compile(r"inlet_bridge_escalations_open\{(?P<matchers>[^}]*)\}")
+_MATCHER = re.compile(r'(?P<label>\w+)\s*(?P<op>=~|!~|!=|=)\s*"(?P<value>[^"]*)"')
+
+
+def selects(matchers: str, labels: dict[str, str]) -> bool:
+    """Whether a PromQL label selector such as operation!="revoke" matches these labels."""
+    for m in _MATCHER.finditer(matchers):
+        value = labels.get(m["label"], "")
+        full = re.fullmatch(m["value"], value) is not None
+        ok = {
+            "=": value == m["value"],
+            "!=": value != m["value"],
+            "=~": full,
+            "!~": not full,
+        }[m["op"]]
+        if not ok:
+            return False
+    return True
+
+
+def escalation_alerts_for(operation: str, severity: str) -> list[str]:
+    labels = {"operation": operation, "severity": severity}
+    return [
+        rule["alert"]
+        for rule in alert_rules()
+        if any(selects(m["matchers"], labels) for m in _SELECTOR.finditer(rule["expr"]))
+    ]
+
+
+def test_the_selector_reader() -> None:
+    assert selects('operation!="revoke"', {"operation": "webhook"})
+    assert not selects('operation!="revoke"', {"operation": "revoke"})
+    assert selects(
+        'operation=~"web.*", severity="high"', {"operation": "webhook", "severity": "high"}
+    )
+    assert not selects('operation=~"web.*", severity="high"', {"operation": "webhook"})
+
+
+def test_every_escalation_the_service_exports_reaches_an_alert() -> None:
+    """Each kind of open escalation (write-backs that gave up included) raises exactly one alert,
+    and only revocations page."""
+    assert {"webhook", "spectra"} <= set(ESCALATION_OPERATIONS)
+    rules = {r["alert"]: r for r in alert_rules()}
+    for operation in ESCALATION_OPERATIONS:
+        for severity in SEVERITIES:
+            alerts = escalation_alerts_for(operation, severity)
+            assert len(alerts) == 1, (operation, severity, alerts)
+            paging = rules[alerts[0]]["labels"]["severity"] == "page"
+            assert paging == (operation == "revoke"), (operation, alerts)
 
 
 # -- the rule unit tests ------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from service.domain.validation import validate_event
 from service.ingest import GroupCommitter
 from service.metrics import Metrics
 from service.properties import HARD_MAX_WINDOW_HOURS, Property, SpectraConnection
-from service.store.cursors import CursorStore
+from service.store.cursors import Cursor, CursorStore
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class SpectraPoller:
         """One poll; raises SpectraError (the cursor stays where it was) when Spectra fails."""
         now = self._clock.now()
         cursor = await self._cursors.get(self.name)
+        self._export_progress(cursor, now)
         zone = await self._hotel_zone()
         fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = []
         deletions: list[tuple[str, datetime | None]] = []
@@ -144,6 +145,22 @@ class SpectraPoller:
             },
         )
         return report
+
+    def _export_progress(self, cursor: Cursor | None, now: datetime) -> None:
+        """The connection's gauges as PostgreSQL knows them, before Spectra is asked anything.
+
+        A connection whose polls all fail (a wrong password at deploy) is exported too: its
+        last success is the one any replica recorded, or 0 when it never had one, and its lag
+        grows with the outage. Otherwise the stale-poller alerts would have nothing to read.
+        """
+        last = cursor.last_success_at if cursor is not None else None
+        self._metrics.poller_last_success.labels(connection=self.name).set(
+            last.timestamp() if last is not None else 0.0
+        )
+        if cursor is not None and cursor.sync_time is not None:
+            self._metrics.poller_lag.labels(connection=self.name).set(
+                max(0.0, (now - cursor.sync_time).total_seconds())
+            )
 
     async def _entering_lookahead(
         self, last_success_at: datetime | None, now: datetime, zone: ZoneInfo
