@@ -155,11 +155,12 @@ def _plain_app(dsn: str) -> web.Application:
 
 def _ingest_app(dsn: str) -> web.Application:
     from service.app import create_app
-    from service.logs import configure_logging
+    from service.logs import Masker, configure_logging
     from service.settings import Settings
 
     settings = Settings.from_env(service_environ(dsn))
-    configure_logging(settings.log_level)  # as `inlet-bridge serve` does (stdout: a file here)
+    # as `inlet-bridge serve` does (stdout: a file here)
+    configure_logging(settings.log_level, Masker(settings.log_mask_key))
     return create_app(settings, run_workers=False)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from service import cli_ops, cli_resync
-from service.logs import configure_logging
-from service.settings import Settings, SettingsError
+from service.logs import Masker, configure_logging
+from service.settings import Settings, SettingsError, random_mask_key
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,12 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sandbox":
         from service.inlet.sandbox import run_sandbox
 
-        configure_logging("INFO")
+        configure_logging("INFO", Masker(random_mask_key()))
         return _run(run_sandbox(args.host, args.port))
     if args.command == "spectra-emulator":
         from service.adapters.spectra.emulator import run_spectra_emulator
 
-        configure_logging("INFO")
+        configure_logging("INFO", Masker(random_mask_key()))
         return _run(
             run_spectra_emulator(
                 args.host,
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"inlet-bridge: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, Masker(settings.log_mask_key))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "escalations":

@@ -4,11 +4,17 @@ Every line carries a stable `action` (e.g. `ingest.accepted`, `inlet.call`) and 
 partner needs to troubleshoot a booking (source, booking_id, event_id, call_id, grant_key).
 Fields that may hold personal data are masked here, as a last line of defence: callers are
 expected never to pass names, emails, phones, codes or links in the first place.
+
+A masked value is a keyed tag, HMAC-SHA256 under the process's mask key (`LOG_MASK_KEY`):
+equal values give equal tags under one key, so one guest can be followed through the lines
+(and between replicas that share the key), but without the key a tag cannot be turned back
+into a 4-digit door code or an 8-digit phone number by trying them all.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import sys
@@ -17,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
+from service.secrets import Secret
 
 # Attributes every LogRecord has; anything else came from `extra=` and is emitted as a field.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -55,60 +63,76 @@ _FREE_TEXT = re.compile(
 )
 
 
-def mask(value: object) -> str:
-    """A stable, non-reversible tag for a personal value: equal values give equal tags."""
-    digest = hashlib.sha256(str(value).encode()).hexdigest()[:10]
-    return f"<masked:{digest}>"
+# Hex digits of the tag kept: 40 bits, so the guests of one hotel do not share tags.
+TAG_HEX_DIGITS = 10
 
 
-def scrub(text: str) -> str:
-    """Mask email addresses and phone-like digit runs in free text (e.g. an upstream message);
-    dates and timestamps are left alone."""
-    return _FREE_TEXT.sub(lambda m: m.group() if m["timestamp"] else mask(m.group()), text)
+class Masker:
+    """Keyed, non-reversible tags for personal values: equal values give equal tags."""
 
+    __slots__ = ("_mac",)
 
-def clean(key: str, value: Any) -> Any:
-    """A logged field as it may be written: personal fields masked, identifiers kept, free
-    text scrubbed, at any depth (lists, mappings, Structs)."""
-    if value is None:
-        return None
-    if key in SENSITIVE_FIELDS:
-        return mask(value)
-    if key in KEY_FIELDS or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, Mapping):
-        return {str(k): clean(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [clean(key, item) for item in value]
-    try:
-        builtins = msgspec.to_builtins(value, enc_hook=str)
-    except Exception:  # an object msgspec cannot turn into data: its text, scrubbed
-        return scrub(str(value))
-    return clean(key, builtins)
+    def __init__(self, key: Secret) -> None:
+        self._mac = hmac.new(key.reveal().encode(), digestmod=hashlib.sha256)
+
+    def mask(self, value: object) -> str:
+        mac = self._mac.copy()
+        mac.update(str(value).encode())
+        return f"<masked:{mac.hexdigest()[:TAG_HEX_DIGITS]}>"
+
+    def scrub(self, text: str) -> str:
+        """Mask email addresses and phone-like digit runs in free text (e.g. an upstream
+        message); dates and timestamps are left alone."""
+        return _FREE_TEXT.sub(lambda m: m.group() if m["timestamp"] else self.mask(m.group()), text)
+
+    def clean(self, key: str, value: Any) -> Any:
+        """A logged field as it may be written: personal fields masked, identifiers kept, free
+        text scrubbed, at any depth (lists, mappings, Structs)."""
+        if value is None:
+            return None
+        if key in SENSITIVE_FIELDS:
+            return self.mask(value)
+        if key in KEY_FIELDS or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, Mapping):
+            return {str(k): self.clean(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.clean(key, item) for item in value]
+        try:
+            builtins = msgspec.to_builtins(value, enc_hook=str)
+        except Exception:  # an object msgspec cannot turn into data: its text, scrubbed
+            return self.scrub(str(value))
+        return self.clean(key, builtins)
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, masker: Masker) -> None:
+        super().__init__()
+        self._masker = masker
+
     def format(self, record: logging.LogRecord) -> str:
+        masker = self._masker
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": scrub(record.getMessage()),
+            "msg": masker.scrub(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key in _RECORD_ATTRS or key.startswith("_"):
                 continue
-            entry[key] = clean(key, value)
+            entry[key] = masker.clean(key, value)
         if record.exc_info:
-            entry["exc"] = scrub(self.formatException(record.exc_info))
+            entry["exc"] = masker.scrub(self.formatException(record.exc_info))
         return msgspec.json.encode(entry, enc_hook=str).decode()
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, masker: Masker) -> None:
+    """JSON lines on stdout, personal data masked with the process's key."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(masker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -7,6 +7,7 @@ with one line naming the variable (or, for the properties file, the key).
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -19,6 +20,13 @@ from service.secrets import Secret
 T = TypeVar("T")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# A mask key shorter than this could be guessed along with the values it hides.
+MIN_MASK_KEY_CHARS = 32
+
+
+def random_mask_key() -> Secret:
+    """A key for this process alone: its tags match only each other."""
+    return Secret(secrets.token_hex(32))
 
 
 class SettingsError(Exception):
@@ -43,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sweep_interval_seconds: float = 600.0
     group_commit_max_events: int = 1000
     instance_id: str = "local"
+    # Keys the tags of masked personal data in logs, the timeline and certification reports.
+    log_mask_key: Secret = msgspec.field(default_factory=random_mask_key)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -65,6 +75,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             except ConfigError as exc:
                 raise SettingsError(f"PROPERTIES_FILE {properties_file}: {exc}") from None
         admin = environ.get("ADMIN_TOKEN")
+        # Unset: a key drawn now, so tags agree within this process but with no other one.
+        mask_key = get("LOG_MASK_KEY", _mask_key, None)
         return cls(
             database_url=environ.get("DATABASE_URL") or None,
             data_dir=get("INLET_BRIDGE_DATA", Path, Path(".data")),
@@ -83,6 +95,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             sweep_interval_seconds=get("SWEEP_INTERVAL_SECONDS", _positive_float, 600.0),
             group_commit_max_events=get("GROUP_COMMIT_MAX_EVENTS", _positive_int, 1000),
             instance_id=get("INSTANCE_ID", str, environ.get("HOSTNAME", "local")),
+            log_mask_key=random_mask_key() if mask_key is None else mask_key,
         )
 
     def require_hotels(self) -> HotelsConfig:
@@ -119,6 +132,16 @@ def _bool(raw: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{raw!r} is not a boolean (true/false)")
+
+
+def _mask_key(raw: str) -> Secret:
+    if len(raw) < MIN_MASK_KEY_CHARS:
+        # the value is a secret: its length only, never the value itself
+        raise ValueError(
+            f"{len(raw)} characters; at least {MIN_MASK_KEY_CHARS} are needed"
+            " (for example `openssl rand -hex 32`)"
+        )
+    return Secret(raw)
 
 
 def _log_level(raw: str) -> Any:

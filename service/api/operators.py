@@ -13,8 +13,8 @@ from aiohttp import web
 
 from service.api.auth import is_admin
 from service.api.responses import error, json_response
-from service.keys import CLOCK, DATABASE, HOTELS
-from service.logs import mask, scrub
+from service.keys import CLOCK, DATABASE, HOTELS, SETTINGS
+from service.logs import Masker
 from service.store.timeline import Timeline, current_decision, load_timeline
 
 
@@ -43,7 +43,8 @@ async def booking_timeline(request: web.Request) -> web.Response:
     body["state"] = msgspec.to_builtins(decision.state.booking) if decision.state else None
     body["desired"] = msgspec.to_builtins(decision.desired)
     if not reveal:
-        _mask_personal(body)
+        # the logs' key: a tag in a ticket matches the same value's tag in the logs
+        _mask_personal(body, Masker(request.app[SETTINGS].log_mask_key))
     return json_response(body)
 
 
@@ -53,19 +54,19 @@ _PERSONAL_KEYS = frozenset(
 )
 
 
-def _mask_personal(node: Any) -> None:
+def _mask_personal(node: Any, masker: Masker) -> None:
     """Mask personal values in place, at any depth."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _PERSONAL_KEYS and isinstance(value, str):
-                node[key] = mask(value)
+                node[key] = masker.mask(value)
             elif key in _FREE_TEXT_KEYS and isinstance(value, str):
-                node[key] = scrub(value)  # Inlet's messages may repeat an email or phone
+                node[key] = masker.scrub(value)  # Inlet's messages may repeat an email or phone
             else:
-                _mask_personal(value)
+                _mask_personal(value, masker)
     elif isinstance(node, list | tuple):
         for item in node:
-            _mask_personal(item)
+            _mask_personal(item, masker)
 
 
 __all__ = ["Timeline", "add_routes"]

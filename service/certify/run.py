@@ -27,7 +27,7 @@ from service.certify.context import Check, Context, ScenarioResult, Status, Targ
 from service.certify.report import write_reports
 from service.certify.scenarios import Scenario, in_scope
 from service.certify.stage import Stage, stage
-from service.logs import JsonFormatter
+from service.logs import JsonFormatter, Masker
 from service.settings import Settings
 from service.store.db import Database, EmbeddedPostgres
 
@@ -39,9 +39,9 @@ ADMIN_TOKEN = "certify-admin-token"  # noqa: S105 - made up for this run's opera
 class _Capture(logging.Handler):
     """The service's log lines (JSON, masked), kept to show them per scenario."""
 
-    def __init__(self) -> None:
+    def __init__(self, masker: Masker) -> None:
         super().__init__(logging.INFO)
-        self.setFormatter(JsonFormatter())
+        self.setFormatter(JsonFormatter(masker))
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -49,8 +49,8 @@ class _Capture(logging.Handler):
 
 
 @contextmanager
-def _captured_logs() -> Iterator[_Capture]:
-    capture = _Capture()
+def _captured_logs(masker: Masker) -> Iterator[_Capture]:
+    capture = _Capture(masker)
     root = logging.getLogger()
     previous = (root.level, list(root.handlers))
     root.handlers[:] = [capture]
@@ -155,7 +155,7 @@ async def _run_all(
     source_token: str,
 ) -> list[ScenarioResult]:
     results: list[ScenarioResult] = []
-    with _captured_logs() as logs:
+    with _captured_logs(Masker(settings.log_mask_key)) as logs:
         async with stage(
             settings,
             start=datetime.now(UTC),
@@ -207,7 +207,7 @@ async def _run_one(scenario: Scenario, ctx: Context, target: Target) -> Scenario
         status=status,
         checks=tuple(ctx.checks),
         events=tuple(ctx.events),
-        inlet_calls=tuple(redact(calls)),
+        inlet_calls=tuple(redact(calls, ctx.masker)),
         log_lines=(),
         seconds=round(time.perf_counter() - ctx.started, 3),
         error=error,

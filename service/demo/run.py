@@ -24,7 +24,7 @@ from aiohttp import web
 from service import webhooks
 from service.app import create_app
 from service.inlet.sandbox import create_sandbox_app
-from service.logs import JsonFormatter
+from service.logs import JsonFormatter, Masker
 from service.secrets import Secret
 from service.serving import start_on_loopback
 from service.settings import Settings
@@ -116,7 +116,7 @@ async def run_demo(
         sources={**hotels.sources, "demo-pms": source},
     )
     settings = msgspec.structs.replace(settings, hotels=hotels)
-    _log_to_file(settings.data_dir / "demo.log", settings.log_level)
+    _log_to_file(settings.data_dir / "demo.log", settings.log_level, Masker(settings.log_mask_key))
     print(f"inlet-bridge demo: data in {settings.data_dir.resolve()}, logs in demo.log there")
 
     sandbox = web.AppRunner(create_sandbox_app())
@@ -242,10 +242,10 @@ async def _describe(http: aiohttp.ClientSession, base: str, booking_id: str) -> 
     return "calls in progress"
 
 
-def _log_to_file(path: Path, level: str) -> None:
+def _log_to_file(path: Path, level: str, masker: Masker) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(masker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

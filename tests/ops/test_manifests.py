@@ -18,6 +18,7 @@ import yaml
 
 import service
 from service.properties import load_properties
+from service.secrets import Secret
 from service.settings import Settings
 from service.store import queries
 
@@ -174,7 +175,7 @@ def test_deployment_environment() -> None:
     variables = env(c)
     assert variables["MIGRATE_ON_START"]["value"] == "false"
     assert variables["INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    for name in ("DATABASE_URL", "ADMIN_TOKEN"):
+    for name in ("DATABASE_URL", "ADMIN_TOKEN", "LOG_MASK_KEY"):
         ref = variables[name]["valueFrom"]["secretKeyRef"]
         assert ref["name"] == "inlet-bridge"
         assert ref["key"] == name
@@ -204,6 +205,8 @@ def test_the_deployment_settings_are_accepted(tmp_path: Path) -> None:
     assert settings.port == 8080
     assert settings.hotels is not None
     assert settings.hotels.properties
+    # every replica reads the one key from the Secret: their tags agree
+    assert settings.log_mask_key == Secret(secret_example("inlet-bridge")["LOG_MASK_KEY"])
 
 
 # -- the properties file and the Secrets ----------------------------------------------------------

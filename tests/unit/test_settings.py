@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from service.properties import RetryPolicy
 from service.secrets import Secret
-from service.settings import Settings, SettingsError
+from service.settings import MIN_MASK_KEY_CHARS, Settings, SettingsError
 
 DEMO = Path(__file__).resolve().parents[2] / "service" / "demo" / "properties.toml"
 DEMO_ENV = {
@@ -17,10 +18,18 @@ DEMO_ENV = {
     "DEMO_PMS_WEBHOOK_SECRET": "whsec_c2VjcmV0",
     "INLET_API_KEY_OSLO_1": "inlet-key-oslo-1",
 }
+MASK_KEY = "0123456789abcdef0123456789abcdef"
+# Unset, the mask key is drawn at random: compared apart from the other settings.
+FIXED_KEY = Secret("fixed-for-comparing-the-other-settings")
+
+
+def without_mask_key(settings: Settings) -> Settings:
+    return msgspec.structs.replace(settings, log_mask_key=FIXED_KEY)
 
 
 def test_defaults() -> None:
-    assert Settings.from_env({}) == Settings(
+    assert without_mask_key(Settings.from_env({})) == Settings(
+        log_mask_key=FIXED_KEY,
         database_url=None,
         data_dir=Path(".data"),
         host="0.0.0.0",  # noqa: S104 - the default the service documents
@@ -60,10 +69,11 @@ def test_empty_values_mean_the_default() -> None:
             "RECONCILE_BATCH",
             "SWEEP_INTERVAL_SECONDS",
             "GROUP_COMMIT_MAX_EVENTS",
+            "LOG_MASK_KEY",
         )
     }
 
-    assert Settings.from_env(empty) == Settings.from_env({})
+    assert without_mask_key(Settings.from_env(empty)) == without_mask_key(Settings.from_env({}))
 
 
 @pytest.mark.parametrize(
@@ -114,6 +124,7 @@ def test_empty_values_mean_the_default() -> None:
         ),
         pytest.param("INSTANCE_ID", "bridge-7", "instance_id", "bridge-7", id="instance-id"),
         pytest.param("HOSTNAME", "pod-abc", "instance_id", "pod-abc", id="instance-from-hostname"),
+        pytest.param("LOG_MASK_KEY", MASK_KEY, "log_mask_key", Secret(MASK_KEY), id="mask-key"),
     ],
 )
 def test_each_variable(name: str, raw: str, field: str, expected: Any) -> None:
@@ -133,6 +144,33 @@ def test_admin_token_is_not_shown() -> None:
     settings = Settings.from_env({"ADMIN_TOKEN": "admin-secret"})
 
     assert "admin-secret" not in repr(settings)
+
+
+def test_mask_key_is_not_shown() -> None:
+    settings = Settings.from_env({"LOG_MASK_KEY": MASK_KEY})
+
+    assert MASK_KEY not in repr(settings)
+
+
+def test_without_a_mask_key_each_start_draws_its_own() -> None:
+    first, second = Settings.from_env({}), Settings.from_env({})
+
+    assert first.log_mask_key != second.log_mask_key
+    assert len(first.log_mask_key.reveal()) >= MIN_MASK_KEY_CHARS
+    # settings made in code get one as well
+    assert Settings(database_url=None, data_dir=Path()).log_mask_key != first.log_mask_key
+
+
+def test_a_short_mask_key_is_refused_without_showing_it() -> None:
+    short = "guessable"
+
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"LOG_MASK_KEY": short})
+
+    assert str(info.value) == (
+        "LOG_MASK_KEY: 9 characters; at least 32 are needed (for example `openssl rand -hex 32`)"
+    )
+    assert short not in str(info.value)
 
 
 @pytest.mark.parametrize(
