@@ -510,6 +510,26 @@ SELECT pg_try_advisory_lock(hashtext($1));
 -- Step down as a connection's poller.
 SELECT pg_advisory_unlock(hashtext($1));
 
+-- name: holds_leader_lock
+-- Whether this session still holds a connection's poller lock (pg_try_advisory_lock's key split in two).
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1
+      AND classid = ((hashtext($1)::bigint >> 32) & 4294967295)::oid
+      AND objid = (hashtext($1)::bigint & 4294967295)::oid
+);
+
+-- name: stays_with_access
+-- The stays of a source whose access is active at Inlet or has a call pending (a backfill re-reads them).
+SELECT booking_id, stay_id
+FROM grants
+WHERE source = $1 AND state = 'active'
+UNION
+SELECT booking_id, substr(grant_key, length(source) + length(booking_id) + 3) AS stay_id
+FROM inlet_calls
+WHERE source = $1 AND state = 'pending'
+ORDER BY booking_id, stay_id;
+
 -- name: last_event_for_stay
 -- The latest event of a source that mentions a stay (to delete a booking the PMS deleted).
 SELECT event::text AS event

@@ -31,7 +31,7 @@ from service.properties import HotelsConfig
 from service.settings import Settings
 from service.sinks.webhook import WebhookSink
 from service.store.calls import CallStore
-from service.store.cursors import CursorStore
+from service.store.cursors import CursorStore, Leadership
 from service.store.db import Database
 from service.store.deliveries import DeliveryStore
 from service.store.reconcile import ReconcileStore
@@ -139,50 +139,64 @@ class Runtime:
             await self._sleep(self.deliveries_wakeup, due)
 
     async def poll_loop(self, poller: SpectraPoller, interval: float) -> None:
-        """Poll one connection while this replica holds its lock; back off when Spectra fails."""
+        """Poll one connection while this replica holds its lock; back off when Spectra fails.
+
+        The lock is asked for again before every poll: if its database session ended (and
+        another replica may have taken it), this replica steps down and tries again later.
+        """
         assert self._cursors is not None
-        assert self._metrics is not None
         while not self.stopping.is_set():
-            async with self._cursors.leadership(poller.name) as leader:
-                failures = 0
-                while leader and not self.stopping.is_set():
-                    try:
-                        await poller.poll_once()
-                        failures = 0
-                        self.wake_reconciler()
-                    except SpectraError as exc:
-                        failures += 1
-                        self._metrics.poller_errors.labels(
-                            connection=poller.name, kind=exc.kind
-                        ).inc()
-                        await self._cursors.failed(poller.name, exc.message, self._clock.now())
-                        log.warning(
-                            "spectra poll failed; backing off",
-                            extra={
-                                "action": "spectra.poll_failed",
-                                "connection": poller.name,
-                                "kind": exc.kind,
-                                "status": exc.status,
-                                "failures": failures,
-                            },
-                        )
-                    except Exception:
-                        failures += 1
-                        self._metrics.poller_errors.labels(
-                            connection=poller.name, kind="internal"
-                        ).inc()
-                        log.exception(
-                            "poll failed",
-                            extra={"action": "spectra.poll_error", "connection": poller.name},
-                        )
-                    delay = (
-                        min(interval * 2**failures, MAX_POLL_BACKOFF_SECONDS)
-                        if failures
-                        else interval
-                    )
-                    await self._pause(delay)
+            try:
+                async with self._cursors.leadership(poller.name) as lock:
+                    await self._lead(poller, lock, interval)
+            except Exception:
+                # The database is unreachable (or the lock's session broke mid-poll): the
+                # loop must outlive it, or the connection would never be polled again.
+                log.exception(
+                    "spectra poller could not lead",
+                    extra={"action": "spectra.leadership_error", "connection": poller.name},
+                )
             if not self.stopping.is_set():
                 await self._pause(interval)  # another replica polls; try again later
+
+    async def _lead(self, poller: SpectraPoller, lock: Leadership, interval: float) -> None:
+        assert self._cursors is not None
+        assert self._metrics is not None
+        failures = 0
+        while lock.leader and not self.stopping.is_set():
+            if not await lock.still_held():
+                log.warning(
+                    "spectra poller lost its lock; stepping down",
+                    extra={"action": "spectra.leadership_lost", "connection": poller.name},
+                )
+                return
+            try:
+                await poller.poll_once()
+                failures = 0
+                self.wake_reconciler()
+            except SpectraError as exc:
+                failures += 1
+                self._metrics.poller_errors.labels(connection=poller.name, kind=exc.kind).inc()
+                await self._cursors.failed(poller.name, exc.message, self._clock.now())
+                log.warning(
+                    "spectra poll failed; backing off",
+                    extra={
+                        "action": "spectra.poll_failed",
+                        "connection": poller.name,
+                        "kind": exc.kind,
+                        "status": exc.status,
+                        "failures": failures,
+                    },
+                )
+            except Exception:
+                failures += 1
+                self._metrics.poller_errors.labels(connection=poller.name, kind="internal").inc()
+                log.exception(
+                    "poll failed",
+                    extra={"action": "spectra.poll_error", "connection": poller.name},
+                )
+            delay = min(interval * 2**failures, MAX_POLL_BACKOFF_SECONDS) if failures else interval
+            await self._pause(delay)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -201,8 +201,7 @@ async def spectra_hotel(
             SPECTRA_OSL_PASSWORD=PASSWORD,
         ) as h:
             clock.target = h.clock.now
-            (poller,) = h.runtime.pollers
-            assert poller.name == CONNECTION
+            (poller,) = [p for p in h.runtime.pollers if p.name == CONNECTION]
             async with aiohttp.ClientSession() as session:
                 yield SpectraHotel(h, server, session, poller)
     finally:

@@ -148,6 +148,23 @@ async def test_the_feed_returns_only_changes_since_the_sync_time(hotel: Hotel) -
     assert (await client.reservation(GUID)).status == "CheckedIn"
 
 
+async def test_the_feed_forgets_items_older_than_a_day(hotel: Hotel) -> None:
+    client = hotel.client()
+    start = hotel.clock.now
+    await hotel.control("PUT", f"/_emulator/reservations/{GUID}", reservation())
+    hotel.clock.advance(hours=23)
+    await hotel.control("POST", f"/_emulator/reservations/{GUID}/status", {"status": "Cancelled"})
+    assert len(await client.events_since(start)) == 2
+    hotel.clock.advance(hours=2)  # the creation is 25 h old, the cancellation 2 h
+    assert [i.event_type for i in await client.events_since(start)] == [
+        mapping.EVENT_STATUS_CHANGED
+    ]
+    hotel.clock.advance(hours=23)
+    assert await client.events_since(start) == []
+    # The reservation itself is still there: only the feed forgot.
+    assert (await client.reservation(GUID)).status == "Cancelled"
+
+
 async def test_keys_in_any_case_survive_the_round_trip(hotel: Hotel) -> None:
     raw = {k.upper(): v for k, v in reservation(roomNumber=None).items()}
     await hotel.control("PUT", f"/_emulator/reservations/{GUID}", raw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from service.adapters.spectra.client import SpectraError
-from service.store.cursors import Cursor, CursorStore
+from service.store.cursors import Cursor, CursorStore, Leadership
 
 from ..support import START
 from .spectra_support import CONNECTION, SpectraHotel, spectra_hotel
@@ -94,6 +95,10 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, obj: object, name: str) -> Call
 
     monkeypatch.setattr(obj, name, counted)
     return calls
+
+
+def logged(caplog: pytest.LogCaptureFixture, action: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "action", None) == action]
 
 
 def errors_counted(hotel: SpectraHotel, kind: str) -> float:
@@ -347,10 +352,93 @@ async def test_first_start_reads_reservations_arriving_beyond_the_send_window(
     assert instant(grant["start"]) == local("2026-11-28T15:00:00")
 
 
+LONG_STAY = {"arrival": "2026-11-23T15:00:00", "departure": "2026-11-30T11:00:00"}
+
+
+async def down_for_days(hotel: SpectraHotel, change: Callable[[], Awaitable[None]]) -> None:
+    """The poller stops for four days; a day in, Spectra changes; its feed item ages out."""
+    hotel.h.clock.advance(timedelta(days=1))
+    await change()
+    hotel.h.clock.advance(timedelta(days=3))
+    stopped = await cursor(hotel)
+    assert stopped is not None
+    assert stopped.sync_time is not None
+    assert hotel.state.feed_since(stopped.sync_time - timedelta(hours=1)) == []
+    # Nor does the reservation list of a backfill reach back to its arrival.
+    local_now = hotel.h.clock.now().astimezone(OSLO)
+    assert (local_now - timedelta(hours=72)).date().isoformat() > LONG_STAY["arrival"][:10]
+
+
+async def test_a_cancellation_during_a_long_gap_is_seen_by_the_backfill(
+    hotel: SpectraHotel, caplog: pytest.LogCaptureFixture
+) -> None:
+    code = await granted(hotel, **LONG_STAY)
+    await hotel.put_conference(
+        "conf-1",
+        {
+            "roomName": "Fjord",
+            "start": "2026-11-23T09:00:00",
+            "end": "2026-11-30T16:00:00",
+            "status": "Confirmed",
+        },
+    )
+    await hotel.poll()
+    assert await hotel.h.opens(code, "L-101", local("2026-11-28T12:00:00"))
+
+    await down_for_days(hotel, lambda: hotel.set_status(GUID, "Cancelled"))
+    report = await hotel.poll()
+    assert (report.mode, report.rechecked, report.appended) == ("backfill", 1, 1)
+
+    (revoke,) = await hotel.inlet_calls("RevokeAccess")
+    grant = await hotel.inlet_grant("R-1001", GUID)
+    assert grant["state"] == "revoked"
+    assert revoke["body"]["ReferenceId"] == grant["ReferenceId"]
+    assert not await hotel.h.opens(code, "L-101", local("2026-11-28T12:00:00"))
+    assert await hotel.codes(GUID) == {"posted": [code], "disabled": [code]}
+    # The conference's access is read from the conference list, never as a reservation.
+    assert (await hotel.inlet_grant("conf-1", "conf-1"))["state"] == "active"
+    assert logged(caplog, "spectra.not_found") == []
+
+
+async def test_a_room_change_during_a_long_gap_is_seen_by_the_backfill(
+    hotel: SpectraHotel,
+) -> None:
+    code = await granted(hotel, **LONG_STAY)
+    await down_for_days(hotel, lambda: hotel.put_reservation(GUID, **LONG_STAY, roomNumber="201"))
+    report = await hotel.poll()
+    assert (report.mode, report.rechecked, report.appended) == ("backfill", 1, 1)
+    (update,) = await hotel.inlet_calls("UpdateAccess")
+    assert update["body"]["locks"][0] == "L-201"
+    during = local("2026-11-28T12:00:00")
+    assert await hotel.h.opens(code, "L-201", during)
+    assert not await hotel.h.opens(code, "L-101", during)
+
+
+async def test_a_reservation_gone_during_a_long_gap_keeps_its_access_and_is_logged(
+    hotel: SpectraHotel, caplog: pytest.LogCaptureFixture
+) -> None:
+    code = await granted(hotel, **LONG_STAY)
+    await down_for_days(hotel, lambda: hotel.delete_reservation(GUID))
+    report = await hotel.poll()
+    assert (report.mode, report.rechecked, report.appended, report.failed) == (
+        "backfill",
+        1,
+        0,
+        0,
+    )
+    # A 404 is no cancellation (only an explicit status or deletion revokes): access stays,
+    # and the line says which booking to look at.
+    assert await hotel.inlet_calls("RevokeAccess") == []
+    assert await hotel.h.opens(code, "L-101", local("2026-11-28T12:00:00"))
+    (line,) = logged(caplog, "spectra.not_found")
+    assert (line.booking_id, line.stay_id) == ("R-1001", GUID)  # type: ignore[attr-defined]
+    assert len(await hotel.events(GUID)) == 1
+
+
 # --- 6. stopped mid-way ---
 
 
-async def test_a_poll_failing_part_way_leaves_the_cursor_and_the_next_poll_stores_each_change_once(
+async def test_a_reservation_that_fails_to_read_is_kept_and_the_next_poll_stores_each_change_once(
     hotel: SpectraHotel,
 ) -> None:
     await started(hotel)
@@ -361,15 +449,23 @@ async def test_a_poll_failing_part_way_leaves_the_cursor_and_the_next_poll_store
     await hotel.put_reservation(GUID, roomNumber="202")  # a second change to the first
     # The feed reads fine, the first reservation fetches fine, the second fails.
     await hotel.fault(kind="status", status=500, count=1, paths=[f"/api/v5/reservations/{OTHER}"])
-    with pytest.raises(SpectraError) as caught:
-        await hotel.poller.poll_once()
-    assert (caught.value.kind, caught.value.status) == ("http", 500)
-    assert await cursor(hotel) == before
-    assert await hotel.events(GUID) == []
-    assert await hotel.events(OTHER) == []
-
     report = await hotel.poll()
-    assert report.appended == 2
+    assert (report.appended, report.failed) == (1, 1)
+    assert len(await hotel.events(GUID)) == 1
+    assert await hotel.events(OTHER) == []
+    # The cursor moved on, with the unreadable reservation kept beside it.
+    moved = await cursor(hotel)
+    assert moved is not None
+    assert before is not None
+    assert moved.sync_time is not None
+    assert before.sync_time is not None
+    assert moved.sync_time > before.sync_time
+    assert moved.held == (OTHER,)
+    assert errors_counted(hotel, "reservation") == 1
+
+    hotel.h.clock.advance(MINUTE)
+    report = await hotel.poll()
+    assert (report.appended, report.failed) == (1, 0)
     for _ in range(2):  # and again: the overlap re-reads the same feed items
         hotel.h.clock.advance(timedelta(seconds=30))
         assert (await hotel.poll()).appended == 0
@@ -380,10 +476,7 @@ async def test_a_poll_failing_part_way_leaves_the_cursor_and_the_next_poll_store
     assert (await hotel.inlet_grant("R-1001", GUID))["locks"][0] == "L-202"
     after = await cursor(hotel)
     assert after is not None
-    assert before is not None
-    assert after.sync_time is not None
-    assert before.sync_time is not None
-    assert after.sync_time > before.sync_time
+    assert after.held == ()
 
 
 async def test_a_poll_cancelled_mid_way_resumes_from_its_cursor(hotel: SpectraHotel) -> None:
@@ -414,13 +507,15 @@ async def test_only_one_poller_holds_a_connection_and_the_other_takes_over(
 ) -> None:
     one, two = CursorStore(hotel.h.db), CursorStore(hotel.h.db)
     async with one.leadership(CONNECTION) as first:
-        assert first
+        assert first.leader
+        assert await first.still_held()
         async with two.leadership(CONNECTION) as second:
-            assert not second
+            assert not second.leader
+            assert not await second.still_held()
         async with two.leadership("another-connection") as elsewhere:
-            assert elsewhere  # locks are per connection
+            assert elsewhere.leader  # locks are per connection
     async with two.leadership(CONNECTION) as second:
-        assert second
+        assert second.leader
 
 
 async def test_the_poll_loop_waits_while_another_replica_polls(
@@ -433,7 +528,7 @@ async def test_the_poll_loop_waits_while_another_replica_polls(
     real_leadership = store.leadership
 
     @contextlib.asynccontextmanager
-    async def counted(connection: str) -> AsyncIterator[bool]:
+    async def counted(connection: str) -> AsyncIterator[Leadership]:
         async with real_leadership(connection) as leader:
             attempts.tick()
             yield leader
@@ -460,6 +555,63 @@ async def test_the_poll_loop_waits_while_another_replica_polls(
     assert len(await hotel.inlet_calls("GrantAccess")) == 1
 
 
+async def lock_holder(hotel: SpectraHotel) -> int | None:
+    """The database backend holding the connection's poller lock, if any."""
+    rows = await hotel.h.rows(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND objid = (hashtext($1)::bigint & 4294967295)::oid",
+        f"poller:{CONNECTION}",
+    )
+    return int(rows[0]["pid"]) if rows else None
+
+
+async def test_a_poller_whose_lock_session_dies_stops_polling_and_another_can_lead(
+    hotel: SpectraHotel, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = hotel.h.runtime
+    store = runtime._cursors
+    assert store is not None
+    real_leadership = store.leadership
+    attempts = Calls()
+    retry = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def gated(connection: str) -> AsyncIterator[Leadership]:
+        # Every try after the first waits until the test lets it: the contender goes first.
+        attempts.tick()
+        if attempts.count > 1:
+            await retry.wait()
+        async with real_leadership(connection) as lock:
+            yield lock
+
+    monkeypatch.setattr(store, "leadership", gated)
+    polls = count_calls(monkeypatch, hotel.poller, "poll_once")
+    task = asyncio.create_task(runtime.poll_loop(hotel.poller, 0.01))
+    try:
+        await polls.reached(2)
+        holder = await lock_holder(hotel)
+        assert holder is not None
+        await hotel.h.rows("SELECT pg_terminate_backend($1)", holder)
+
+        await attempts.reached(2)  # it noticed, stepped down and wants the lock back
+        polled = polls.count
+        assert len(logged(caplog, "spectra.leadership_lost")) == 1
+        async with CursorStore(hotel.h.db).leadership(CONNECTION) as contender:
+            assert contender.leader
+            assert await lock_holder(hotel) not in (None, holder)
+            retry.set()
+            await attempts.reached(4)  # it keeps trying, and keeps losing
+            assert polls.count == polled
+            await hotel.put_reservation(GUID)
+            assert await contender.still_held()
+        await polls.reached(polled + 1)  # the contender stepped down: it leads again
+    finally:
+        runtime.stopping.set()
+        await asyncio.wait_for(task, 5)
+    await hotel.h.settle()
+    assert len(await hotel.inlet_calls("GrantAccess")) == 1
+
+
 # --- 8. faults ---
 
 
@@ -469,10 +621,9 @@ async def test_the_poll_loop_waits_while_another_replica_polls(
         ({"kind": "status", "status": 500}, "http", 500),
         ({"kind": "status", "status": 503, "paths": ["/api/events/"]}, "http", 503),
         ({"kind": "bad_json", "paths": ["/api/events/"]}, "decode", 200),
-        ({"kind": "bad_json", "paths": [f"/api/v5/reservations/{GUID}"]}, "decode", 200),
         ({"kind": "timeout", "seconds": 30, "paths": ["/api/events/"]}, "timeout", None),
         ({"kind": "timeout", "seconds": 30, "paths": ["/api/v2/"]}, "timeout", None),
-        ({"kind": "status", "status": 401, "paths": ["/api/guestjourney/"]}, "http", 401),
+        ({"kind": "status", "status": 401, "paths": ["/api/events/"]}, "http", 401),
     ],
 )
 async def test_spectra_faults_fail_the_poll_with_their_kind_and_nothing_is_lost(
@@ -499,6 +650,61 @@ async def test_spectra_faults_fail_the_poll_with_their_kind_and_nothing_is_lost(
         assert (await hotel.poll()).appended == 1
         assert len(await hotel.inlet_calls("GrantAccess")) == 1
         assert len(await hotel.events(GUID)) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "path"),
+    [
+        ({"kind": "status", "status": 500}, "/api/v5/reservations/{guid}"),
+        ({"kind": "bad_json"}, "/api/v5/reservations/{guid}"),
+        ({"kind": "timeout", "seconds": 30}, "/api/v5/reservations/{guid}"),
+        ({"kind": "status", "status": 503}, "/api/guestjourney/v5/balance/{guid}"),
+    ],
+)
+async def test_one_reservation_that_keeps_failing_holds_up_no_other_and_is_read_once_it_can_be(
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    fault: dict[str, Any],
+    path: str,
+) -> None:
+    async with spectra_hotel(
+        database_url, tmp_path, timeout_seconds=0.2, hold_unpaid=True
+    ) as hotel:
+        await started(hotel)
+        await hotel.put_reservation(GUID)
+        await hotel.fault(**fault, count=None, paths=[path.format(guid=GUID)])
+        others = ["6f1c2a4e-3333-4a2b-9c3d-00000000000" + str(n) for n in range(3)]
+        for n, guid in enumerate(others):
+            # Every poll a new booking comes in, while the bad one keeps failing.
+            room = ("102", "201", "202")[n]
+            await hotel.put_reservation(guid, reservationNumber=f"R-20{n}", roomNumber=room)
+            report = await hotel.poll()
+            assert (report.appended, report.failed) == (1, 1)
+            assert (await hotel.inlet_grant(f"R-20{n}", guid))["state"] == "active"
+            saved = await cursor(hotel)
+            assert saved is not None
+            assert saved.held == (GUID,)
+            hotel.h.clock.advance(timedelta(minutes=5))  # past the feed's overlap
+        assert errors_counted(hotel, "reservation") == 3
+        (escalated,) = logged(caplog, "spectra.reservation_failing")
+        assert escalated.levelno == logging.ERROR
+        assert (escalated.stay_id, escalated.failures) == (GUID, 3)  # type: ignore[attr-defined]
+        assert await hotel.events(GUID) == []
+
+        await hotel.clear_faults()
+        report = await hotel.poll()
+        assert (report.appended, report.failed) == (1, 0)
+        code = (await hotel.inlet_grant("R-1001", GUID))["codeFormatted"]
+        assert await hotel.h.opens(code, "L-101", local("2026-11-23T16:00:00"))
+        assert await hotel.codes(GUID) == {"posted": [code], "disabled": []}
+        recovered = await cursor(hotel)
+        assert recovered is not None
+        assert recovered.held == ()
+        hotel.h.clock.advance(MINUTE)
+        assert (await hotel.poll()).appended == 0
+        assert len(await hotel.events(GUID)) == 1
+        assert len(await hotel.inlet_calls("GrantAccess")) == 4
 
 
 async def test_the_poll_loop_counts_failures_and_records_them_on_the_cursor(

@@ -430,6 +430,20 @@ def test_a_conference_without_end_is_skipped() -> None:
     assert conference_event(raw_conference(end=None)).skipped_reason == "missing end"
 
 
+@pytest.mark.parametrize(
+    ("make", "conference"),
+    [
+        (lambda: conference_event(raw_conference()).event, True),
+        (lambda: event_of(raw_reservation()), False),
+    ],
+)
+def test_a_stored_conference_is_told_from_a_reservation(make: Any, conference: bool) -> None:
+    event = make()
+    assert event is not None
+    (stay,) = event.booking.stays
+    assert mapping.is_conference_booking(event.booking.booking_id, stay.stay_id) is conference
+
+
 # --- feed, hotel settings, balance ---
 
 

@@ -13,14 +13,14 @@ import binascii
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from service.adapters.spectra import mapping
-from service.adapters.spectra.emulator_state import Clock, EmulatorState, Fault
+from service.adapters.spectra.emulator_state import FEED_RETENTION, Clock, EmulatorState, Fault
 from service.adapters.spectra.mapping import SpectraBalance, SpectraCodeBody, SpectraPayloadError
 from service.serving import serve_until_cancelled
 
@@ -282,8 +282,12 @@ def create_spectra_emulator(
     timezone: str = "Europe/Oslo",
     clock: Clock | None = None,
     seed: int | None = None,
+    feed_retention: timedelta | None = FEED_RETENTION,
 ) -> web.Application:
-    """An aiohttp app imitating one hotel's Spectra API; `seed` fixes every random choice."""
+    """An aiohttp app imitating one hotel's Spectra API; `seed` fixes every random choice.
+
+    The change feed forgets items older than `feed_retention` (None: it keeps them all).
+    """
     app = web.Application(middlewares=[_guard])
     app[STATE] = EmulatorState(
         username=username,
@@ -292,6 +296,7 @@ def create_spectra_emulator(
         timezone=timezone,
         clock=clock,
         seed=seed,
+        feed_retention=feed_retention,
     )
     # The paths come from mapping's templates so client and emulator cannot disagree.
     routes: list[tuple[mapping.Endpoint, Handler]] = [

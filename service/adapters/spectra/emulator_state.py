@@ -35,6 +35,8 @@ from service.adapters.spectra.mapping import (
 
 Clock = Callable[[], datetime]
 
+# How long the change feed keeps an item (the poller's FEED_MAX_AGE assumes Spectra's 24 h).
+FEED_RETENTION = timedelta(hours=24)
 _FIRST_NAMES = ("Ola", "Kari", "Ingrid", "Lars", "Sofie", "Henrik", "Nora", "Emil")
 _LAST_NAMES = ("Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Berg", "Haugen", "Dahl")
 
@@ -81,6 +83,7 @@ class EmulatorState:
         timezone: str,
         clock: Clock | None,
         seed: int | None,
+        feed_retention: timedelta | None = FEED_RETENTION,
     ) -> None:
         self.username = username
         self.password = password
@@ -102,6 +105,7 @@ class EmulatorState:
         self.conferences: dict[str, dict[str, Any]] = {}
         self.balances: dict[str, SpectraBalance] = {}
         self.feed: list[SpectraFeedItem] = []
+        self.feed_retention = feed_retention  # None: the feed keeps everything
         self.codes: dict[str, CodeRecord] = {}
         self._faults: list[_ActiveFault] = []
         self._wake = asyncio.Event()
@@ -159,6 +163,10 @@ class EmulatorState:
         return [mapping.decode(raw, SpectraReservation) for raw in self.reservations.values()]
 
     def feed_since(self, since: datetime) -> list[SpectraFeedItem]:
+        """The feed items at or after `since`, once items older than the retention are gone."""
+        if self.feed_retention is not None:
+            oldest = self.now() - self.feed_retention
+            self.feed = [i for i in self.feed if i.event_time is None or i.event_time >= oldest]
         return [i for i in self.feed if i.event_time is not None and i.event_time >= since]
 
     def put_conference(self, guid: str, raw: dict[str, Any]) -> None:

@@ -232,6 +232,11 @@ def is_deletion(item: SpectraFeedItem) -> bool:
     return (item.event_type or "").strip().lower() in _DELETION_TYPES
 
 
+def is_conference_booking(booking_id: str, stay_id: str) -> bool:
+    """Whether a stored booking is a conference: `conference_to_event` keys both by its GUID."""
+    return booking_id == stay_id
+
+
 def feed_event_time(item: SpectraFeedItem) -> datetime | None:
     """The feed item's time, aware; the feed speaks UTC (like its SyncTime) when no offset."""
     if item.event_time is None:

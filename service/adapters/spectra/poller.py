@@ -4,11 +4,14 @@ It reads the events feed from a cursor in PostgreSQL (re-reading a small overlap
 feed's clock and ours differ), fetches each changed reservation, maps it to a normalized event
 and appends it through the same path as webhooks (validation, idempotency, the reconciler).
 The cursor moves only after the events are committed, so a poller stopped half-way re-reads
-from where it was: repeats are idempotent, nothing is lost. A first start, or a gap older
-than the feed keeps, is filled from the reservation list for the window ahead; each later
-poll lists the arrival days that came into that window, so a reservation nobody touches is
-still read before its access is due. Only the replica holding the connection's advisory lock
-polls it.
+from where it was: repeats are idempotent, nothing is lost. A reservation that cannot be read
+(a 500, a body that is not JSON) does not hold up the others: it is saved with the cursor and
+read again on every poll until it can be, and escalated when it keeps failing. A first start,
+or a gap older than the feed keeps, is filled from the reservation list for the window ahead
+and from every reservation we know to have access (a cancellation in the gap is seen, though
+its feed item is gone); each later poll lists the arrival days that came into that window, so
+a reservation nobody touches is still read before its access is due. Only the replica
+holding the connection's advisory lock polls it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ FEED_MAX_AGE = timedelta(hours=24)
 # How far ahead reservations are read from the list: Inlet takes access at most 72 h before it
 # starts, and a check-in offset can start access up to 24 h before arrival.
 LOOKAHEAD = timedelta(hours=HARD_MAX_WINDOW_HOURS + 24)
+# Polls in a row a reservation may fail before it is escalated (logged as an error).
+FAILURES_BEFORE_ESCALATION = 3
 
 
 class PollReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,7 +49,9 @@ class PollReport(msgspec.Struct, frozen=True, kw_only=True):
     appended: int
     unchanged: int
     skipped: int
-    held: int
+    held: int  # held back, unpaid
+    failed: int = 0  # could not be read; read again next poll
+    rechecked: int = 0  # reservations with access read one by one by a backfill
 
 
 class SpectraPoller:
@@ -70,15 +77,24 @@ class SpectraPoller:
         self._clock = clock
         self._source = connection.source(name)
         self._zone: ZoneInfo | None = None
+        # Failed polls in a row per unreadable reservation (this replica's count; the
+        # reservations themselves are kept with the cursor, so a restart loses none of them).
+        self._failing: dict[str, int] = {}
 
     async def poll_once(self) -> PollReport:
-        """One poll; raises SpectraError (the cursor stays where it was) when Spectra fails."""
+        """One poll; raises SpectraError (the cursor stays where it was) when Spectra fails.
+
+        Only a failure of the whole hotel (settings, feed, list, conferences) fails the poll;
+        one reservation that cannot be read is kept with the cursor and read again next poll.
+        """
         now = self._clock.now()
         cursor = await self._cursors.get(self.name)
         self._export_progress(cursor, now)
         zone = await self._hotel_zone()
         fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = []
         deletions: list[tuple[str, datetime | None]] = []
+        failed: dict[str, SpectraError] = {}  # read again on the next poll
+        rechecked = 0
         last_read = cursor.last_success_at if cursor else None
         if (
             cursor is None
@@ -91,6 +107,12 @@ class SpectraPoller:
             start = (local - timedelta(hours=self._connection.backfill_hours)).date()
             reservations = await self._client.all_reservations(start, (local + LOOKAHEAD).date())
             fetched = [(r, None) for r in reservations]
+            with_access = await self._with_access({r.reservation_guid for r in reservations})
+            rechecked = len(with_access)
+            for guid, booking_id in with_access:
+                reservation = await self._fetch(guid, failed, booking_id=booking_id)
+                if reservation is not None:
+                    fetched.append((reservation, None))
         else:
             mode, sync_time = "feed", cursor.sync_time
             items = await self._client.events_since(cursor.sync_time - FEED_OVERLAP)
@@ -103,20 +125,25 @@ class SpectraPoller:
                 if mapping.is_deletion(item):
                     deletions.append((guid, at))
                     continue
-                reservation = await self._fetch(guid)
+                reservation = await self._fetch(guid, failed)
                 if reservation is not None:
                     fetched.append((reservation, at))
             known = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions}
             for reservation in await self._entering_lookahead(cursor.last_success_at, now, zone):
                 if reservation.reservation_guid not in known:
                     fetched.append((reservation, None))
-        seen = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions}
+                    failed.pop(reservation.reservation_guid, None)  # the list had it after all
+        seen = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions} | set(failed)
         for guid in cursor.held if cursor else ():
-            if guid not in seen:  # held back last time (unpaid): look again
-                reservation = await self._fetch(guid)
+            if guid not in seen:  # held back (unpaid) or unreadable last time: look again
+                reservation = await self._fetch(guid, failed)
                 if reservation is not None:
                     fetched.append((reservation, None))
-        events, held, skipped = await self._map(fetched, zone, now)
+        events, held, skipped = await self._map(fetched, zone, now, failed)
+        unpaid = len(held)
+        # A reservation that could not be read does not stop the others: the cursor moves on
+        # and the reservation is saved with it, in the same row, to be read again next poll.
+        held += [guid for guid in failed if guid not in held]
         events += await self._deleted(deletions, now)
         events += await self._conferences(zone, now)
         appended, unchanged = await self._append(events)
@@ -134,8 +161,11 @@ class SpectraPoller:
             appended=appended,
             unchanged=unchanged,
             skipped=skipped,
-            held=len(held),
+            held=unpaid,
+            failed=len(failed),
+            rechecked=rechecked,
         )
+        self._track_failures(failed)
         log.info(
             "spectra poll done",
             extra={
@@ -189,7 +219,26 @@ class SpectraPoller:
                 self._zone = self._prop.timezone  # the properties file's zone as a fallback
         return self._zone
 
-    async def _fetch(self, guid: str) -> mapping.SpectraReservation | None:
+    async def _with_access(self, listed: set[str]) -> list[tuple[str, str]]:
+        """(GUID, booking ID) of the reservations with access that the backfill's list left out.
+
+        The list holds only arrivals from `backfill_hours` back: a guest who arrived earlier, or
+        a reservation moved out of the window, would keep its access unseen while the feed that
+        told of its cancellation has aged out. Conferences are read whole on every poll anyway.
+        """
+        found: dict[str, str] = {}
+        for stay in await self._cursors.stays_with_access(self._source):
+            if stay.stay_id in listed or mapping.is_conference_booking(
+                stay.booking_id, stay.stay_id
+            ):
+                continue
+            found.setdefault(stay.stay_id, stay.booking_id)
+        return list(found.items())
+
+    async def _fetch(
+        self, guid: str, failed: dict[str, SpectraError], *, booking_id: str | None = None
+    ) -> mapping.SpectraReservation | None:
+        """One reservation; None if Spectra has it no more, or could not give it (see `failed`)."""
         try:
             return await self._client.reservation(guid)
         except SpectraError as exc:
@@ -197,16 +246,66 @@ class SpectraPoller:
                 # Gone from the PMS without a deletion: never taken as a cancellation.
                 log.warning(
                     "spectra reservation not found; access unchanged",
-                    extra={"action": "spectra.not_found", "connection": self.name, "stay_id": guid},
+                    extra={
+                        "action": "spectra.not_found",
+                        "connection": self.name,
+                        "stay_id": guid,
+                        "booking_id": booking_id,
+                    },
                 )
                 return None
-            raise
+            self._unreadable(guid, exc, failed)
+            return None
+
+    def _unreadable(self, guid: str, exc: SpectraError, failed: dict[str, SpectraError]) -> None:
+        failed[guid] = exc
+        self._metrics.poller_errors.labels(connection=self.name, kind="reservation").inc()
+        log.warning(
+            "spectra reservation could not be read; read again next poll",
+            extra={
+                "action": "spectra.reservation_failed",
+                "connection": self.name,
+                "stay_id": guid,
+                "kind": exc.kind,
+                "status": exc.status,
+                "failures": self._failing.get(guid, 0) + 1,
+            },
+        )
+
+    def _track_failures(self, failed: dict[str, SpectraError]) -> None:
+        """Count each reservation's failed polls in a row; escalate the ones that keep failing."""
+        for guid in [g for g in self._failing if g not in failed]:
+            del self._failing[guid]
+            log.info(
+                "spectra reservation no longer failing",
+                extra={
+                    "action": "spectra.reservation_recovered",
+                    "connection": self.name,
+                    "stay_id": guid,
+                },
+            )
+        for guid, exc in failed.items():
+            count = self._failing.get(guid, 0) + 1
+            self._failing[guid] = count
+            if count % FAILURES_BEFORE_ESCALATION == 0:
+                log.error(
+                    "spectra reservation keeps failing; its changes are not coming in",
+                    extra={
+                        "action": "spectra.reservation_failing",
+                        "connection": self.name,
+                        "stay_id": guid,
+                        "kind": exc.kind,
+                        "status": exc.status,
+                        "failures": count,
+                    },
+                )
 
     async def _map(
         self,
         fetched: list[tuple[mapping.SpectraReservation, datetime | None]],
         zone: ZoneInfo,
         now: datetime,
+        failed: dict[str, SpectraError],
     ) -> tuple[list[BookingEvent], list[str], int]:
         events: list[BookingEvent] = []
         held: list[str] = []
@@ -232,9 +331,15 @@ class SpectraPoller:
                     },
                 )
                 continue
-            if self._connection.hold_unpaid and await self._unpaid(result.event):
-                held.append(reservation.reservation_guid)
-                continue
+            if self._connection.hold_unpaid:
+                try:
+                    unpaid = await self._unpaid(result.event)
+                except SpectraError as exc:
+                    self._unreadable(reservation.reservation_guid, exc, failed)
+                    continue
+                if unpaid:
+                    held.append(reservation.reservation_guid)
+                    continue
             events.append(result.event)
         return events, held, skipped
 
