@@ -279,6 +279,22 @@ SET state = EXCLUDED.state,
 
 -- name: revoke_grant
 -- Record that Inlet no longer holds a grant (its codes are kept for the timeline).
+-- name: earlier_grant_attempts
+-- Attempts of a grant's GrantAccess calls before call $2, since Inlet last confirmed a revocation;
+-- an attempt started but never recorded (its lease expired) comes back with a null outcome.
+-- The booking ($3, $4) only lets the booking index find the grant's calls.
+SELECT c.fingerprint, n.attempt, a.outcome, a.http_status
+FROM inlet_calls c
+CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
+LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
+WHERE c.source = $3 AND c.booking_id = $4 AND c.grant_key = $1
+  AND c.operation = 'grant' AND c.id < $2
+  AND c.id > coalesce((SELECT max(r.id) FROM inlet_calls r
+                       WHERE r.source = $3 AND r.booking_id = $4 AND r.grant_key = $1
+                         AND r.operation = 'revoke' AND r.state = 'succeeded'
+                         AND r.last_http_status IS NOT NULL), 0)
+ORDER BY c.id, n.attempt;
+
 UPDATE grants
 SET state = 'revoked', fingerprint = '', message = $2, updated_at = $3
 WHERE grant_key = $1;

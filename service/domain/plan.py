@@ -4,11 +4,15 @@ Level-triggered: the plan looks only at states, never at what changed, so runnin
 gives the same answer. At most one operation per grant; a newer desired state supersedes a
 pending call instead of queueing behind it; a call already in flight is left to finish (its
 completion marks the booking for another look); revocations come first.
+
+It also answers two questions about the calls it plans: what a successful GrantAccess says about
+what Inlet holds (`fingerprint_after_grant`), and by when a call must have succeeded before it
+is late for the guest (`call_deadline`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -19,9 +23,13 @@ from service.domain.access import DesiredGrant
 OperationKind = Literal["grant", "update", "revoke", "cancel"]
 _ORDER: dict[str, int] = {"revoke": 0, "cancel": 1, "update": 2, "grant": 3}
 
+# The fingerprint of a grant Inlet holds with content we cannot vouch for. No desired state has
+# it, so the plan sends an UpdateAccess with the desired content (idempotent on the ReferenceId).
+UNVERIFIED = "unverified"
+
 
 class ActualGrant(msgspec.Struct, frozen=True, kw_only=True):
-    """What Inlet holds for a grant, as last confirmed."""
+    """What Inlet holds for a grant, as last confirmed (`fingerprint` UNVERIFIED: content unknown)."""
 
     grant_key: str
     state: Literal["active", "revoked"]
@@ -93,3 +101,54 @@ def _step(
     if call is not None and call.operation == kind and call.fingerprint == want.fingerprint:
         return None
     return Operation(kind=kind, grant_key=key, desired=want, supersedes=supersedes)
+
+
+class EarlierGrantAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt of an earlier GrantAccess call for the same grant (a superseded or escalated
+    call, since Inlet last confirmed a revocation), as far as its outcome is known.
+
+    `outcome` None: the attempt was started but never recorded (its lease expired).
+    """
+
+    fingerprint: str
+    outcome: Literal["success", "temporary", "permanent"] | None
+    http_status: int | None
+
+
+def fingerprint_after_grant(sent: str, earlier: Sequence[EarlierGrantAttempt]) -> str:
+    """The fingerprint to record after a GrantAccess with content `sent` succeeded.
+
+    Inlet answers a repeat of an externalId with the grant it already holds, unchanged. If an
+    earlier GrantAccess for this grant carried other content and may have reached Inlet, the
+    success only says that some grant exists: record UNVERIFIED, not the content sent.
+    """
+    for attempt in earlier:
+        if attempt.fingerprint != sent and _may_have_reached(attempt):
+            return UNVERIFIED
+    return sent
+
+
+def _may_have_reached(attempt: EarlierGrantAttempt) -> bool:
+    """Whether the attempt may have made or changed the grant at Inlet.
+
+    Only a 4xx refusal (429 included) is known to have changed nothing, and so is a call never
+    sent (a permanent failure with no HTTP status: the property is not configured). No answer
+    (timeout, connection error), a server error, or a 2xx whose body was unreadable or said
+    "success": false may all have reached a grant that Inlet then kept.
+    """
+    if attempt.outcome is None or attempt.outcome == "success":
+        return True
+    if attempt.http_status is None:
+        return attempt.outcome == "temporary"
+    return not 400 <= attempt.http_status < 500
+
+
+def call_deadline(desired: DesiredGrant | None, now: datetime) -> datetime | None:
+    """When a grant or update call must have succeeded: when access starts, if it has not yet.
+
+    A call for access already under way has no such deadline: a retry is not late for an
+    arrival that is behind us.
+    """
+    if desired is None or desired.valid_from <= now:
+        return None
+    return desired.valid_from

@@ -3,11 +3,14 @@
 A call is claimed with FOR UPDATE SKIP LOCKED and a lease that bounds one attempt; an expired
 lease is simply claimable again. Every outcome is written only if this worker still holds this
 attempt (state, owner and attempt re-checked in the UPDATE), and the outcome, the actual access
-and the booking's next look commit in one transaction.
+and the booking's next look commit in one transaction. After a GrantAccess, the content is
+recorded as unverified when an earlier GrantAccess of the grant may have left other content at
+Inlet (see `fingerprint_after_grant`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
@@ -23,7 +26,10 @@ from service.domain.changes import (
     change_after_failure,
     change_after_success,
 )
+from service.domain.plan import UNVERIFIED, EarlierGrantAttempt, fingerprint_after_grant
 from service.store.db import Connection, Database
+
+log = logging.getLogger(__name__)
 
 Operation = Literal["grant", "update", "revoke"]
 
@@ -139,6 +145,36 @@ class CallStore:
         else:
             desired = call.desired
             assert desired is not None
+            fingerprint = desired.fingerprint
+            if call.operation == "grant" or call.reference_id is None:
+                # A GrantAccess: Inlet may have answered with a grant an earlier call made.
+                rows = await conn.fetch(
+                    self._db.sql("earlier_grant_attempts"),
+                    call.grant_key,
+                    call.id,
+                    call.source,
+                    call.booking_id,
+                )
+                earlier = [
+                    EarlierGrantAttempt(
+                        fingerprint=r["fingerprint"],
+                        outcome=r["outcome"],
+                        http_status=r["http_status"],
+                    )
+                    for r in rows
+                ]
+                fingerprint = fingerprint_after_grant(desired.fingerprint, earlier)
+                if fingerprint == UNVERIFIED:
+                    log.info(
+                        "granted, but Inlet may hold an earlier call's content: recorded as unverified",
+                        extra={
+                            "action": "call.grant_unverified",
+                            "call_id": call.id,
+                            "grant_key": call.grant_key,
+                            "source": call.source,
+                            "booking_id": call.booking_id,
+                        },
+                    )
             await conn.execute(
                 self._db.sql("upsert_grant"),
                 call.grant_key,
@@ -154,7 +190,7 @@ class CallStore:
                 list(desired.access_points),
                 desired.valid_from,
                 desired.valid_to,
-                desired.fingerprint,
+                fingerprint,
                 attempt.message,
                 now,
                 desired.resource_id,

@@ -13,7 +13,7 @@ import msgspec
 
 from service.domain.booking import BookingEvent, grant_key
 from service.domain.fold import LoggedEvent
-from service.domain.plan import ActualGrant, PendingCall
+from service.domain.plan import ActualGrant, PendingCall, call_deadline
 from service.domain.reconcile import BookingInputs, Decision
 from service.store.db import Connection, Database
 
@@ -188,7 +188,7 @@ class ReconcileStore:
                 desired.fingerprint if desired else "",
                 PRIORITY[op.kind],
                 now,
-                desired.valid_from if desired else None,
+                call_deadline(desired, now),
                 resync_id,
             )
         open_issues = []

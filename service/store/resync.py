@@ -13,6 +13,7 @@ from datetime import datetime
 import msgspec
 
 from service.domain.access import DesiredGrant
+from service.domain.plan import call_deadline
 from service.store.db import Database
 
 
@@ -84,7 +85,7 @@ class ResyncStore:
                     row["applied"],
                     applied.fingerprint,
                     now,
-                    applied.valid_from,
+                    call_deadline(applied, now),
                     resync_id,
                 )
                 if call_id is None:

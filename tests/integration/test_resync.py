@@ -92,3 +92,38 @@ async def test_resync_needs_a_filter_and_an_admin(h: Harness) -> None:
     assert (await empty.json())["problems"][0]["path"] == "selector"
     anonymous = await h.service.post("/v1/resync", json={"selector": {"property_id": "oslo-1"}})
     assert anonymous.status == 401
+
+
+async def test_resync_of_a_stay_under_way_has_no_deadline_and_no_late_escalation(
+    h: Harness,
+) -> None:
+    # R-1 arrived two hours ago; R-2 arrives in five hours.
+    await h.post(event("e1", booking_id="R-1", arrival=START - 2 * HOUR))
+    await h.post(
+        event(
+            "e2", booking_id="R-2", stays=[stay("S2", resource_id="201", arrival=START + 5 * HOUR)]
+        )
+    )
+    await h.settle()
+    await h.fault(kind="status", status=503, count=2, operations=["update"])
+    response = await h.service.post(
+        "/v1/resync",
+        json={"selector": {"property_id": "oslo-1"}, "dry_run": False},
+        headers=ADMIN_HEADERS,
+    )
+    assert (await response.json())["queued"] == 2
+    await h.settle()
+
+    calls = await h.rows(
+        "SELECT booking_id, state, attempts, deadline FROM inlet_calls"
+        " WHERE reason = 'resync' ORDER BY booking_id"
+    )
+    assert calls == [
+        {"booking_id": "R-1", "state": "pending", "attempts": 1, "deadline": None},
+        {"booking_id": "R-2", "state": "pending", "attempts": 1, "deadline": START + 5 * HOUR},
+    ]
+    assert await h.rows("SELECT * FROM escalations") == []
+    await h.advance(timedelta(minutes=5))
+    states = await h.rows("SELECT state FROM inlet_calls WHERE reason = 'resync'")
+    assert [c["state"] for c in states] == ["succeeded"] * 2
+    assert await h.rows("SELECT * FROM escalations") == []

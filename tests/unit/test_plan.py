@@ -9,7 +9,16 @@ import msgspec
 import pytest
 
 from service.domain.access import DesiredGrant
-from service.domain.plan import ActualGrant, Operation, PendingCall, plan
+from service.domain.plan import (
+    UNVERIFIED,
+    ActualGrant,
+    EarlierGrantAttempt,
+    Operation,
+    PendingCall,
+    call_deadline,
+    fingerprint_after_grant,
+    plan,
+)
 from service.domain.reconcile import BookingInputs, decide
 from tests.unit.domain_cases import (
     ARRIVAL,
@@ -345,6 +354,83 @@ def test_every_combination_converges_in_one_step(
     assert all(op.supersedes == supersedable for op in operations)
     after_actual, after_pending = apply(operations, actual, pending)
     assert plan(desired, after_actual, after_pending, INSIDE) == []
+
+
+# --- what a successful GrantAccess says about what Inlet holds ---------------------------------
+
+
+def earlier(
+    outcome: str | None, http_status: int | None, fingerprint: str = "fp-old"
+) -> EarlierGrantAttempt:
+    return EarlierGrantAttempt(
+        fingerprint=fingerprint,
+        outcome=outcome,  # type: ignore[arg-type]
+        http_status=http_status,
+    )
+
+
+@pytest.mark.parametrize(
+    ("attempts", "recorded"),
+    [
+        pytest.param([], "fp-new", id="first-grant"),
+        pytest.param([earlier("temporary", None)], UNVERIFIED, id="other-content-timed-out"),
+        pytest.param([earlier(None, None)], UNVERIFIED, id="other-content-lease-expired"),
+        pytest.param([earlier("temporary", 503)], UNVERIFIED, id="other-content-server-error"),
+        pytest.param(
+            [earlier("temporary", 500), earlier("permanent", None)],
+            UNVERIFIED,
+            id="escalated-after-a-server-error",
+        ),
+        pytest.param([earlier("success", 200)], UNVERIFIED, id="other-content-granted"),
+        pytest.param([earlier("temporary", 429)], "fp-new", id="other-content-rate-limited"),
+        pytest.param(
+            [earlier("temporary", 200)], UNVERIFIED, id="other-content-unreadable-or-false-200"
+        ),
+        pytest.param([earlier("permanent", 400)], "fp-new", id="other-content-refused"),
+        pytest.param(
+            [earlier("permanent", None)], "fp-new", id="other-content-never-sent-no-property"
+        ),
+        pytest.param(
+            [earlier("temporary", None, "fp-new"), earlier(None, None, "fp-new")],
+            "fp-new",
+            id="same-content-unknown",
+        ),
+        pytest.param(
+            [earlier("permanent", 400), earlier("temporary", None, "fp-new")],
+            "fp-new",
+            id="refused-then-same-content-unknown",
+        ),
+        pytest.param(
+            [earlier("temporary", None, "fp-new"), earlier("temporary", None, "fp-other")],
+            UNVERIFIED,
+            id="two-calls-one-other-content-unknown",
+        ),
+    ],
+)
+def test_fingerprint_after_grant(attempts: list[EarlierGrantAttempt], recorded: str) -> None:
+    assert fingerprint_after_grant("fp-new", attempts) == recorded
+
+
+def test_an_unverified_grant_is_updated_with_the_desired_content() -> None:
+    result = plan({K1: W}, {K1: have(fingerprint=UNVERIFIED)}, {}, INSIDE)
+
+    assert result == [Operation(kind="update", grant_key=K1, desired=W)]
+
+
+@pytest.mark.parametrize(
+    ("desired", "now", "deadline"),
+    [
+        pytest.param(W, INSIDE, ARRIVAL, id="access-to-come"),
+        pytest.param(W, ARRIVAL - MINUTE, ARRIVAL, id="a-minute-before"),
+        pytest.param(W, ARRIVAL, None, id="access-starting-now"),
+        pytest.param(W, ARRIVAL + HOUR, None, id="access-under-way"),
+        pytest.param(None, INSIDE, None, id="revocation"),
+    ],
+)
+def test_call_deadline(
+    desired: DesiredGrant | None, now: datetime, deadline: datetime | None
+) -> None:
+    assert call_deadline(desired, now) == deadline
 
 
 # --- the reconciler's pure step: fold, desired access, plan ------------------------------------
