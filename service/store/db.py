@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import warnings
@@ -59,20 +60,36 @@ class Database:
         return str(await self.pool.execute(self.sql(name), *args))
 
     @contextlib.asynccontextmanager
-    async def listening(self, channel: str, callback: Callable[[], None]) -> AsyncIterator[None]:
-        """Call `callback` on every NOTIFY on `channel` while the context is open."""
-        conn = await self.pool.acquire()
+    async def listening(
+        self,
+        channel: str,
+        callback: Callable[[], None],
+        *,
+        retry_seconds: float = 0.5,
+        max_retry_seconds: float = 30.0,
+        check_seconds: float = 30.0,
+    ) -> AsyncIterator[None]:
+        """Call `callback` on every NOTIFY on `channel` while the context is open.
 
-        def on_notify(*_: object) -> None:
-            callback()
-
-        await conn.add_listener(channel, on_notify)
+        If the listening connection drops (a database restart, a failover, a terminated
+        backend), LISTEN is opened again on a new connection, retried with backoff from
+        `retry_seconds` up to `max_retry_seconds`; `callback` is then called once, because
+        what was notified meanwhile is lost. A connection that died without a word is found by
+        a ping every `check_seconds`.
+        """
+        listener = _Listener(
+            self.pool,
+            channel,
+            callback,
+            retry_seconds=retry_seconds,
+            max_retry_seconds=max_retry_seconds,
+            check_seconds=check_seconds,
+        )
+        await listener.start()
         try:
             yield
         finally:
-            with contextlib.suppress(Exception):
-                await conn.remove_listener(channel, on_notify)
-            await self.pool.release(conn)
+            await listener.stop()
 
     async def migrate(self) -> list[int]:
         async with self.pool.acquire() as conn:
@@ -81,6 +98,142 @@ class Database:
     async def pending_migrations(self) -> list[int]:
         async with self.pool.acquire() as conn:
             return await migrations.pending(conn, self.queries)
+
+
+class _Listener:
+    """One LISTEN kept open on a pooled connection, opened again whenever that connection drops."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channel: str,
+        callback: Callable[[], None],
+        *,
+        retry_seconds: float,
+        max_retry_seconds: float,
+        check_seconds: float,
+    ) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._callback = callback
+        self._retry_seconds = retry_seconds
+        self._max_retry_seconds = max_retry_seconds
+        self._check_seconds = check_seconds
+        self._conn: Connection | None = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """LISTEN now (a database that is down at start-up is an error), then keep it open."""
+        self._conn = await self._listen()
+        self._task = asyncio.create_task(self._keep_open())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.remove_termination_listener(self._on_lost)
+            await conn.remove_listener(self._channel, self._on_notify)
+        except Exception:
+            await self._discard(conn)  # it broke (or closed) just now
+        else:
+            await self._pool.release(conn)
+
+    def _on_notify(self, *_: object) -> None:
+        self._callback()
+
+    def _on_lost(self, *_: object) -> None:
+        self._lost.set()
+
+    async def _listen(self) -> Connection:
+        conn: Connection = await self._pool.acquire(timeout=self._check_seconds)
+        try:
+            self._lost.clear()
+            conn.add_termination_listener(self._on_lost)
+            await conn.add_listener(self._channel, self._on_notify)
+        except BaseException:
+            await self._discard(conn)
+            raise
+        return conn
+
+    async def _keep_open(self) -> None:
+        while True:
+            await self._until_lost()
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await self._discard(conn)
+            log.warning(
+                "listening connection lost; listening again",
+                extra={"action": "db.listen_lost", "channel": self._channel},
+            )
+            self._conn = await self._listen_again()
+            # Notifications sent while nobody listened are gone: look once now instead.
+            self._callback()
+
+    async def _until_lost(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._check_seconds):
+                    await self._lost.wait()
+                return
+            conn = self._conn
+            if conn is None:
+                return
+            try:  # a closed connection's proxy refuses the ping too
+                async with asyncio.timeout(self._check_seconds):
+                    await conn.fetchval("SELECT 1")
+            except Exception:
+                return
+
+    async def _listen_again(self) -> Connection:
+        delay = self._retry_seconds
+        failures = 0
+        while True:
+            try:
+                conn = await self._listen()
+            except Exception as exc:
+                failures += 1
+                log.warning(
+                    "could not listen again; retrying",
+                    extra={
+                        "action": "db.listen_retry",
+                        "channel": self._channel,
+                        "failures": failures,
+                        "retry_in_seconds": delay,
+                        "error": type(exc).__name__,
+                    },
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_retry_seconds)
+                continue
+            log.info(
+                "listening again",
+                extra={
+                    "action": "db.listen_restored",
+                    "channel": self._channel,
+                    "failures": failures,
+                },
+            )
+            return conn
+
+    async def _discard(self, conn: Connection) -> None:
+        """Close a broken connection and give it back to the pool, which replaces it.
+
+        A connection that closed has already gone back by itself (its proxy then refuses
+        every call), hence each step may fail.
+        """
+        with contextlib.suppress(Exception):
+            conn.remove_termination_listener(self._on_lost)
+        with contextlib.suppress(Exception):
+            if not conn.is_closed():
+                conn.terminate()
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)
 
 
 @contextlib.asynccontextmanager
