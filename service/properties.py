@@ -20,6 +20,8 @@ from service.domain.booking import BookingType, Communication, StayStatus
 from service.secrets import Secret
 
 HARD_MAX_WINDOW_HOURS = 72  # Inlet: never earlier than 72 h before arrival
+# A cancelled, no-show or deleted stay wants no grant, whatever the property lists.
+ALWAYS_REVOKING: tuple[StayStatus, ...] = ("cancelled", "no_show")
 
 PositiveMinutes = Annotated[int, msgspec.Meta(ge=0, le=7 * 24 * 60)]
 OffsetMinutes = Annotated[int, msgspec.Meta(ge=-24 * 60, le=24 * 60)]
@@ -102,6 +104,8 @@ class Property(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     resources: dict[str, Resource] = {}
     checkin: CheckRule = CheckRule()
     checkout: CheckRule = CheckRule()
+    # Statuses that remove access at once; cancelled and no_show always do (a list without
+    # them is refused), the list may add others such as checked_out.
     revoking_statuses: tuple[StayStatus, ...] = ("cancelled", "no_show", "checked_out")
     communication: CommunicationDefaults = CommunicationDefaults()
     unassigned_room_lead_hours: Annotated[float, msgspec.Meta(ge=0, le=72)] = 4.0
@@ -247,6 +251,12 @@ def _check_references(config: HotelsConfig) -> None:
                 raise ConfigError(
                     f"properties.{prop_id}.doors.{door}: not used by any resource or common door"
                 )
+        missing = [s for s in ALWAYS_REVOKING if s not in prop.revoking_statuses]
+        if missing:
+            raise ConfigError(
+                f"properties.{prop_id}.revoking_statuses: must include {', '.join(missing)}"
+                " (a cancelled or no-show stay always loses its access)"
+            )
         if prop.group_window_hours is not None and prop.group_window_hours < prop.send_window_hours:
             raise ConfigError(
                 f"properties.{prop_id}.group_window_hours: must not be shorter than send_window_hours"

@@ -16,10 +16,13 @@ from aiohttp import web
 
 from service.api.auth import authenticate_source
 from service.api.responses import error, json_response
+from service.domain.access import access_over
 from service.keys import CLOCK, DATABASE, HOTELS
 from service.store.timeline import current_decision, load_timeline
 
-StayAccessState = Literal["pending", "active", "revoked", "escalated"]
+# pending: access is yet to be sent; none: the stay wants no access and never had any
+# (cancelled, no-show or deleted before it was sent, or over); revoked: it had and lost it.
+StayAccessState = Literal["pending", "active", "revoked", "escalated", "none"]
 
 
 class StayAccess(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,9 +63,9 @@ async def booking_access(request: web.Request) -> web.Response:
     )
     if timeline is None:
         return error(404, "not_found", "no such booking")
-    decision = await current_decision(
-        request.app[DATABASE], timeline, request.app[HOTELS], request.app[CLOCK].now()
-    )
+    now = request.app[CLOCK].now()
+    hotels = request.app[HOTELS]
+    decision = await current_decision(request.app[DATABASE], timeline, hotels, now)
     desired = {g.stay_id: g for g in decision.desired.grants}
     grants = {g.stay_id: g for g in timeline.grants}
     # A failed call or delivery escalates the stay; a stay problem (e.g. a full shared door)
@@ -75,7 +78,12 @@ async def booking_access(request: web.Request) -> web.Response:
     issues: dict[str, list[str]] = {}
     for issue in decision.desired.issues:
         issues.setdefault(issue.stay_id, []).append(f"{issue.kind}: {issue.message}")
-    stay_ids = [s.stay.stay_id for s in decision.state.stays] if decision.state else []
+    booking = decision.state
+    over: set[str] = set()
+    if booking is not None:
+        prop = hotels.properties.get(booking.booking.property_id)
+        over = {s.stay.stay_id for s in booking.stays if access_over(booking, s, prop, now)}
+    stay_ids = [s.stay.stay_id for s in booking.stays] if booking else []
     stay_ids += [s for s in grants if s not in stay_ids]
     stays = []
     for stay_id in stay_ids:
@@ -87,6 +95,8 @@ async def booking_access(request: web.Request) -> web.Response:
             state = "escalated"
         elif grant is not None:
             state = "active" if grant.state == "active" else "revoked"
+        elif want is None and stay_id in over:
+            state = "none"
         message = escalated[key].message if key in escalated else (grant.message if grant else None)
         stays.append(
             StayAccess(

@@ -17,7 +17,7 @@ import msgspec
 
 from service.domain.booking import Booking, Contact, grant_key
 from service.domain.fold import BookingState, StayState
-from service.properties import HARD_MAX_WINDOW_HOURS, Property
+from service.properties import ALWAYS_REVOKING, HARD_MAX_WINDOW_HOURS, Property
 
 IssueKind = Literal["no_room_assigned", "unmapped_resource", "no_contact", "door_capacity"]
 
@@ -102,6 +102,21 @@ def desired_access(
     return DesiredAccess(
         grants=tuple(grants), issues=tuple(issues), next_look_at=min(future) if future else None
     )
+
+
+def access_over(
+    state: BookingState, stay_state: StayState, prop: Property | None, now: datetime
+) -> bool:
+    """Whether a stay wants no access, now or later: its booking is deleted, its status
+    revokes access, or its access has ended. (A stay still waiting for its send window, a room
+    or a check-in is not over: access is yet to come.)"""
+    if state.deleted:
+        return True
+    if prop is None:
+        return False  # reported as a problem of the configuration, not as a decision
+    if _revoked_at_once(stay_state, prop):
+        return True
+    return _valid_to(stay_state, prop) <= now
 
 
 def _stay_access(
@@ -217,12 +232,15 @@ def _within_capacity(
 
 
 def _revoked_at_once(stay_state: StayState, prop: Property) -> bool:
-    """Whether the stay's status removes access at once (`revoking_statuses`).
+    """Whether the stay's status removes access at once: cancelled and no_show always do, and
+    so does any other status the property lists in `revoking_statuses`.
 
     Under the check-out rule "pms_status" the check-out rule itself says when a checked-out
     stay's access ends (check-out + offset), so a listed "checked_out" does not cut it short.
     """
     status = stay_state.stay.status
+    if status in ALWAYS_REVOKING:
+        return True
     if status == "checked_out" and prop.checkout.rule == "pms_status":
         return False
     return status in prop.revoking_statuses

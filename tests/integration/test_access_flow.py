@@ -3,11 +3,12 @@ over HTTP, on a real PostgreSQL, with a clock the test moves."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from ..support import START, Harness, event, harness, stay
+from ..support import BEARER, START, Harness, event, harness, stay
+from .process_support import wait_until
 
 HOUR = timedelta(hours=1)
 
@@ -270,3 +271,131 @@ async def test_timeline_masks_codes_unless_revealed(h: Harness) -> None:
     assert revealed["desired"]["grants"][0]["access_points"][0] == "L-101"
     refused = await h.service.get("/v1/bookings/demo-pms/R-1001")
     assert refused.status == 401
+
+
+async def until_the_sandbox_holds_a_grant(h: Harness) -> None:
+    """The sandbox acts after its injected latency, in real time, after the client gave up."""
+
+    async def held() -> bool:
+        return len(await h.grants()) == 1
+
+    await wait_until(held, "the timed-out GrantAccess to reach the sandbox", timeout=10)
+
+
+@pytest.mark.parametrize("earlier", ["superseded", "escalated"])
+async def test_a_lost_grant_then_a_date_change_ends_with_the_new_dates_at_inlet(
+    h: Harness, earlier: str
+) -> None:
+    """A GrantAccess whose answer was lost made the grant; the next GrantAccess (new dates) gets
+    that grant back unchanged, so the service records it unverified and sends UpdateAccess."""
+    arrival = START + 2 * HOUR
+    # Longer than the client's 2 s timeout: Inlet makes the grant, the answer never arrives.
+    await h.fault(kind="latency", seconds=3, count=1, operations=["grant"])
+    if earlier == "escalated":
+        await h.fault(
+            kind="success_false",
+            retryable=False,
+            message="Lock offline",
+            count=1,
+            operations=["grant"],
+        )
+    await h.post(event("e1", arrival=arrival))
+    await h.settle()
+    assert [c["attempts"] for c in await h.rows("SELECT attempts FROM inlet_calls")] == [1]
+    await until_the_sandbox_holds_a_grant(h)
+    if earlier == "escalated":
+        await h.advance(timedelta(minutes=5))
+        escalations = await h.rows("SELECT reason, resolved_at FROM escalations")
+        assert [e["reason"] for e in escalations] == ["permanent_error"]
+    assert await h.rows("SELECT * FROM grants") == []  # the service has seen no success yet
+
+    later = arrival + 3 * HOUR
+    await h.post(event("e2", arrival=later, occurred_at=START + timedelta(minutes=1)))
+    await h.settle()
+
+    paths = [r["path"] for r in await h.inlet_requests()]
+    expected = ["/GrantAccess"] * (3 if earlier == "escalated" else 2) + ["/UpdateAccess"]
+    assert paths == expected
+    held = await h.grants()
+    assert len(held) == 1
+    assert datetime.fromisoformat(held[0]["start"]) == later
+    assert datetime.fromisoformat(held[0]["end"]) == later + 48 * HOUR
+    stored = (await h.rows("SELECT * FROM grants"))[0]
+    assert (stored["valid_from"], stored["valid_to"]) == (later, later + 48 * HOUR)
+    assert stored["reference_id"] == held[0]["ReferenceId"]
+    assert stored["code"] == held[0]["code"]
+    assert stored["access_points"] == held[0]["locks"]
+    desired = (await h.timeline("R-1001"))["desired"]["grants"][0]
+    assert stored["fingerprint"] == desired["fingerprint"]
+    assert await h.opens(held[0]["code"], "L-101", later + HOUR)
+    assert not await h.opens(held[0]["code"], "L-101", arrival + HOUR)
+    assert all(e["resolved_at"] is not None for e in await h.rows("SELECT * FROM escalations"))
+    # Converged: another look sends nothing.
+    await h.advance(timedelta(minutes=10))
+    assert len(await h.inlet_requests()) == len(expected)
+
+
+async def test_a_repeated_grant_with_the_same_content_is_not_followed_by_an_update(
+    h: Harness,
+) -> None:
+    """A lost answer retried with the same content: the grant Inlet kept is the one sent."""
+    await h.fault(kind="latency", seconds=3, count=1, operations=["grant"])
+    await h.post(event("e1", arrival=START + 2 * HOUR))
+    await h.settle()
+    await until_the_sandbox_holds_a_grant(h)
+    await h.advance(timedelta(minutes=5))
+    assert [r["path"] for r in await h.inlet_requests()] == ["/GrantAccess"] * 2
+    stored = (await h.rows("SELECT fingerprint FROM grants"))[0]
+    desired = (await h.timeline("R-1001"))["desired"]["grants"][0]
+    assert stored["fingerprint"] == desired["fingerprint"]
+
+
+async def test_a_stay_cancelled_before_its_window_has_no_access(h: Harness) -> None:
+    arrival = START + 100 * HOUR
+    await h.post(event("e1", arrival=arrival))
+    await h.settle()
+    path = "/v1/bookings/demo-pms/R-1001/access"
+    before = (await (await h.service.get(path, headers=BEARER)).json())["stays"][0]
+    assert before["state"] == "pending"
+    assert datetime.fromisoformat(before["send_after"]) == START + 76 * HOUR
+
+    await h.post(
+        event(
+            "e2",
+            occurred_at=START + timedelta(minutes=1),
+            stays=[stay(arrival=arrival, status="cancelled")],
+        )
+    )
+    await h.settle()
+
+    response = await h.service.get(path, headers=BEARER)
+    assert response.status == 200
+    after = (await response.json())["stays"][0]
+    assert after["state"] == "none"
+    assert (after["send_after"], after["valid_from"], after["code"]) == (None, None, None)
+    await h.advance(100 * HOUR)
+    assert await h.inlet_requests() == []
+
+
+async def test_an_update_of_a_stay_under_way_that_fails_is_not_late_for_arrival(
+    h: Harness,
+) -> None:
+    arrival = START - 2 * HOUR  # the guest arrived two hours ago
+    await h.post(event("e1", arrival=arrival))
+    await h.settle()
+    await h.fault(kind="status", status=500, count=1, operations=["update"])
+    await h.post(
+        event(
+            "e2", stays=[stay(arrival=arrival, nights=3)], occurred_at=START + timedelta(minutes=1)
+        )
+    )
+    await h.settle()
+
+    update = (await h.rows("SELECT * FROM inlet_calls WHERE operation = 'update'"))[0]
+    assert (update["state"], update["attempts"], update["deadline"]) == ("pending", 1, None)
+    assert await h.rows("SELECT * FROM escalations") == []
+    await h.advance(timedelta(minutes=5))
+    assert (await h.rows("SELECT state FROM inlet_calls WHERE id = $1", update["id"]))[0][
+        "state"
+    ] == "succeeded"
+    assert await h.rows("SELECT * FROM escalations") == []

@@ -9,7 +9,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.domain.access import DesiredAccess, DesiredGrant, StayIssue, desired_access
+from service.domain.access import (
+    DesiredAccess,
+    DesiredGrant,
+    StayIssue,
+    access_over,
+    desired_access,
+)
 from service.domain.booking import Booking, Contact
 from service.domain.fold import BookingState
 from service.properties import Property
@@ -319,21 +325,66 @@ def test_pms_status_rules(
         pytest.param("cancelled", None, False, id="cancelled-revokes"),
         pytest.param("no_show", None, False, id="no-show-revokes"),
         pytest.param("checked_out", None, False, id="checked-out-revokes"),
+        # cancelled and no_show revoke even where a list leaves them out (the properties file
+        # refuses such a list; the rule holds without it)
+        pytest.param("no_show", ["cancelled", "checked_out"], False, id="no-show-always-revokes"),
+        pytest.param("cancelled", ["no_show"], False, id="cancelled-always-revokes"),
+        pytest.param("cancelled", ["cancelled", "no_show"], False, id="only-required-listed"),
         pytest.param(
-            "no_show", ["cancelled", "checked_out"], True, id="no-show-not-listed-keeps-access"
+            "checked_out", ["cancelled", "no_show"], True, id="checked-out-not-listed-keeps-access"
         ),
-        pytest.param("cancelled", ["cancelled"], False, id="only-cancelled-listed"),
-        pytest.param("checked_out", ["cancelled"], True, id="checked-out-not-listed-keeps-access"),
+        pytest.param(
+            "checked_out", ["cancelled", "no_show", "checked_out"], False, id="checked-out-added"
+        ),
+        pytest.param(
+            "checked_in",
+            ["cancelled", "no_show", "checked_in"],
+            False,
+            id="any-status-may-be-added",
+        ),
     ],
 )
 def test_revoking_statuses(status: str, revoking: list[str] | None, has_grant: bool) -> None:
-    p = prop(revoking_statuses=revoking) if revoking is not None else DEFAULT
+    # Set on the Struct directly: the rule must hold even for a list the file would refuse.
+    p = (
+        msgspec.structs.replace(DEFAULT, revoking_statuses=tuple(revoking))
+        if revoking is not None
+        else DEFAULT
+    )
 
     result = access(state_of(booking(stay(status=status))), p)
 
     assert [g.grant_key for g in result.grants] == (["acme-pms:R-1001:S1"] if has_grant else [])
     assert result.issues == ()
     assert result.next_look_at == (DEPARTURE if has_grant else None)
+
+
+@pytest.mark.parametrize(
+    ("state", "now", "over"),
+    [
+        pytest.param(state_of(booking()), NOW, False, id="to-come"),
+        pytest.param(state_of(booking()), NOW - 72 * HOUR, False, id="before-its-window"),
+        pytest.param(state_of(booking()), DEPARTURE + HOUR, True, id="ended"),
+        pytest.param(state_of(booking(stay(status="cancelled"))), NOW, True, id="cancelled"),
+        pytest.param(state_of(booking(stay(status="no_show"))), NOW, True, id="no-show"),
+        pytest.param(state_of(booking(deleted=True)), NOW, True, id="deleted"),
+        pytest.param(
+            state_of(booking(stay(resource_id=None))), NOW, False, id="waiting-for-a-room"
+        ),
+        pytest.param(
+            state_of(booking(stay(status="checked_out"))), NOW, True, id="checked-out-listed"
+        ),
+    ],
+)
+def test_access_over(state: BookingState, now: datetime, over: bool) -> None:
+    assert access_over(state, state.stays[0], DEFAULT, now) is over
+
+
+def test_access_over_under_an_unknown_property_is_a_problem_not_a_decision() -> None:
+    cancelled = state_of(booking(stay(status="cancelled")))
+
+    assert access_over(cancelled, cancelled.stays[0], None, NOW) is False
+    assert access_over(state_of(booking(deleted=True)), cancelled.stays[0], None, NOW) is True
 
 
 def test_group_with_one_cancelled_stay_keeps_the_others() -> None:

@@ -172,6 +172,18 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "Invalid enum value 'gone' - at `properties.oslo-1.revoking_statuses[1]`",
     ),
     (
+        "revoking-statuses-without-no-show",
+        changed(((*P, "revoking_statuses"), ["cancelled", "checked_out"])),
+        "properties.oslo-1.revoking_statuses: must include no_show"
+        " (a cancelled or no-show stay always loses its access)",
+    ),
+    (
+        "revoking-statuses-without-cancelled-and-no-show",
+        changed(((*P, "revoking_statuses"), [])),
+        "properties.oslo-1.revoking_statuses: must include cancelled, no_show"
+        " (a cancelled or no-show stay always loses its access)",
+    ),
+    (
         "communication-unknown",
         changed(((*P, "communication"), {"agency": "fax"})),
         "Invalid enum value 'fax' - at `properties.oslo-1.communication.agency`",
@@ -374,6 +386,24 @@ def test_group_window_not_shorter_is_accepted(send: float, group: float) -> None
     prop = parse_properties(raw, ENVIRON).properties[PROPERTY_ID]
 
     assert (prop.send_window_hours, prop.group_window_hours) == (send, group)
+
+
+@pytest.mark.parametrize(
+    "statuses",
+    [
+        pytest.param(["cancelled", "no_show"], id="only-the-required"),
+        pytest.param(["no_show", "cancelled", "checked_out"], id="checked-out-added"),
+        pytest.param(["cancelled", "no_show", "checked_in"], id="any-status-added"),
+    ],
+)
+def test_revoking_statuses_that_include_cancelled_and_no_show_are_accepted(
+    statuses: list[str],
+) -> None:
+    raw = changed(((*P, "revoking_statuses"), statuses))
+
+    prop = parse_properties(raw, ENVIRON).properties[PROPERTY_ID]
+
+    assert prop.revoking_statuses == tuple(statuses)
 
 
 def test_secret_file_is_read_relative_to_the_base(tmp_path: Path) -> None:
