@@ -25,10 +25,13 @@ PER = {"name": "Per Hansen", "email": "per@example.no", "phone": "+4791234569"}
 _PERSONAL = frozenset(
     {
         "name",
+        "firstName",
+        "lastName",
         "guestName",
         "email",
         "phone",
         "phoneNumber",
+        "mobile",
         "code",
         "codeFormatted",
         "link",
@@ -179,16 +182,18 @@ class Context:
         actual = code is not None and await self.stage.opens(code, lock, at)
         self.check(name, actual == opens, f"opens={actual}")
 
-    async def grant_of(self, booking_id: str, stay_id: str) -> dict[str, Any] | None:
+    async def grant_of(
+        self, booking_id: str, stay_id: str, *, source: str = SOURCE
+    ) -> dict[str, Any] | None:
         """The active grant Inlet holds for a stay: from the sandbox, or against another Inlet
         from what the service stored of Inlet's answers (in the sandbox's field names)."""
-        key = f"{SOURCE}:{booking_id}:{stay_id}"
+        key = f"{source}:{booking_id}:{stay_id}"
         if self.target == "sandbox":
             for grant in await self.stage.grants():
                 if grant["externalId"] == key and grant["state"] == "active":
                     return dict(grant)
             return None
-        for stored in await self.stored(booking_id):
+        for stored in await self.stored(booking_id, source=source):
             if stored["grant_key"] == key and stored["state"] == "active":
                 return {
                     "externalId": key,
@@ -215,9 +220,9 @@ class Context:
         ]
         return dict(sent[-1]) if sent else {}
 
-    async def stored(self, booking_id: str) -> list[dict[str, Any]]:
+    async def stored(self, booking_id: str, *, source: str = SOURCE) -> list[dict[str, Any]]:
         """The grants the service stored for a booking (from the operator timeline)."""
-        timeline = await self.stage.timeline(SOURCE, booking_id)
+        timeline = await self.stage.timeline(source, booking_id)
         return list(timeline["grants"])
 
     async def opens(self, code: str | None, lock: str, at: datetime) -> bool:

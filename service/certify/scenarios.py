@@ -9,6 +9,7 @@ import msgspec
 from service.certify import scenarios_advanced as advanced
 from service.certify import scenarios_api as api
 from service.certify import scenarios_pms as pms
+from service.certify import scenarios_spectra as spectra
 from service.certify.context import Context
 
 
@@ -119,6 +120,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         reference="PMS 6",
         run=advanced.failed_revocation,
         needs_faults=True,
+    ),
+    Scenario(
+        id="spectra",
+        title="Spectra PMS: reservation polled, code written back, cancellation revokes",
+        reference="Spectra integration guide; PMS 2 (access information stored)",
+        run=spectra.reservation_lifecycle,
     ),
 )
 

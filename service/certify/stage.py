@@ -2,7 +2,9 @@
 
 The service and the sandbox are real aiohttp servers on loopback; events go through the real
 ingest API. The workers are driven by hand (`settle`), so time moves only when a scenario
-moves the clock: a 60-minute retry rule is shown in milliseconds. Tests use the same stage.
+moves the clock: a 60-minute retry rule is shown in milliseconds. A Spectra emulator runs
+beside them on the same clock, with a connection `[spectra.emulator]` to it for the demo
+hotel, polled by hand too (`poll_spectra`). Tests use the same stage.
 """
 
 from __future__ import annotations
@@ -16,16 +18,27 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from service.adapters.spectra.emulator import create_spectra_emulator
+from service.adapters.spectra.poller import PollReport, SpectraPoller
 from service.app import create_app
 from service.clock import ManualClock
 from service.inlet.client import InletClient
 from service.inlet.sandbox import create_sandbox_app
 from service.keys import COMMITTER, DATABASE, HOTELS, METRICS
 from service.metrics import Metrics
+from service.properties import HotelsConfig, SpectraConnection
+from service.secrets import Secret
 from service.serving import start_on_loopback
 from service.settings import Settings
 from service.store.db import Database
 from service.workers.runtime import Runtime, build_runtime
+
+# The Spectra emulator's hotel: the demo hotel's rooms, made-up credentials for loopback only.
+SPECTRA_CONNECTION = "emulator"
+SPECTRA_PROPERTY = "oslo-1"
+SPECTRA_HOTEL_CODE = "FJD"
+SPECTRA_USERNAME = "inlet"
+SPECTRA_PASSWORD = "stage-spectra-password"  # noqa: S105 - the emulator's own, on loopback
 
 
 class HttpClient:
@@ -122,9 +135,11 @@ class Stage:
         source_token: str,
         admin_token: str,
         recorder: CallRecorder,
+        spectra: HttpClient | None = None,
     ) -> None:
         self.service = service
         self.sandbox = sandbox
+        self.spectra = spectra  # the emulator's control endpoints (None: no emulator hotel)
         self.app = app
         self.runtime = runtime
         self.clock = clock
@@ -152,6 +167,23 @@ class Stage:
             if not planned and not called and not delivered:
                 return
         raise RuntimeError("the service did not settle")
+
+    @property
+    def spectra_poller(self) -> SpectraPoller | None:
+        """The poller of the emulator's connection (None when the hotel is not configured)."""
+        for poller in self.runtime.pollers:
+            if poller.name == SPECTRA_CONNECTION:
+                return poller
+        return None
+
+    async def poll_spectra(self) -> PollReport:
+        """One poll of the emulator's hotel, then the service settles (calls, write-backs)."""
+        poller = self.spectra_poller
+        if poller is None:
+            raise RuntimeError(f"the properties have no property {SPECTRA_PROPERTY!r}")
+        report = await poller.poll_once()
+        await self.settle()
+        return report
 
     async def advance(self, delta: timedelta) -> None:
         self.clock.advance(delta)
@@ -217,11 +249,13 @@ async def stage(
         create_sandbox_app(api_keys=inlet_api_keys, clock=clock.now)
     )
     hotels = settings.require_hotels()
+    spectra_runner, spectra_url = await _spectra_emulator(hotels, clock)
     hotels = msgspec.structs.replace(
         hotels,
         inlet=msgspec.structs.replace(
             hotels.inlet, base_url=inlet_url or sandbox_url, timeout_seconds=2.0
         ),
+        spectra=_with_emulator(hotels, spectra_url),
     )
     settings = msgspec.structs.replace(settings, hotels=hotels)
     app = create_app(settings, clock=clock, run_workers=False)
@@ -242,6 +276,7 @@ async def stage(
     )
     service = HttpClient(session, service_url)
     sandbox = HttpClient(session, sandbox_url)
+    spectra = HttpClient(session, spectra_url) if spectra_url else None
     try:
         yield kind(
             service=service,
@@ -252,11 +287,48 @@ async def stage(
             source_token=source_token,
             admin_token=admin_token,
             recorder=recorder,
+            spectra=spectra,
         )
     finally:
         service.release()
         sandbox.release()
+        if spectra is not None:
+            spectra.release()
         await session.close()
         await inlet_session.close()
         await service_runner.cleanup()
         await sandbox_runner.cleanup()
+        if spectra_runner is not None:
+            await spectra_runner.cleanup()
+
+
+async def _spectra_emulator(
+    hotels: HotelsConfig, clock: ManualClock
+) -> tuple[web.AppRunner | None, str]:
+    """The emulator on loopback, in the demo hotel's zone; none if that hotel is not there."""
+    prop = hotels.properties.get(SPECTRA_PROPERTY)
+    if prop is None or SPECTRA_CONNECTION in hotels.spectra:
+        return None, ""
+    app = create_spectra_emulator(
+        username=SPECTRA_USERNAME,
+        password=SPECTRA_PASSWORD,
+        hotel_code=SPECTRA_HOTEL_CODE,
+        timezone=prop.timezone.key,
+        clock=clock.now,
+        seed=1,
+    )
+    return await start_on_loopback(app)
+
+
+def _with_emulator(hotels: HotelsConfig, url: str) -> dict[str, SpectraConnection]:
+    if not url:
+        return dict(hotels.spectra)
+    connection = SpectraConnection(
+        property_id=SPECTRA_PROPERTY,
+        base_url=url,
+        username=Secret(SPECTRA_USERNAME),
+        password=Secret(SPECTRA_PASSWORD),
+        hotel_code=SPECTRA_HOTEL_CODE,
+        timeout_seconds=2.0,
+    )
+    return {**hotels.spectra, SPECTRA_CONNECTION: connection}

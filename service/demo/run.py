@@ -1,9 +1,12 @@
 """What does the service do, in one command? The demo: a hotel, sample bookings, working access.
 
-Starts the embedded PostgreSQL, the Inlet sandbox and the service with the demo hotel, posts
-three bookings through the ingest API (one arriving today, one next week, one cancelled) and
-prints what access each gets as the service converges. The service's own JSON logs go to
-`<data dir>/demo.log`. The guests and codes shown are the demo's made-up data.
+Starts the embedded PostgreSQL, the Inlet sandbox, a Spectra PMS emulator and the service with
+the demo hotel, posts three bookings through the ingest API (one arriving today, one next week,
+one cancelled), puts two reservations in the emulated Spectra (one arriving today, one in four
+days) that the service polls through its `[spectra.fjord]` connection, and prints what access
+each gets as the service converges, and the code it writes back to the Spectra reservation.
+The service's own JSON logs go to `<data dir>/demo.log`. The guests and codes shown are the
+demo's made-up data.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import msgspec
 from aiohttp import web
 
 from service import webhooks
+from service.adapters.spectra.emulator import create_spectra_emulator
 from service.app import create_app
 from service.inlet.sandbox import create_sandbox_app
 from service.logs import JsonFormatter, Masker
+from service.properties import HotelsConfig, SpectraConnection
 from service.secrets import Secret
 from service.serving import start_on_loopback
 from service.settings import Settings
@@ -33,6 +39,22 @@ PROPERTIES = Path(__file__).resolve().parent / "properties.toml"
 TOKEN = "demo-pms-token"  # noqa: S105 - the demo source's made-up token
 WEBHOOK_SECRET = "whsec_ZGVtby1wbXMtb3V0Ym91bmQtc2VjcmV0"  # noqa: S105 - the demo's own
 ADMIN = "demo-admin-token"
+# The emulated Spectra hotel: its connection, as `[spectra.fjord]` in a properties file would be.
+SPECTRA = "fjord"
+SPECTRA_SOURCE = f"spectra-{SPECTRA}"
+SPECTRA_HOTEL = "FJD"
+SPECTRA_USER = "inlet"
+SPECTRA_PASSWORD = "demo-spectra-password"  # noqa: S105 - the demo emulator's made-up password
+SPECTRA_POLL_SECONDS = 2.0
+
+
+class Watched(NamedTuple):
+    """A demo booking and the access it should end with."""
+
+    source: str
+    booking_id: str
+    expect: str  # how its description starts once converged
+    spectra_guid: str | None = None  # a Spectra reservation: its code is written back there
 
 
 def demo_environ(environ: Mapping[str, str], port: int) -> dict[str, str]:
@@ -95,6 +117,65 @@ def sample_bookings(now: datetime) -> list[dict[str, Any]]:
     ]
 
 
+def sample_reservations(now: datetime, zone: ZoneInfo) -> list[tuple[str, dict[str, Any]]]:
+    """Two reservations as Spectra holds them (hotel wall-clock times): today, in four days."""
+    run = uuid.uuid4().hex[:6]
+
+    def wall(at: datetime) -> str:
+        return at.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds")
+
+    def reservation(number: str, arrival: datetime, room: str, guest: dict[str, str]) -> Any:
+        return {
+            "reservationNumber": f"SP-{run}-{number}",
+            "status": "Confirmed",
+            "arrival": wall(arrival),
+            "departure": wall(arrival + timedelta(days=2)),
+            "roomNumber": room,
+            "guests": [guest],
+        }
+
+    today = (now + timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    return [
+        (
+            str(uuid.uuid4()),
+            reservation(
+                "1",
+                today,
+                "202",
+                {
+                    "firstName": "Nora",
+                    "lastName": "Dahl",
+                    "email": "nora@example.no",
+                    "mobile": "+4791234570",
+                },
+            ),
+        ),
+        (
+            str(uuid.uuid4()),
+            reservation(
+                "2",
+                today + timedelta(days=4),
+                "102",
+                {"firstName": "Emil", "lastName": "Berg", "email": "emil@example.no"},
+            ),
+        ),
+    ]
+
+
+def with_spectra(hotels: HotelsConfig, base_url: str) -> HotelsConfig:
+    """The demo hotel polled from the emulator every few seconds, codes written back."""
+    connection = SpectraConnection(
+        property_id="oslo-1",
+        base_url=base_url,
+        username=Secret(SPECTRA_USER),
+        password=Secret(SPECTRA_PASSWORD),
+        hotel_code=SPECTRA_HOTEL,
+        poll_interval_seconds=SPECTRA_POLL_SECONDS,
+        timeout_seconds=5.0,
+    )
+    return msgspec.structs.replace(hotels, spectra={**hotels.spectra, SPECTRA: connection})
+
+
 async def run_demo(
     environ: Mapping[str, str],
     *,
@@ -115,6 +196,15 @@ async def run_demo(
         inlet=msgspec.structs.replace(hotels.inlet, base_url=f"http://127.0.0.1:{inlet_port}"),
         sources={**hotels.sources, "demo-pms": source},
     )
+    zone = hotels.properties["oslo-1"].timezone
+    spectra_app = create_spectra_emulator(
+        username=SPECTRA_USER,
+        password=SPECTRA_PASSWORD,
+        hotel_code=SPECTRA_HOTEL,
+        timezone=zone.key,
+    )
+    spectra_runner, spectra_url = await start_on_loopback(spectra_app)
+    hotels = with_spectra(hotels, spectra_url)
     settings = msgspec.structs.replace(settings, hotels=hotels)
     _log_to_file(settings.data_dir / "demo.log", settings.log_level, Masker(settings.log_mask_key))
     print(f"inlet-bridge demo: data in {settings.data_dir.resolve()}, logs in demo.log there")
@@ -126,11 +216,16 @@ async def run_demo(
     await service.setup()
     await web.TCPSite(service, settings.host, port).start()
     base = f"http://127.0.0.1:{port}"
-    print(f"service on {base}  (Inlet sandbox on http://127.0.0.1:{inlet_port})")
+    print(
+        f"service on {base}  (Inlet sandbox on http://127.0.0.1:{inlet_port},"
+        f" Spectra emulator on {spectra_url}, polled every {SPECTRA_POLL_SECONDS:g} s)"
+    )
     try:
         async with aiohttp.ClientSession() as http:
-            bookings = sample_bookings(datetime.now(UTC))
-            for body in bookings:
+            now = datetime.now(UTC)
+            bookings = sample_bookings(now)
+            watched: list[Watched] = []
+            for body, expect in zip(bookings, ("active", "waiting", "no access"), strict=True):
                 async with http.post(
                     f"{base}/v1/events", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
                 ) as response:
@@ -138,11 +233,24 @@ async def run_demo(
                     print(
                         f"posted {body['booking']['booking_id']}: HTTP {response.status} {answer}"
                     )
-            converged = await _watch(http, base, bookings, once=once, timeout=timeout)
+                watched.append(Watched("demo-pms", body["booking"]["booking_id"], expect))
+            for (guid, raw), expect in zip(
+                sample_reservations(now, zone), ("active", "waiting"), strict=True
+            ):
+                async with http.put(
+                    f"{spectra_url}/_emulator/reservations/{guid}", json=raw
+                ) as response:
+                    print(
+                        f"Spectra reservation {raw['reservationNumber']} created in the emulator:"
+                        f" HTTP {response.status}"
+                    )
+                watched.append(Watched(SPECTRA_SOURCE, raw["reservationNumber"], expect, guid))
+            converged = await _watch(http, base, spectra_url, watched, once=once, timeout=timeout)
     finally:
         await service.cleanup()
         await sandbox.cleanup()
         await hook_runner.cleanup()
+        await spectra_runner.cleanup()
     print(f"the demo PMS received {len(hook.received)} signed webhook(s)")
     return 0 if converged or not once else 1
 
@@ -185,7 +293,8 @@ async def _demo_pms_receiver() -> tuple[_DemoPms, web.AppRunner, str]:
 async def _watch(
     http: aiohttp.ClientSession,
     base: str,
-    bookings: list[dict[str, Any]],
+    spectra_url: str,
+    watched: list[Watched],
     *,
     once: bool,
     timeout: float,  # noqa: ASYNC109 - a deadline for --once, not a call timeout
@@ -194,19 +303,23 @@ async def _watch(
     deadline = loop.time() + timeout
     shown: dict[str, str] = {}
     while True:
-        states = {}
-        for body in bookings:
-            booking_id = body["booking"]["booking_id"]
-            states[booking_id] = await _describe(http, base, booking_id)
-            if shown.get(booking_id) != states[booking_id]:
-                shown[booking_id] = states[booking_id]
-                print(f"  {booking_id}: {states[booking_id]}")
-        first, second, third = (states[b["booking"]["booking_id"]] for b in bookings)
-        converged = (
-            first.startswith("active")
-            and second.startswith("waiting")
-            and third.startswith("no access")
-        )
+        async with http.get(f"{spectra_url}/_emulator/codes") as response:
+            written: dict[str, dict[str, list[str]]] = await response.json()
+        converged = True
+        for booking in watched:
+            label = f"{booking.source} {booking.booking_id}"
+            state, code = await _describe(http, base, booking.source, booking.booking_id)
+            done = state.startswith(booking.expect)
+            if booking.spectra_guid is not None:
+                posted = written.get(booking.spectra_guid, {}).get("posted", [])
+                if posted:
+                    state += f"; code written back to the Spectra reservation: {posted[-1]}"
+                # An active Spectra stay has converged once its code is in the reservation.
+                done = done and (code is None or (bool(posted) and posted[-1] == code))
+            converged = converged and done
+            if shown.get(label) != state:
+                shown[label] = state
+                print(f"  {label}: {state}")
         if converged and once:
             print("converged: every demo booking has the access it should")
             return True
@@ -216,14 +329,17 @@ async def _watch(
         await asyncio.sleep(0.5)
 
 
-async def _describe(http: aiohttp.ClientSession, base: str, booking_id: str) -> str:
+async def _describe(
+    http: aiohttp.ClientSession, base: str, source: str, booking_id: str
+) -> tuple[str, str | None]:
+    """What access a booking has, and its active keypad code (None when it has none)."""
     async with http.get(
-        f"{base}/v1/bookings/demo-pms/{booking_id}",
+        f"{base}/v1/bookings/{source}/{booking_id}",
         params={"reveal": "true"},
         headers={"Authorization": f"Bearer {ADMIN}"},
     ) as response:
         if response.status != 200:
-            return "not yet reconciled"
+            return "not yet reconciled", None
         timeline = await response.json()
     grants = timeline["grants"]
     active = [g for g in grants if g["state"] == "active"]
@@ -232,14 +348,14 @@ async def _describe(http: aiohttp.ClientSession, base: str, booking_id: str) -> 
         return (
             f"active: code {g['code_formatted']} on {', '.join(g['access_points'])}"
             f" from {g['valid_from']} to {g['valid_to']} (Inlet reference {g['reference_id']})"
-        )
+        ), g["code_formatted"]
     desired = timeline["desired"]["grants"]
     if desired and not timeline["calls"]:
-        return f"waiting for the send window: access is sent after {desired[0]['send_after']}"
+        return f"waiting for the send window: access is sent after {desired[0]['send_after']}", None
     if not desired:
         revoked = any(g["state"] == "revoked" for g in grants)
-        return "no access (cancelled" + (", revoked at Inlet)" if revoked else ")")
-    return "calls in progress"
+        return "no access (cancelled" + (", revoked at Inlet)" if revoked else ")"), None
+    return "calls in progress", None
 
 
 def _log_to_file(path: Path, level: str, masker: Masker) -> None:

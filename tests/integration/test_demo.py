@@ -1,8 +1,9 @@
-"""`inlet-bridge demo --once` converges on a fresh data folder and exits 0."""
+"""`inlet-bridge demo --once` converges on a fresh data folder and exits 0, Spectra included."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -44,6 +45,15 @@ def test_demo_once_converges(tmp_path: Path) -> None:
     assert "waiting for the send window" in result.stdout
     assert "no access (cancelled" in result.stdout
     assert "demo PMS webhook (signature ok): access.granted" in result.stdout
+    # The Spectra reservation arriving today got access, and its code went back to Spectra.
+    active = re.search(
+        r"spectra-fjord SP-\w+-1: active: code (#\d+\*) on L-202.*"
+        r"; code written back to the Spectra reservation: (#\d+\*)",
+        result.stdout,
+    )
+    assert active is not None, result.stdout
+    assert active[1] == active[2]
+    assert re.search(r"spectra-fjord SP-\w+-2: waiting for the send window", result.stdout)
     # The service's logs went to the data folder, with personal data masked.
     log = (tmp_path / "data" / "demo.log").read_text()
     assert '"action":"call.succeeded"' in log
