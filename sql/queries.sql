@@ -277,8 +277,6 @@ SET state = EXCLUDED.state,
     message = EXCLUDED.message,
     updated_at = EXCLUDED.updated_at;
 
--- name: revoke_grant
--- Record that Inlet no longer holds a grant (its codes are kept for the timeline).
 -- name: earlier_grant_attempts
 -- Attempts of a grant's GrantAccess calls before call $2, since Inlet last confirmed a revocation;
 -- an attempt started but never recorded (its lease expired) comes back with a null outcome.
@@ -295,6 +293,8 @@ WHERE c.source = $3 AND c.booking_id = $4 AND c.grant_key = $1
                          AND r.last_http_status IS NOT NULL), 0)
 ORDER BY c.id, n.attempt;
 
+-- name: revoke_grant
+-- Record that Inlet no longer holds a grant (its codes are kept for the timeline).
 UPDATE grants
 SET state = 'revoked', fingerprint = '', message = $2, updated_at = $3
 WHERE grant_key = $1;
