@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from service.domain.booking import BookingEvent
+from service.domain.validation import ValidEvent
 from service.metrics import Metrics
 from service.store.events import EventStore, EventWriter, UnitResult
 
@@ -27,7 +27,7 @@ class IngestUnavailable(Exception):
 class _Waiting:
     __slots__ = ("events", "future")
 
-    def __init__(self, events: Sequence[BookingEvent], future: asyncio.Future[UnitResult]) -> None:
+    def __init__(self, events: Sequence[ValidEvent], future: asyncio.Future[UnitResult]) -> None:
         self.events = events
         self.future = future
 
@@ -49,8 +49,11 @@ class GroupCommitter:
         """Call `listener` after each commit that stored events (wakes the local reconciler)."""
         self._listeners.append(listener)
 
-    async def append(self, events: Sequence[BookingEvent]) -> UnitResult:
-        """Store all of `events` or none; returns once they are durable (or refused)."""
+    async def append(self, events: Sequence[ValidEvent]) -> UnitResult:
+        """Store all of `events` or none; returns once they are durable (or refused).
+
+        Only validated events can be appended: what is stored is their normalized copy.
+        """
         if self._closed:
             raise IngestUnavailable("shutting down")
         future: asyncio.Future[UnitResult] = asyncio.get_running_loop().create_future()

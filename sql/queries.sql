@@ -42,10 +42,11 @@ JOIN unnest($1::text[], $2::text[]) AS k(source, event_id)
 
 -- name: insert_events
 -- Append events in key order; a key another writer stored meanwhile is skipped (the caller retries).
-INSERT INTO events (source, event_id, booking_id, property_id, occurred_at, body_sha256, event)
+INSERT INTO events (source, event_id, booking_id, property_id, occurred_at, body_sha256, event,
+                    warnings)
 SELECT *
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[],
-            $7::jsonb[])
+            $7::jsonb[], $8::jsonb[])
 ORDER BY 1, 2
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING source, event_id, position, received_at;
@@ -65,8 +66,9 @@ WITH marked AS (
 SELECT pg_notify('inlet_bridge_marked', '') WHERE EXISTS (SELECT 1 FROM marked);
 
 -- name: booking_events
--- One booking's events in log order, for the fold.
-SELECT position, occurred_at, received_at, event_id, event::text AS event
+-- One booking's events in log order, for the fold (and their contact warnings, for the timeline).
+SELECT position, occurred_at, received_at, event_id, event::text AS event,
+       warnings::text AS warnings
 FROM events
 WHERE source = $1 AND booking_id = $2
 ORDER BY position;

@@ -3,6 +3,8 @@
 Order of checks: size (413), credentials (401, no detail), decoding (422 with every problem),
 the body's source against the credentials (403), validation (422), then the group commit.
 202 means committed; a repeat answers like the first; a changed body under a stored id is 409.
+An invalid email or phone does not refuse the event: it is dropped before the event is stored
+and the answer lists it under `warnings` (a 422 lists them too, beside the problems).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -17,7 +20,7 @@ from service.api.auth import authenticate_source
 from service.api.responses import error, json_response
 from service.domain.booking import BookingEvent, Problem
 from service.domain.decoding import decode_batch, decode_event
-from service.domain.validation import validate_batch, validate_event
+from service.domain.validation import InvalidEvent, ValidEvent, validate_batch, validate_event
 from service.ingest import IngestUnavailable
 from service.keys import COMMITTER, METRICS, REQUEST_ID, SETTINGS
 from service.store.events import AppendResult
@@ -83,31 +86,51 @@ async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
         return refused.response
     finally:
         metrics.ingest_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
-    for result, event in zip(results, events, strict=True):
-        counter = metrics.events_accepted if result.status == "stored" else metrics.events_duplicate
+    for result, valid in zip(results, events, strict=True):
+        stored = result.status == "stored"
+        counter = metrics.events_accepted if stored else metrics.events_duplicate
         counter.labels(source=source).inc()
+        keys = {
+            "source": source,
+            "event_id": valid.event.event_id,
+            "booking_id": valid.event.booking.booking_id,
+            "property_id": valid.event.booking.property_id,
+            "position": result.position,
+            "request_id": request.get(REQUEST_ID),
+        }
         log.info(
-            "event stored" if result.status == "stored" else "event repeated",
-            extra={
-                "action": "ingest.accepted" if result.status == "stored" else "ingest.duplicate",
-                "source": source,
-                "event_id": event.event_id,
-                "booking_id": event.booking.booking_id,
-                "property_id": event.booking.property_id,
-                "position": result.position,
-                "request_id": request.get(REQUEST_ID),
-            },
+            "event stored" if stored else "event repeated",
+            extra={"action": "ingest.accepted" if stored else "ingest.duplicate", **keys},
         )
+        if stored and valid.warnings:
+            # Paths only: the dropped values are personal data.
+            log.warning(
+                "contact details dropped",
+                extra={
+                    "action": "ingest.contact_dropped",
+                    "paths": [w.path for w in valid.warnings],
+                    **keys,
+                },
+            )
     replayed = all(r.status == "duplicate" for r in results)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     if batch:
-        return json_response(
-            {"results": [_answer(r) for r in results]}, status=202, headers=headers
-        )
-    return json_response(_answer(results[0]), status=202, headers=headers)
+        answers = [_answer(r, v) for r, v in zip(results, events, strict=True)]
+        return json_response({"results": answers}, status=202, headers=headers)
+    return json_response(_answer(results[0], events[0]), status=202, headers=headers)
 
 
-def _decode(body: bytes, *, batch: bool, source: str) -> tuple[BookingEvent, ...]:
+def _invalid(
+    message: str, problems: Sequence[Problem], warnings: Sequence[Problem]
+) -> web.Response:
+    """The 422 of validation: the error shape, plus what would have been dropped."""
+    body: dict[str, Any] = {"error": "invalid", "message": message, "problems": list(problems)}
+    if warnings:
+        body["warnings"] = list(warnings)
+    return json_response(body, status=422)
+
+
+def _decode(body: bytes, *, batch: bool, source: str) -> tuple[ValidEvent, ...]:
     decoded: tuple[BookingEvent, ...] | BookingEvent | list[Problem]
     decoded = decode_batch(body) if batch else decode_event(body)
     if isinstance(decoded, list):
@@ -137,14 +160,14 @@ def _decode(body: bytes, *, batch: bool, source: str) -> tuple[BookingEvent, ...
     if repeated:
         raise _Refused(error(422, "invalid", "the batch is not valid", repeated), "invalid")
     validated = validate_batch(events) if batch else validate_event(events[0])
-    if isinstance(validated, list):
+    if isinstance(validated, InvalidEvent):
         what = "the batch is not valid" if batch else "the event is not valid"
-        raise _Refused(error(422, "invalid", what, validated), "invalid")
+        raise _Refused(_invalid(what, validated.problems, validated.warnings), "invalid")
     return validated if isinstance(validated, tuple) else (validated,)
 
 
 async def _commit(
-    request: web.Request, events: Sequence[BookingEvent], *, batch: bool
+    request: web.Request, events: Sequence[ValidEvent], *, batch: bool
 ) -> tuple[AppendResult, ...]:
     try:
         unit = await request.app[COMMITTER].append(events)
@@ -170,9 +193,13 @@ async def _commit(
     return unit.results
 
 
-def _answer(result: AppendResult) -> dict[str, object]:
-    return {
+def _answer(result: AppendResult, valid: ValidEvent) -> dict[str, object]:
+    """One event's answer; a repeat carries the same warnings, since its body is the same."""
+    answer: dict[str, object] = {
         "event_id": result.event_id,
         "position": result.position,
         "received_at": result.received_at,
     }
+    if valid.warnings:
+        answer["warnings"] = list(valid.warnings)
+    return answer

@@ -52,12 +52,17 @@ _FREE_TEXT_KEYS = frozenset({"message", "last_message"})
 _PERSONAL_KEYS = frozenset(
     {"name", "email", "phone", "guest_name", "code", "code_formatted", "link"}
 )
+# An event's contact warnings hold JSON paths and our own messages, never the dropped values;
+# scrubbing them would only mask the example number in "e.g. +4791234567".
+_WITHOUT_PERSONAL_KEYS = frozenset({"warnings"})
 
 
 def _mask_personal(node: Any, masker: Masker) -> None:
     """Mask personal values in place, at any depth."""
     if isinstance(node, dict):
         for key, value in node.items():
+            if key in _WITHOUT_PERSONAL_KEYS:
+                continue
             if key in _PERSONAL_KEYS and isinstance(value, str):
                 node[key] = masker.mask(value)
             elif key in _FREE_TEXT_KEYS and isinstance(value, str):

@@ -36,8 +36,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         id="api.validation",
-        title="Email and phone validation, refused examples",
-        reference="API guide 3.3",
+        title="Email and phone validation: invalid ones never sent, reported as warnings",
+        reference="API guide 3.3; PMS 5",
         run=api.data_validation,
     ),
     Scenario(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from service.certify.context import OLA, SOURCE, Context
 
@@ -53,20 +54,52 @@ async def required_fields(ctx: Context) -> None:
     )
 
 
+PHONE_FIELDS = ("phoneNumber", "countryCode")
+# Dropped, never refused: an invalid contact detail must not block access (PMS guide 5).
+DROPPED = [
+    ("email without a domain", {"email": "ola@"}, "guests[0].email", ("email",)),
+    ("phone without country code", {"phone": "91234567"}, "guests[0].phone", PHONE_FIELDS),
+    ("phone that is not a number", {"phone": "+47123"}, "guests[0].phone", PHONE_FIELDS),
+]
 REFUSED = [
-    ("email without a domain", {"email": "ola@"}, "guests[0].email"),
-    ("phone without country code", {"phone": "91234567"}, "guests[0].phone"),
-    ("phone that is not a number", {"phone": "+47123"}, "guests[0].phone"),
     ("script in the name", {"name": "<script>x</script>"}, "guests[0].name"),
 ]
 
 
 async def data_validation(ctx: Context) -> None:
-    """Emails and phones are validated before anything is sent; bad data is refused by path."""
-    for index, (what, change, path) in enumerate(REFUSED):
+    """Emails and phones are validated before anything is sent: an invalid one is never sent to
+    Inlet and is reported as a warning, and the stay gets access all the same; other bad data
+    (a name that is only markup, a timestamp without offset) refuses the event by path."""
+    for index, (what, change, path, fields) in enumerate(DROPPED):
+        booking = ctx.booking_id(f"DROP{index}")
         guest = {**OLA, **change}
         answer = await ctx.send(
-            ctx.booking_id(f"BAD{index}"),
+            booking, [ctx.stay("S1", room="101", arrival=ctx.now + 2 * HOUR, guests=[guest])]
+        )
+        warnings = answer.get("warnings", [])
+        ctx.check(
+            f"{what}: reported as a warning at booking.stays[0].{path}",
+            f"booking.stays[0].{path}" in [w["path"] for w in warnings],
+            "; ".join(f"{w['path']}: {w['message']}" for w in warnings),
+        )
+        grants = [c for c in await ctx.calls_to("/GrantAccess") if _booking_of(c) == booking]
+        body = grants[0]["body"] if grants else {}
+        ctx.check(
+            f"{what}: never sent to Inlet; access granted with the rest of the contact",
+            len(grants) == 1
+            and not any(body.get(f) for f in fields)
+            and bool(body.get("guestName"))
+            and bool(body.get("email") or body.get("phoneNumber")),
+            f"{len(grants)} GrantAccess; fields sent: "
+            + ", ".join(sorted(k for k in ("email", *PHONE_FIELDS) if body.get(k))),
+        )
+    refused: list[str] = []
+    for index, (what, change, path) in enumerate(REFUSED):
+        guest = {**OLA, **change}
+        booking = ctx.booking_id(f"BAD{index}")
+        refused.append(booking)
+        answer = await ctx.send(
+            booking,
             [ctx.stay("S1", room="101", arrival=ctx.now + 2 * HOUR, guests=[guest])],
             expect=422,
         )
@@ -82,10 +115,19 @@ async def data_validation(ctx: Context) -> None:
         "occurred_at": "2026-11-23T10:00:00",
         "booking": {"booking_id": ctx.booking_id("NAIVE"), "property_id": "oslo-1"},
     }
+    refused.append(ctx.booking_id("NAIVE"))
     response = await ctx.stage.post(naive)
     problems = [p["path"] for p in (await response.json()).get("problems", [])]
     ctx.check("timestamp without offset refused", problems == ["occurred_at"], f"{problems}")
-    ctx.check("nothing sent to Inlet", not await ctx.inlet_calls())
+    ctx.check(
+        "nothing of a refused event sent to Inlet",
+        not [c for c in await ctx.inlet_calls() if _booking_of(c) in refused],
+    )
+
+
+def _booking_of(call: dict[str, Any]) -> Any:
+    body = call.get("body")
+    return body.get("bookingId") if isinstance(body, dict) else None
 
 
 async def answers_read(ctx: Context) -> None:

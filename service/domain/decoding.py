@@ -47,14 +47,16 @@ def decode_batch(body: bytes) -> tuple[BookingEvent, ...] | list[Problem]:
     return decoded.events if isinstance(decoded, EventBatch) else decoded
 
 
-def truncate_problems(problems: list[Problem], limit: int = MAX_PROBLEMS) -> list[Problem]:
-    """At most `limit` problems, the last one saying how many more were left out."""
+def truncate_problems(
+    problems: list[Problem], limit: int = MAX_PROBLEMS, *, what: str = "problems"
+) -> list[Problem]:
+    """At most `limit` problems (or warnings), the last one saying how many were left out."""
     if len(problems) <= limit:
         return problems
     left_out = len(problems) - (limit - 1)
     return [
         *problems[: limit - 1],
-        Problem(path="", message=f"{left_out} more problems not listed"),
+        Problem(path="", message=f"{left_out} more {what} not listed"),
     ]
 
 

@@ -4,13 +4,20 @@ Inlet's partner guide (section 3.3) makes format validation of emails and phones
 country code) and sanitising of free text mandatory; CONTRACT.md section 1 adds ID, date and
 length rules. Every rule runs so a sender sees all problems at once; a valid event comes back
 as a normalized copy (emails normalized, phones in E.164, names cleaned), and nothing else is
-stored. Messages name the problem but never repeat the rejected personal value, because
-problems end up in responses and logs.
+stored.
+
+An email or phone that fails its check is not a reason to refuse the event: Inlet's
+certification texts say missing or invalid contact details never block access. Such a value is
+dropped from the normalized copy (so it never reaches Inlet) and reported as a warning; the
+other rules are problems that refuse the event. Messages name the problem but never repeat the
+rejected personal value, because problems and warnings end up in responses, the timeline and
+logs.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import re
 import unicodedata
@@ -34,6 +41,7 @@ ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@/+#-]*")
 ID_RULE: Final = "must start with a letter or digit and contain only letters, digits and ._@/+#-"
 
 PHONE_EXAMPLE: Final = "e.g. +4791234567"
+EMPTY_CONTACT: Final = "must not be empty; leave it out or send null"
 # Blocks whose content is code, not text: dropped whole, not just their tags.
 _CODE_BLOCK = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
@@ -42,30 +50,81 @@ _TAG = re.compile(r"</?[A-Za-z!?][^<>]*>")
 _KEPT_FORMAT_CHARS: Final = frozenset("\u200c\u200d")
 
 
-def validate_event(event: BookingEvent) -> BookingEvent | list[Problem]:
-    """A normalized copy of `event`, or every semantic problem with it."""
-    problems: list[Problem] = []
-    _check_id(event.event_id, "event_id", problems)
-    _check_id(event.source, "source", problems)
-    _check_aware(event.occurred_at, "occurred_at", problems)
-    booking = _validate_booking(event.booking, "booking", problems)
-    if problems:
-        return truncate_problems(problems)
-    return msgspec.structs.replace(event, booking=booking)
+class ValidEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event fit to store: its normalized copy and the contact details dropped from it.
+
+    `dropped_digest` fingerprints the dropped values as they were sent (empty when nothing was
+    dropped), so a repeat with the same bad phone is told apart from one with another bad phone;
+    the values themselves are not kept.
+    """
+
+    event: BookingEvent
+    warnings: tuple[Problem, ...] = ()
+    dropped_digest: bytes = b""
 
 
-def validate_batch(events: Sequence[BookingEvent]) -> tuple[BookingEvent, ...] | list[Problem]:
-    """Normalized copies of all `events`, or every problem, under `events[i]`; all or nothing."""
-    valid: list[BookingEvent] = []
+class InvalidEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Why an event (or a batch) is refused, and what would have been dropped had it not been."""
+
+    problems: tuple[Problem, ...]
+    warnings: tuple[Problem, ...] = ()
+
+
+class _Findings:
+    """What the rules found: problems refuse the event, warnings drop a contact detail."""
+
+    __slots__ = ("dropped", "problems", "warnings")
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.dropped: list[tuple[str, str]] = []
+
+    def drop(self, path: str, value: str, message: str) -> None:
+        self.warnings.append(Problem(path=path, message=message))
+        self.dropped.append((path, value))
+
+
+def validate_event(event: BookingEvent) -> ValidEvent | InvalidEvent:
+    """A normalized copy of `event` with its warnings, or every semantic problem with it."""
+    found = _Findings()
+    out = found.problems
+    _check_id(event.event_id, "event_id", out)
+    _check_id(event.source, "source", out)
+    _check_aware(event.occurred_at, "occurred_at", out)
+    booking = _validate_booking(event.booking, "booking", found)
+    warnings = tuple(truncate_problems(found.warnings, what="warnings"))
+    if found.problems:
+        return InvalidEvent(problems=tuple(truncate_problems(found.problems)), warnings=warnings)
+    return ValidEvent(
+        event=msgspec.structs.replace(event, booking=booking),
+        warnings=warnings,
+        dropped_digest=hashlib.sha256(msgspec.json.encode(found.dropped)).digest()
+        if found.dropped
+        else b"",
+    )
+
+
+def validate_batch(events: Sequence[BookingEvent]) -> tuple[ValidEvent, ...] | InvalidEvent:
+    """All `events` validated, or every problem (and warning) under `events[i]`; all or nothing.
+
+    The warnings of a valid event stay relative to that event: each answer carries its own.
+    """
+    valid: list[ValidEvent] = []
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     for index, event in enumerate(events):
         result = validate_event(event)
-        if isinstance(result, BookingEvent):
+        warnings.extend(problems_under(f"events[{index}]", result.warnings))
+        if isinstance(result, ValidEvent):
             valid.append(result)
         else:
-            problems.extend(problems_under(f"events[{index}]", result))
+            problems.extend(problems_under(f"events[{index}]", result.problems))
     if problems:
-        return truncate_problems(problems)
+        return InvalidEvent(
+            problems=tuple(truncate_problems(problems)),
+            warnings=tuple(truncate_problems(warnings, what="warnings")),
+        )
     return tuple(valid)
 
 
@@ -91,12 +150,13 @@ def clean_text(value: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def _validate_booking(booking: Booking, path: str, out: list[Problem]) -> Booking:
+def _validate_booking(booking: Booking, path: str, found: _Findings) -> Booking:
+    out = found.problems
     _check_id(booking.booking_id, f"{path}.booking_id", out)
     _check_id(booking.property_id, f"{path}.property_id", out)
     organizer: Contact | None = None
     if booking.organizer is not None:
-        organizer = _validate_contact(booking.organizer, f"{path}.organizer", out)
+        organizer = _validate_contact(booking.organizer, f"{path}.organizer", found)
     elif booking.communication == "organizer":
         out.append(
             Problem(path=f"{path}.organizer", message="is required when communication is organizer")
@@ -117,13 +177,14 @@ def _validate_booking(booking: Booking, path: str, out: list[Problem]) -> Bookin
             )
         else:
             first_index[stay.stay_id] = index
-        stays.append(_validate_stay(stay, stay_path, out))
+        stays.append(_validate_stay(stay, stay_path, found))
     return msgspec.structs.replace(
         booking, organizer=organizer, company=company, stays=tuple(stays)
     )
 
 
-def _validate_stay(stay: Stay, path: str, out: list[Problem]) -> Stay:
+def _validate_stay(stay: Stay, path: str, found: _Findings) -> Stay:
+    out = found.problems
     _check_id(stay.stay_id, f"{path}.stay_id", out)
     if stay.resource_id is not None:
         _check_id(stay.resource_id, f"{path}.resource_id", out)
@@ -138,16 +199,24 @@ def _validate_stay(stay: Stay, path: str, out: list[Problem]) -> Stay:
                 Problem(path=f"{path}.departure", message="makes the stay longer than 366 days")
             )
     guests = tuple(
-        _validate_contact(guest, f"{path}.guests[{index}]", out)
+        _validate_contact(guest, f"{path}.guests[{index}]", found)
         for index, guest in enumerate(stay.guests)
     )
     return msgspec.structs.replace(stay, guests=guests)
 
 
-def _validate_contact(contact: Contact, path: str, out: list[Problem]) -> Contact:
-    name = _clean_required_text(contact.name, f"{path}.name", out)
-    email = None if contact.email is None else _normalize_email(contact.email, f"{path}.email", out)
-    phone = None if contact.phone is None else _normalize_phone(contact.phone, f"{path}.phone", out)
+def _validate_contact(contact: Contact, path: str, found: _Findings) -> Contact:
+    """The contact cleaned; an email or phone that fails its check is dropped with a warning."""
+    name = _clean_required_text(contact.name, f"{path}.name", found.problems)
+    email = phone = None
+    if contact.email is not None:
+        email, why = _normalize_email(contact.email)
+        if why is not None:
+            found.drop(f"{path}.email", contact.email, why)
+    if contact.phone is not None:
+        phone, why = _normalize_phone(contact.phone)
+        if why is not None:
+            found.drop(f"{path}.phone", contact.phone, why)
     return msgspec.structs.replace(contact, name=name, email=email, phone=phone)
 
 
@@ -162,16 +231,15 @@ def _clean_required_text(value: str, path: str, out: list[Problem]) -> str:
     return cleaned
 
 
-def _normalize_email(value: str, path: str, out: list[Problem]) -> str:
+def _normalize_email(value: str) -> tuple[str | None, str | None]:
+    """The normal form of an email address, or None and why it is not valid."""
     if not value.strip():
-        out.append(Problem(path=path, message="must not be empty; leave it out or send null"))
-        return value
+        return None, EMPTY_CONTACT
     normalized = _email_normal_form(value.strip())
     if normalized is None:
         # The library's explanation quotes parts of the address, so it is not passed on.
-        out.append(Problem(path=path, message="is not a valid email address"))
-        return value
-    return normalized
+        return None, "is not a valid email address"
+    return normalized, None
 
 
 # A PMS sends the whole booking on every change, so the same guests are checked again and
@@ -198,20 +266,18 @@ def _phone_e164(text: str) -> str | None:
     return e164
 
 
-def _normalize_phone(value: str, path: str, out: list[Problem]) -> str:
+def _normalize_phone(value: str) -> tuple[str | None, str | None]:
+    """A phone number in E.164, or None and why it is not valid."""
     text = value.strip()
     if not text:
-        out.append(Problem(path=path, message="must not be empty; leave it out or send null"))
-        return value
+        return None, EMPTY_CONTACT
     if not text.startswith("+"):
         # Without '+' the country is a guess; Inlet needs the country code (guide 3.3).
-        out.append(Problem(path=path, message=f"must include the country code, {PHONE_EXAMPLE}"))
-        return value
+        return None, f"must include the country code, {PHONE_EXAMPLE}"
     e164 = _phone_e164(text)
     if e164 is None:
-        out.append(Problem(path=path, message=f"is not a valid phone number, {PHONE_EXAMPLE}"))
-        return value
-    return e164
+        return None, f"is not a valid phone number, {PHONE_EXAMPLE}"
+    return e164, None
 
 
 def _check_id(value: str, path: str, out: list[Problem]) -> None:

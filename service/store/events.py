@@ -3,7 +3,9 @@
 A group is several requests' events committed in one transaction (group commit). Each request
 is a unit: all of its events are stored, or none. A repeat of (source, event_id) with the same
 body answers like the first delivery; with a different body it is a conflict and its unit is
-refused whole.
+refused whole. Two units of one group carrying the same new event are one delivery and its
+repeat: the first is "stored", the later ones "duplicate". An event is stored with the warnings
+of its validation (the contact details dropped from it), for the timeline.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Literal
 import msgspec
 from asyncpg import Record
 
-from service.domain.booking import BookingEvent
+from service.domain.booking import BookingEvent, Problem
 from service.domain.fold import LoggedEvent
+from service.domain.validation import ValidEvent
 from service.store.db import Connection, Database
 
 _MAX_RACE_RETRIES = 3
@@ -59,7 +62,7 @@ class EventWriter:
         self._store = store
         self._conn = conn
 
-    async def append_group(self, units: Sequence[Sequence[BookingEvent]]) -> list[UnitResult]:
+    async def append_group(self, units: Sequence[Sequence[ValidEvent]]) -> list[UnitResult]:
         return await self._store.append_group(units, self._conn)
 
 
@@ -71,9 +74,25 @@ class _RaceLost(Exception):
     """Another writer stored one of our keys between our look-up and our insert."""
 
 
-def body_digest(event: BookingEvent) -> bytes:
-    """The fingerprint that tells a repeat from a changed body under the same event_id."""
-    return hashlib.sha256(msgspec.json.encode(event)).digest()
+def body_digest(valid: ValidEvent) -> bytes:
+    """The fingerprint that tells a repeat from a changed body under the same event_id.
+
+    The normalized event, plus the dropped contact details as they were sent: another invalid
+    phone under the same event_id is a changed body, though both normalize alike. With nothing
+    dropped this is the digest of the normalized event alone, as rows stored before have.
+    """
+    digest = hashlib.sha256(msgspec.json.encode(valid.event))
+    digest.update(valid.dropped_digest)
+    return digest.digest()
+
+
+def _warnings_json(valid: ValidEvent) -> str | None:
+    return msgspec.json.encode(valid.warnings).decode() if valid.warnings else None
+
+
+def decode_warnings(text: str | None) -> tuple[Problem, ...]:
+    """The warnings stored with an event (NULL for none, and for rows stored before)."""
+    return () if text is None else msgspec.json.decode(text, type=tuple[Problem, ...])
 
 
 class EventStore:
@@ -87,7 +106,7 @@ class EventStore:
             yield EventWriter(self, conn)
 
     async def append_group(
-        self, units: Sequence[Sequence[BookingEvent]], conn: Connection | None = None
+        self, units: Sequence[Sequence[ValidEvent]], conn: Connection | None = None
     ) -> list[UnitResult]:
         """Commit every unit in one transaction; returns one result per unit, in order.
 
@@ -117,15 +136,15 @@ class EventStore:
                 yield conn
 
     async def _append_fast(
-        self, units: Sequence[Sequence[BookingEvent]], held: Connection | None
+        self, units: Sequence[Sequence[ValidEvent]], held: Connection | None
     ) -> list[UnitResult]:
-        rows: dict[tuple[str, str], tuple[BookingEvent, bytes]] = {}
+        rows: dict[tuple[str, str], tuple[ValidEvent, bytes]] = {}
         for unit in units:
-            for event in unit:
-                key, digest = (event.source, event.event_id), body_digest(event)
+            for valid in unit:
+                key, digest = _key(valid), body_digest(valid)
                 if key in rows and rows[key][1] != digest:
                     raise _NeedsCheck
-                rows.setdefault(key, (event, digest))
+                rows.setdefault(key, (valid, digest))
         ordered = [rows[key] for key in sorted(rows)]
         async with self._transaction(held) as conn:
             records = await self._insert(conn, ordered)
@@ -142,31 +161,34 @@ class EventStore:
             ):
                 raise _NeedsCheck  # rolls back: a changed body, or a key another writer holds
             if stored:
-                await self._mark(conn, [e for key, (e, _) in rows.items() if key in stored])
-        return [
-            UnitResult(
-                results=tuple(
+                await self._mark(conn, [v.event for key, (v, _) in rows.items() if key in stored])
+        # A key inserted now is "stored" for the first event that carries it, in request order;
+        # any later unit of the group carrying it again is a repeat of that delivery.
+        answered: set[tuple[str, str]] = set()
+        results = []
+        for unit in units:
+            unit_results = []
+            for valid in unit:
+                key = _key(valid)
+                row = earlier.get(key) or stored[key]
+                first = key not in earlier and key not in answered
+                answered.add(key)
+                unit_results.append(
                     AppendResult(
-                        event_id=e.event_id,
-                        status="duplicate" if (e.source, e.event_id) in earlier else "stored",
-                        position=(
-                            earlier.get((e.source, e.event_id)) or stored[(e.source, e.event_id)]
-                        ).position,
-                        received_at=(
-                            earlier.get((e.source, e.event_id)) or stored[(e.source, e.event_id)]
-                        ).received_at,
+                        event_id=valid.event.event_id,
+                        status="stored" if first else "duplicate",
+                        position=row.position,
+                        received_at=row.received_at,
                     )
-                    for e in unit
                 )
-            )
-            for unit in units
-        ]
+            results.append(UnitResult(results=tuple(unit_results)))
+        return results
 
     async def _append_once(
-        self, units: Sequence[Sequence[BookingEvent]], held: Connection | None
+        self, units: Sequence[Sequence[ValidEvent]], held: Connection | None
     ) -> list[UnitResult]:
-        digests = [[body_digest(e) for e in unit] for unit in units]
-        keys = sorted({(e.source, e.event_id) for unit in units for e in unit})
+        digests = [[body_digest(v) for v in unit] for unit in units]
+        keys = sorted({_key(v) for unit in units for v in unit})
         async with self._transaction(held) as conn:
             existing = await self._find(conn, keys)
             accepted, claimed = self._choose(units, digests, existing)
@@ -182,26 +204,28 @@ class EventStore:
                     )
                     for r in records
                 }
-                await self._mark(conn, [e for e, _ in rows])
+                await self._mark(conn, [v.event for v, _ in rows])
+        answered: set[tuple[str, str]] = set()
         return [
-            self._unit_result(unit, ok, existing, inserted, claimed)
+            self._unit_result(unit, ok, existing, inserted, claimed, answered)
             for unit, ok in zip(units, accepted, strict=True)
         ]
 
     async def _insert(
-        self, conn: Connection, rows: Sequence[tuple[BookingEvent, bytes]]
+        self, conn: Connection, rows: Sequence[tuple[ValidEvent, bytes]]
     ) -> list[Record]:
         """Insert in key order; keys already stored are skipped (not returned)."""
         return list(
             await conn.fetch(
                 self._db.sql("insert_events"),
-                [e.source for e, _ in rows],
-                [e.event_id for e, _ in rows],
-                [e.booking.booking_id for e, _ in rows],
-                [e.booking.property_id for e, _ in rows],
-                [e.occurred_at for e, _ in rows],
+                [v.event.source for v, _ in rows],
+                [v.event.event_id for v, _ in rows],
+                [v.event.booking.booking_id for v, _ in rows],
+                [v.event.booking.property_id for v, _ in rows],
+                [v.event.occurred_at for v, _ in rows],
                 [d for _, d in rows],
-                [msgspec.json.encode(e).decode() for e, _ in rows],
+                [msgspec.json.encode(v.event).decode() for v, _ in rows],
+                [_warnings_json(v) for v, _ in rows],
             )
         )
 
@@ -231,43 +255,47 @@ class EventStore:
 
     @staticmethod
     def _choose(
-        units: Sequence[Sequence[BookingEvent]],
+        units: Sequence[Sequence[ValidEvent]],
         digests: list[list[bytes]],
         existing: dict[tuple[str, str], _Existing],
-    ) -> tuple[list[bool], dict[tuple[str, str], tuple[BookingEvent, bytes]]]:
+    ) -> tuple[list[bool], dict[tuple[str, str], tuple[ValidEvent, bytes]]]:
         """Which units go in (no conflict with the log or an earlier unit) and which rows to insert."""
-        claimed: dict[tuple[str, str], tuple[BookingEvent, bytes]] = {}
+        claimed: dict[tuple[str, str], tuple[ValidEvent, bytes]] = {}
         accepted: list[bool] = []
         for unit, unit_digests in zip(units, digests, strict=True):
             ok = True
-            for event, digest in zip(unit, unit_digests, strict=True):
-                key = (event.source, event.event_id)
+            for valid, digest in zip(unit, unit_digests, strict=True):
+                key = _key(valid)
                 earlier = existing.get(key)
                 pending = claimed.get(key)
                 if (earlier and earlier.digest != digest) or (pending and pending[1] != digest):
                     ok = False
             accepted.append(ok)
             if ok:
-                for event, digest in zip(unit, unit_digests, strict=True):
-                    key = (event.source, event.event_id)
+                for valid, digest in zip(unit, unit_digests, strict=True):
+                    key = _key(valid)
                     if key not in existing:
-                        claimed.setdefault(key, (event, digest))
+                        claimed.setdefault(key, (valid, digest))
         return accepted, claimed
 
     @staticmethod
     def _unit_result(
-        unit: Sequence[BookingEvent],
+        unit: Sequence[ValidEvent],
         accepted: bool,
         existing: dict[tuple[str, str], _Existing],
         inserted: dict[tuple[str, str], _Existing],
-        claimed: dict[tuple[str, str], tuple[BookingEvent, bytes]],
+        claimed: dict[tuple[str, str], tuple[ValidEvent, bytes]],
+        answered: set[tuple[str, str]],
     ) -> UnitResult:
+        """One unit's answers; `answered` holds the keys an earlier accepted unit was told were
+        stored (it is updated), so a later unit carrying the same event gets "duplicate"."""
         results = []
-        for event in unit:
-            key = (event.source, event.event_id)
+        for valid in unit:
+            event = valid.event
+            key = _key(valid)
             if not accepted:
                 earlier = existing.get(key)
-                if earlier and earlier.digest == body_digest(event):
+                if earlier and earlier.digest == body_digest(valid):
                     results.append(
                         AppendResult(
                             event_id=event.event_id,
@@ -281,16 +309,18 @@ class EventStore:
                     # but withheld because another event of its unit conflicts
                     rival = claimed.get(key)
                     clash = earlier is not None or (
-                        rival is not None and rival[1] != body_digest(event)
+                        rival is not None and rival[1] != body_digest(valid)
                     )
                     status: Status = "conflict" if clash else "withheld"
                     results.append(AppendResult(event_id=event.event_id, status=status))
                 continue
             row = existing.get(key) or inserted[key]
+            first = key not in existing and key not in answered
+            answered.add(key)
             results.append(
                 AppendResult(
                     event_id=event.event_id,
-                    status="duplicate" if key in existing else "stored",
+                    status="stored" if first else "duplicate",
                     position=row.position,
                     received_at=row.received_at,
                 )
@@ -307,3 +337,7 @@ class EventStore:
             )
             for r in records
         ]
+
+
+def _key(valid: ValidEvent) -> tuple[str, str]:
+    return (valid.event.source, valid.event.event_id)

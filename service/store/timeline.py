@@ -7,11 +7,18 @@ from typing import Any
 
 import msgspec
 
-from service.domain.booking import BookingEvent
+from service.domain.booking import BookingEvent, Problem
 from service.domain.fold import LoggedEvent
 from service.domain.reconcile import BookingInputs, Decision, decide
 from service.properties import HotelsConfig
 from service.store.db import Database
+from service.store.events import decode_warnings
+
+
+class EventView(LoggedEvent, frozen=True, kw_only=True):
+    """A logged event with the contact details dropped from it at ingest (paths, never values)."""
+
+    warnings: tuple[Problem, ...] = ()
 
 
 class CallView(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,7 +74,7 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     property_id: str
     due_at: datetime | None
     reconciled_at: datetime | None
-    events: tuple[LoggedEvent, ...]
+    events: tuple[EventView, ...]
     grants: tuple[GrantView, ...]
     calls: tuple[CallView, ...]
     escalations: tuple[EscalationView, ...]
@@ -117,10 +124,11 @@ async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline 
         due_at=row["due_at"],
         reconciled_at=row["reconciled_at"],
         events=tuple(
-            LoggedEvent(
+            EventView(
                 position=r["position"],
                 received_at=r["received_at"],
                 event=msgspec.json.decode(r["event"], type=BookingEvent),
+                warnings=decode_warnings(r["warnings"]),
             )
             for r in events
         ),

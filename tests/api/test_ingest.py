@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+import msgspec
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from service.app import create_app
 from service.clock import ManualClock
+from service.domain.booking import BookingEvent
+from service.domain.decoding import decode_event
+from service.domain.validation import ValidEvent, validate_event
 from service.keys import DATABASE
+from service.store.events import EventStore
 
-from ..support import BEARER, ROTATED_SECRET, START, event, signed_headers, stay
+from ..support import (
+    ADMIN_HEADERS,
+    BEARER,
+    DEMO_PROPERTIES,
+    ROTATED_SECRET,
+    SIGNING_SECRET,
+    START,
+    event,
+    settings_for,
+    signed_headers,
+    stay,
+)
 
 
 async def count(client: TestClient, table: str = "events") -> int:
@@ -73,12 +96,14 @@ async def test_every_validation_problem_is_listed_and_nothing_stored(client: Tes
     body["booking"]["stays"][0]["departure"] = body["booking"]["stays"][0]["arrival"]
     response = await client.post("/v1/events", json=body, headers=BEARER)
     assert response.status == 422
-    paths = {p["path"] for p in (await response.json())["problems"]}
-    assert {
+    answer = await response.json()
+    assert [p["path"] for p in answer["problems"]] == ["booking.stays[0].departure"]
+    # What would have been dropped is listed too, so the sender can fix everything at once.
+    assert [w["path"] for w in answer["warnings"]] == [
         "booking.stays[0].guests[0].email",
         "booking.stays[0].guests[0].phone",
-        "booking.stays[0].departure",
-    } <= paths
+    ]
+    assert "not-an-email" not in await response.text()
     assert await count(client) == 0
 
 
@@ -146,10 +171,12 @@ async def test_batch_with_one_bad_event_stores_none(client: TestClient) -> None:
     good = event("e1")
     bad = event("e2", booking_id="R-2")
     bad["booking"]["stays"][0]["guests"][0]["email"] = "broken@"
+    bad["booking"]["stays"][0]["guests"][0]["name"] = "<b></b>"
     response = await client.post("/v1/events:batch", json={"events": [good, bad]}, headers=BEARER)
     assert response.status == 422
-    problems = (await response.json())["problems"]
-    assert [p["path"] for p in problems] == ["events[1].booking.stays[0].guests[0].email"]
+    answer = await response.json()
+    assert [p["path"] for p in answer["problems"]] == ["events[1].booking.stays[0].guests[0].name"]
+    assert [w["path"] for w in answer["warnings"]] == ["events[1].booking.stays[0].guests[0].email"]
     assert await count(client) == 0
 
 
@@ -197,8 +224,6 @@ async def test_health_and_readiness(client: TestClient) -> None:
 
 
 async def test_concurrent_requests_share_commits(client: TestClient) -> None:
-    import asyncio
-
     responses = await asyncio.gather(
         *(
             client.post("/v1/events", json=event(f"c{i}", booking_id=f"R-{i}"), headers=BEARER)
@@ -217,8 +242,6 @@ async def test_concurrent_requests_share_commits(client: TestClient) -> None:
 
 
 async def test_same_new_event_in_concurrent_requests_is_stored_once(client: TestClient) -> None:
-    import asyncio
-
     responses = await asyncio.gather(
         *(client.post("/v1/events", json=event("same"), headers=BEARER) for _ in range(10))
     )
@@ -226,3 +249,252 @@ async def test_same_new_event_in_concurrent_requests_is_stored_once(client: Test
     assert [r.status for r in responses] == [202] * 10
     assert all(b == bodies[0] for b in bodies)
     assert await count(client) == 1
+    # One delivery stored it; the other nine are its repeats, however the group commits fell.
+    replayed = [r.headers.get("Idempotent-Replayed") for r in responses]
+    assert sorted(replayed, key=str) == [None] + ["true"] * 9
+    text = await (await client.get("/metrics")).text()
+    assert 'inlet_bridge_events_accepted_total{source="demo-pms"} 1.0' in text
+    assert 'inlet_bridge_events_duplicate_total{source="demo-pms"} 9.0' in text
+    marked = await client.app[DATABASE].pool.fetchval("SELECT marked_seq FROM bookings")
+    assert marked == 1
+
+
+# Invalid contact details never block access: dropped, stored, answered with warnings
+
+BAD_PHONE = "98765432"  # no country code
+PHONE_WARNING = {
+    "path": "booking.stays[0].guests[1].phone",
+    "message": "must include the country code, e.g. +4791234567",
+}
+
+
+def with_bad_phone(event_id: str, *, phone: str = BAD_PHONE, **booking: Any) -> dict[str, Any]:
+    """A booking whose second guest's phone has no country code."""
+    status = booking.pop("status", "confirmed")
+    guests = [
+        {"name": "Ola Nordmann", "email": "ola@example.no", "phone": "+4791234567"},
+        {"name": "Kari Nordmann", "email": "kari@example.no", "phone": phone},
+    ]
+    return event(event_id, stays=[stay(arrival=START, status=status, guests=guests)], **booking)
+
+
+async def stored_events(client: TestClient) -> list[dict[str, Any]]:
+    rows = await client.app[DATABASE].pool.fetch(
+        "SELECT event_id, event::text AS event, warnings::text AS warnings"
+        " FROM events ORDER BY position"
+    )
+    return [
+        {
+            "event_id": r["event_id"],
+            "event": json.loads(r["event"]),
+            "warnings": None if r["warnings"] is None else json.loads(r["warnings"]),
+        }
+        for r in rows
+    ]
+
+
+async def test_a_bad_phone_is_dropped_and_the_event_accepted_with_a_warning(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="service.api.ingest"):
+        response = await client.post("/v1/events", json=with_bad_phone("e1"), headers=BEARER)
+
+    assert response.status == 202
+    answer = await response.json()
+    assert answer["warnings"] == [PHONE_WARNING]
+    assert "Idempotent-Replayed" not in response.headers
+    (row,) = await stored_events(client)
+    guests = row["event"]["booking"]["stays"][0]["guests"]
+    # Never sent to Inlet, because it is not stored: the rest of the contact is.
+    assert guests[1] == {"name": "Kari Nordmann", "email": "kari@example.no", "phone": None}
+    assert guests[0]["phone"] == "+4791234567"
+    assert row["warnings"] == [PHONE_WARNING]
+    assert BAD_PHONE not in json.dumps(row)
+    marked = await client.app[DATABASE].pool.fetchval("SELECT marked_seq FROM bookings")
+    assert marked == 1
+    (dropped,) = [r for r in caplog.records if getattr(r, "action", "") == "ingest.contact_dropped"]
+    assert dropped.paths == ["booking.stays[0].guests[1].phone"]  # type: ignore[attr-defined]
+    assert (dropped.event_id, dropped.booking_id) == ("e1", "R-1001")  # type: ignore[attr-defined]
+    assert all(BAD_PHONE not in str(vars(r)) for r in caplog.records)
+
+
+async def test_an_event_without_warnings_answers_and_stores_none(client: TestClient) -> None:
+    response = await client.post("/v1/events", json=event("e1"), headers=BEARER)
+
+    assert "warnings" not in await response.json()
+    (row,) = await stored_events(client)
+    assert row["warnings"] is None
+
+
+async def test_a_cancellation_with_a_bad_phone_is_stored_and_marks_its_booking(
+    client: TestClient,
+) -> None:
+    assert (await client.post("/v1/events", json=event("e1"), headers=BEARER)).status == 202
+    cancelled = with_bad_phone("e2", occurred_at=START.replace(hour=10), status="cancelled")
+
+    response = await client.post("/v1/events", json=cancelled, headers=BEARER)
+
+    assert response.status == 202
+    assert (await response.json())["warnings"] == [PHONE_WARNING]
+    rows = await stored_events(client)
+    assert [r["event_id"] for r in rows] == ["e1", "e2"]
+    assert rows[1]["event"]["booking"]["stays"][0]["status"] == "cancelled"
+    marked = await client.app[DATABASE].pool.fetchval("SELECT marked_seq FROM bookings")
+    assert marked == 2  # the reconciler will look again, and revoke
+
+
+async def test_a_repeat_with_the_same_bad_phone_is_a_repeat_and_another_is_a_conflict(
+    client: TestClient,
+) -> None:
+    first = await client.post("/v1/events", json=with_bad_phone("e1"), headers=BEARER)
+    again = await client.post("/v1/events", json=with_bad_phone("e1"), headers=BEARER)
+    assert again.status == 202
+    assert await again.json() == await first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+    # Both normalize to the same stored event, but the body changed: not a repeat.
+    other = await client.post(
+        "/v1/events", json=with_bad_phone("e1", phone="98765433"), headers=BEARER
+    )
+    assert other.status == 409
+    # Nor is the same booking without the phone at all.
+    without = with_bad_phone("e1")
+    del without["booking"]["stays"][0]["guests"][1]["phone"]
+    assert (await client.post("/v1/events", json=without, headers=BEARER)).status == 409
+    assert await count(client) == 1
+
+
+async def test_an_event_stored_before_warnings_existed_is_still_repeated(
+    client: TestClient,
+) -> None:
+    # A row as an older release stored it: the digest of the normalized event alone, no
+    # warnings column value. Its repeat must still be answered as a repeat.
+    body = event("old-1")
+    valid = validate_event(decoded(body))
+    assert isinstance(valid, ValidEvent)
+    await client.app[DATABASE].pool.execute(
+        "INSERT INTO events (source, event_id, booking_id, property_id, occurred_at,"
+        " body_sha256, event) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "demo-pms",
+        "old-1",
+        "R-1001",
+        "oslo-1",
+        START,
+        hashlib.sha256(msgspec.json.encode(valid.event)).digest(),
+        msgspec.json.encode(valid.event).decode(),
+    )
+
+    response = await client.post("/v1/events", json=body, headers=BEARER)
+
+    assert response.status == 202
+    assert response.headers["Idempotent-Replayed"] == "true"
+    assert await count(client) == 1
+
+
+async def test_the_timeline_shows_each_events_contact_warnings(client: TestClient) -> None:
+    await client.post("/v1/events", json=event("e1"), headers=BEARER)
+    later = START.replace(hour=10)
+    await client.post("/v1/events", json=with_bad_phone("e2", occurred_at=later), headers=BEARER)
+
+    for query in ("", "?reveal=true"):
+        response = await client.get(f"/v1/bookings/demo-pms/R-1001{query}", headers=ADMIN_HEADERS)
+        assert response.status == 200
+        events = (await response.json())["events"]
+        assert [e["event"]["event_id"] for e in events] == ["e1", "e2"]
+        assert events[0]["warnings"] == []
+        # Paths and our own words only: nothing in them to mask.
+        assert events[1]["warnings"] == [PHONE_WARNING]
+        assert events[1]["event"]["booking"]["stays"][0]["guests"][1]["phone"] is None
+
+
+async def test_a_batch_answers_each_event_with_its_own_warnings(client: TestClient) -> None:
+    events = [event("b1", booking_id="R-1"), with_bad_phone("b2", booking_id="R-2")]
+
+    response = await client.post("/v1/events:batch", json={"events": events}, headers=BEARER)
+
+    assert response.status == 202
+    results = (await response.json())["results"]
+    assert "warnings" not in results[0]
+    assert results[1]["warnings"] == [PHONE_WARNING]  # relative to its event, no events[1].
+    rows = await stored_events(client)
+    assert [r["warnings"] for r in rows] == [None, [PHONE_WARNING]]
+
+
+# Group commit: one delivery is "stored", every other in the group is its repeat
+
+
+def decoded(body: dict[str, Any]) -> BookingEvent:
+    result = decode_event(json.dumps(body).encode())
+    assert isinstance(result, BookingEvent), result
+    return result
+
+
+def validated(body: dict[str, Any]) -> ValidEvent:
+    result = validate_event(decoded(body))
+    assert isinstance(result, ValidEvent), result
+    return result
+
+
+async def test_one_group_with_the_same_new_event_twice_stores_it_once(client: TestClient) -> None:
+    store = EventStore(client.app[DATABASE])
+    same = validated(event("g1"))
+
+    units = await store.append_group([[same], [same], [validated(event("g2", booking_id="R-2"))]])
+
+    assert [u.results[0].status for u in units] == ["stored", "duplicate", "stored"]
+    assert units[0].results[0].position == units[1].results[0].position
+    assert await count(client) == 2
+
+
+async def test_the_careful_path_also_answers_a_repeat_in_the_group_as_duplicate(
+    client: TestClient,
+) -> None:
+    store = EventStore(client.app[DATABASE])
+    await store.append_group([[validated(event("c1"))]])
+    same = validated(event("c2", booking_id="R-2"))
+    changed = validated(event("c1", company="Acme AS"))  # a conflict: the careful path
+
+    units = await store.append_group([[same], [changed], [same]])
+
+    assert [u.results[0].status for u in units] == ["stored", "conflict", "duplicate"]
+    assert await count(client) == 2
+
+
+# Signing secrets during a rotation
+
+
+@pytest.fixture
+async def rotating(
+    database_url: str, clock: ManualClock, tmp_path: Path
+) -> AsyncIterator[TestClient]:
+    """The demo source with two signing secrets, as while a PMS rotates its secret."""
+    demo = DEMO_PROPERTIES.read_text()
+    one = 'signing_secrets = [{ env = "DEMO_PMS_WEBHOOK_SECRET" }]'
+    assert one in demo
+    two = 'signing_secrets = [{ env = "DEMO_PMS_WEBHOOK_SECRET" }, { env = "NEXT_SECRET" }]'
+    properties = tmp_path / "properties.toml"
+    properties.write_text(demo.replace(one, two))
+    settings = settings_for(
+        database_url, PROPERTIES_FILE=str(properties), NEXT_SECRET=ROTATED_SECRET
+    )
+    app = create_app(settings, clock=clock, run_workers=False)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def test_requests_signed_with_the_old_or_the_new_secret_are_both_accepted(
+    rotating: TestClient, clock: ManualClock
+) -> None:
+    at = clock.now().timestamp()
+    old = json.dumps(event("r1")).encode()
+    new = json.dumps(event("r2")).encode()
+    wrong = json.dumps(event("r3")).encode()
+    other_secret = "whsec_" + "b3RoZXItc2VjcmV0LWtleQ=="  # base64("other-secret-key")
+
+    signed_old = signed_headers(old, secret=SIGNING_SECRET, at=at)
+    signed_new = signed_headers(new, secret=ROTATED_SECRET, at=at)
+    assert (await rotating.post("/v1/events", data=old, headers=signed_old)).status == 202
+    assert (await rotating.post("/v1/events", data=new, headers=signed_new)).status == 202
+    signed_wrong = signed_headers(wrong, secret=other_secret, at=at)
+    assert (await rotating.post("/v1/events", data=wrong, headers=signed_wrong)).status == 401
+    assert await count(rotating) == 2

@@ -1,7 +1,7 @@
 """Inlet PMS certification, sections 4 to 6, end to end: multi-room and group bookings, codes
 ahead of arrival for groups, common doors and their capacity, meeting rooms, who is messaged
-per booking type, and invalid booking data. Failed calls and cancellations, retried and
-escalated, are in test_access_flow.py."""
+per booking type, invalid contact details that never block access, and invalid booking data.
+Failed calls and cancellations, retried and escalated, are in test_access_flow.py."""
 
 from __future__ import annotations
 
@@ -273,6 +273,62 @@ async def test_5_who_inlet_messages_follows_the_booking_type(
     assert all(m["code"] == held[m["externalId"]]["code"] for m in sent)
 
 
+@pytest.mark.parametrize(
+    ("contact", "dropped", "messaged"),
+    [
+        ({"phone": "91234567"}, ["phone"], [("email", "ola@example.no")]),
+        ({"email": "ola.example.no", "phone": "+47 123"}, ["email", "phone"], []),
+    ],
+    ids=["phone-without-country-code", "email-and-phone-invalid"],
+)
+async def test_5_invalid_contact_details_never_block_access(
+    h: Harness, contact: dict[str, str], dropped: list[str], messaged: list[tuple[str, str]]
+) -> None:
+    """PMS guide 5: missing or invalid contact details are handled, not a reason to refuse."""
+    guest = {**OLA, **contact}
+    arrival = START + 2 * HOUR
+    body = event(
+        f"evt-{next(_event_ids)}",
+        booking_id="P-5",
+        occurred_at=h.clock.now(),
+        stays=[stay("S1", arrival=arrival, guests=[guest])],
+    )
+    response = await h.post(body)
+    assert response.status == 202
+    paths = [f"booking.stays[0].guests[0].{field}" for field in dropped]
+    assert [w["path"] for w in (await response.json())["warnings"]] == paths
+    await h.settle()
+
+    # Access is created; the invalid details never reach Inlet, the valid ones do.
+    [grant] = await bodies(h, "/GrantAccess")
+    assert grant["guestName"] == "Ola Nordmann"
+    assert ("phoneNumber" in grant, "countryCode" in grant) == (False, False)
+    assert grant.get("email") == (None if "email" in dropped else OLA["email"])
+    held = await active(h)
+    assert sorted(held) == ["demo-pms:P-5:S1"]
+    assert await h.opens(held["demo-pms:P-5:S1"]["code"], "L-101", arrival)
+    sent = await messages(h)
+    assert sorted((m["channel"], m["recipient"]) for m in sent) == messaged
+    # The timeline shows the event's dropped details, by path, as a communication problem.
+    timeline = await h.timeline("P-5")
+    assert [w["path"] for w in timeline["events"][0]["warnings"]] == paths
+    assert timeline["grants"][0]["state"] == "active"
+
+    # A cancellation carrying the same bad details is not refused: access is revoked.
+    cancelled = event(
+        f"evt-{next(_event_ids)}",
+        booking_id="P-5",
+        occurred_at=h.clock.now() + MINUTE,
+        stays=[stay("S1", arrival=arrival, status="cancelled", guests=[guest])],
+    )
+    assert (await h.post(cancelled)).status == 202
+    await h.settle()
+    revokes = await bodies(h, "/RevokeAccess")
+    assert [r["ReferenceId"] for r in revokes] == [held["demo-pms:P-5:S1"]["ReferenceId"]]
+    assert await active(h) == {}
+    assert not await h.opens(held["demo-pms:P-5:S1"]["code"], "L-101", arrival)
+
+
 def invalid_contact_and_dates(booking: dict[str, Any]) -> None:
     first = booking["stays"][0]
     first["guests"][0].update(email="ola.example.no", phone="91234567")  # no country code
@@ -285,30 +341,30 @@ def malformed(booking: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("corrupt", "paths"),
+    ("corrupt", "paths", "warnings"),
     [
         (
             invalid_contact_and_dates,
-            [
-                "booking.stays[0].departure",
-                "booking.stays[0].guests[0].email",
-                "booking.stays[0].guests[0].phone",
-            ],
+            ["booking.stays[0].departure"],
+            # not what refuses the event, but listed so the PMS can fix everything at once
+            ["booking.stays[0].guests[0].email", "booking.stays[0].guests[0].phone"],
         ),
-        (malformed, ["booking.loyalty_tier", "booking.stays[0].arrival"]),
+        (malformed, ["booking.loyalty_tier", "booking.stays[0].arrival"], []),
     ],
     ids=["invalid-contact-and-dates", "malformed"],
 )
 async def test_6_invalid_booking_data_is_refused_and_nothing_reaches_inlet(
-    h: Harness, corrupt: Callable[[dict[str, Any]], None], paths: list[str]
+    h: Harness, corrupt: Callable[[dict[str, Any]], None], paths: list[str], warnings: list[str]
 ) -> None:
     body = event("evt-bad", booking_id="R-6", stays=[stay(arrival=START + 2 * HOUR, guests=[OLA])])
     corrupt(body["booking"])
     response = await h.post(body)
     assert response.status == 422
-    problems = (await response.json())["problems"]
+    answer = await response.json()
+    problems = answer["problems"]
     assert sorted(p["path"] for p in problems) == paths
     assert all(p["message"] for p in problems)
+    assert [w["path"] for w in answer.get("warnings", [])] == warnings
     await h.settle()
     assert await h.inlet_requests() == []
     assert await h.rows("SELECT event_id FROM events") == []

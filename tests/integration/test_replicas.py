@@ -559,10 +559,13 @@ async def test_sigterm_during_calls_loses_nothing(
 async def test_logs_of_an_end_to_end_run_hold_no_personal_data(
     tmp_path: Path, database_url: str, http: aiohttp.ClientSession, pg: asyncpg.Connection
 ) -> None:
-    """Grants, a contact change (update), a cancellation (revoke), a repeated delivery and a
-    refused event, with booking ids of eight digits: the logs let a partner follow every
-    booking by its id and show none of the guests' data, codes or links."""
+    """Grants, a contact change (update), a cancellation (revoke), a repeated delivery, a
+    phone dropped for want of a country code and a refused event, with booking ids of eight
+    digits: the logs let a partner follow every booking by its id and show none of the guests'
+    data, codes or links."""
     guests = make_guests("L", 6, numeric_ids=True)
+    # Granted without its phone, which has no country code: logged by path, never by value.
+    guests.append(replace(guests[5], booking_id="88000998", phone_sent="98765433"))
     moved = replace(
         guests[1],
         email="new.address@example.no",
@@ -587,8 +590,12 @@ async def test_logs_of_an_end_to_end_run_hold_no_personal_data(
         bodies = [booking_event(g, arrival) for g in guests]
         await post_all(http, [replica], bodies)
         await post_event(http, replica, bodies[0])  # a repeated delivery
+        # Refused for its dates; its invalid email and phone are only warned about (by path).
+        refused_body = booking_event(refused, arrival)
+        refused_stay = refused_body["booking"]["stays"][0]
+        refused_stay["departure"] = refused_stay["arrival"]
         async with http.post(
-            f"{replica.url}/v1/events", json=booking_event(refused, arrival), headers=BEARER
+            f"{replica.url}/v1/events", json=refused_body, headers=BEARER
         ) as response:
             assert response.status == 422, await response.text()
 
@@ -617,6 +624,11 @@ async def test_logs_of_an_end_to_end_run_hold_no_personal_data(
     actions = Counter(r.get("action") for r in records)
     for action in ("ingest.duplicate", "ingest.refused", "inlet.call", "call.succeeded"):
         assert actions[action], (action, actions)
+    (dropped,) = [r for r in records if r.get("action") == "ingest.contact_dropped"]
+    assert (dropped["booking_id"], dropped["paths"]) == (
+        "88000998",
+        ["booking.stays[0].guests[0].phone"],
+    )
     # the whole story of the changed booking, by its id
     story = {r.get("action") for r in records if r.get("booking_id") == moved.booking_id}
     assert {"ingest.accepted", "reconcile.planned", "call.succeeded"} <= story, story

@@ -377,6 +377,15 @@ def test_truncate_keeps_short_lists_untouched() -> None:
     ]
 
 
+def test_truncated_warnings_say_warnings() -> None:
+    warnings = [Problem(path=f"w{i}", message="m") for i in range(4)]
+
+    assert truncate_problems(warnings, limit=3, what="warnings") == [
+        *warnings[:2],
+        Problem(path="", message="2 more warnings not listed"),
+    ]
+
+
 def test_refusal_falls_back_to_msgspec_when_the_walk_finds_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

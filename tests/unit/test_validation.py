@@ -1,4 +1,5 @@
-"""Does semantic validation refuse bad contact data, IDs and dates, and normalize good ones?"""
+"""Does semantic validation refuse bad IDs, dates and names, drop bad contact details with a
+warning instead of refusing, and normalize good ones?"""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import msgspec
 import pytest
 
 from service.domain.booking import BookingEvent, Contact, Problem
-from service.domain.decoding import decode_event
+from service.domain.decoding import MAX_PROBLEMS, decode_event
 from service.domain.validation import (
     ID_RULE,
+    InvalidEvent,
+    ValidEvent,
     clean_text,
     validate_batch,
     validate_event,
@@ -29,10 +32,10 @@ def event_of(body: dict[str, Any]) -> BookingEvent:
     return event
 
 
-def problems_of(body: dict[str, Any]) -> list[Problem]:
+def problems_of(body: dict[str, Any]) -> tuple[Problem, ...]:
     result = validate_event(event_of(body))
-    assert isinstance(result, list), "the event should have been refused"
-    return result
+    assert isinstance(result, InvalidEvent), "the event should have been refused"
+    return result.problems
 
 
 def only_problem(body: dict[str, Any]) -> Problem:
@@ -41,16 +44,28 @@ def only_problem(body: dict[str, Any]) -> Problem:
     return problems[0]
 
 
-def valid(body: dict[str, Any]) -> BookingEvent:
+def accepted(body: dict[str, Any]) -> ValidEvent:
     result = validate_event(event_of(body))
-    assert isinstance(result, BookingEvent), result
+    assert isinstance(result, ValidEvent), result
     return result
+
+
+def valid(body: dict[str, Any]) -> BookingEvent:
+    result = accepted(body)
+    assert result.warnings == (), result.warnings
+    return result.event
+
+
+def only_warning(body: dict[str, Any]) -> tuple[Problem, BookingEvent]:
+    result = accepted(body)
+    assert len(result.warnings) == 1, result.warnings
+    return result.warnings[0], result.event
 
 
 def test_contract_example_is_valid_and_unchanged() -> None:
     event = event_of(example())
 
-    assert validate_event(event) == event
+    assert validate_event(event) == ValidEvent(event=event)
 
 
 def test_valid_event_comes_back_normalized() -> None:
@@ -97,19 +112,27 @@ def test_valid_event_comes_back_normalized() -> None:
     ],
 )
 @pytest.mark.parametrize("where", [GUEST, ORGANIZER])
-def test_invalid_email(email: str, where: tuple[Key, ...]) -> None:
-    problem = only_problem(changed(((*where, "email"), email)))
+def test_invalid_email_is_dropped_with_a_warning(email: str, where: tuple[Key, ...]) -> None:
+    body = changed(((*where, "email"), email))
+    warning, event = only_warning(body)
 
     expected = GUEST_PATH if where == GUEST else "booking.organizer"
-    assert problem == Problem(path=f"{expected}.email", message="is not a valid email address")
+    assert warning == Problem(path=f"{expected}.email", message="is not a valid email address")
+    contact = event.booking.organizer if where == ORGANIZER else event.booking.stays[0].guests[0]
+    as_sent = event_of(body).booking
+    sent = as_sent.organizer if where == ORGANIZER else as_sent.stays[0].guests[0]
+    assert sent is not None
+    # Only the email goes: the name and the phone are kept.
+    assert contact == Contact(name=sent.name, email=None, phone=sent.phone)
 
 
 @pytest.mark.parametrize("email", ["", "   "])
-def test_empty_email_asks_for_null(email: str) -> None:
-    problem = only_problem(changed(((*GUEST, "email"), email)))
+def test_empty_email_is_dropped_asking_for_null(email: str) -> None:
+    warning, event = only_warning(changed(((*GUEST, "email"), email)))
 
-    assert problem.path == f"{GUEST_PATH}.email"
-    assert "leave it out or send null" in problem.message
+    assert warning.path == f"{GUEST_PATH}.email"
+    assert "leave it out or send null" in warning.message
+    assert event.booking.stays[0].guests[0].email is None
 
 
 @pytest.mark.parametrize(
@@ -146,12 +169,18 @@ def test_valid_email_is_normalized(email: str, normalized: str) -> None:
     ],
 )
 @pytest.mark.parametrize("where", [GUEST, ORGANIZER])
-def test_invalid_phone(phone: str, fragment: str, where: tuple[Key, ...]) -> None:
-    problem = only_problem(changed(((*where, "phone"), phone)))
+def test_invalid_phone_is_dropped_with_a_warning(
+    phone: str, fragment: str, where: tuple[Key, ...]
+) -> None:
+    warning, event = only_warning(changed(((*where, "phone"), phone)))
 
     expected = GUEST_PATH if where == GUEST else "booking.organizer"
-    assert problem.path == f"{expected}.phone"
-    assert fragment in problem.message
+    assert warning.path == f"{expected}.phone"
+    assert fragment in warning.message
+    contact = event.booking.organizer if where == ORGANIZER else event.booking.stays[0].guests[0]
+    assert contact is not None
+    assert contact.phone is None
+    assert contact.email is not None  # the valid email stays
 
 
 @pytest.mark.parametrize(
@@ -232,9 +261,9 @@ def test_name_too_long_in_an_event_built_in_code() -> None:
         event, booking=msgspec.structs.replace(event.booking, stays=(stay,))
     )
 
-    assert validate_event(event) == [
-        Problem(path=f"{GUEST_PATH}.name", message="must be at most 200 characters")
-    ]
+    assert validate_event(event) == InvalidEvent(
+        problems=(Problem(path=f"{GUEST_PATH}.name", message="must be at most 200 characters"),)
+    )
 
 
 # IDs
@@ -283,10 +312,12 @@ def test_good_id(path: tuple[Key, ...], expected: str, value: str) -> None:
 def test_id_length_is_checked_for_events_built_in_code() -> None:
     event = msgspec.structs.replace(event_of(example()), event_id="e" * 129, source="")
 
-    assert validate_event(event) == [
-        Problem(path="event_id", message="must be at most 128 characters"),
-        Problem(path="source", message="must not be empty"),
-    ]
+    assert validate_event(event) == InvalidEvent(
+        problems=(
+            Problem(path="event_id", message="must be at most 128 characters"),
+            Problem(path="source", message="must not be empty"),
+        )
+    )
 
 
 # Stays
@@ -338,9 +369,9 @@ def test_stay_ids_are_unique_within_a_booking() -> None:
     period = ("2026-11-23T15:00:00+01:00", "2026-11-25T11:00:00+01:00")
     body = stays(period, period, period, ids=("A", "B", "A"))
 
-    assert problems_of(body) == [
-        Problem(path="booking.stays[2].stay_id", message="repeats the stay_id of booking.stays[0]")
-    ]
+    assert problems_of(body) == (
+        Problem(path="booking.stays[2].stay_id", message="repeats the stay_id of booking.stays[0]"),
+    )
 
 
 @pytest.mark.parametrize("deleted", [True, False])
@@ -361,9 +392,10 @@ def test_naive_datetimes_built_in_code_are_refused_without_crashing() -> None:
         booking=msgspec.structs.replace(event.booking, stays=(stay,)),
     )
 
-    problems = validate_event(event)
+    result = validate_event(event)
 
-    assert isinstance(problems, list)
+    assert isinstance(result, InvalidEvent)
+    problems = result.problems
     assert [p.path for p in problems] == [
         "occurred_at",
         "booking.stays[0].arrival",
@@ -378,9 +410,9 @@ def test_naive_datetimes_built_in_code_are_refused_without_crashing() -> None:
 def test_communication_organizer_requires_an_organizer() -> None:
     body = changed((("booking", "communication"), "organizer"), (ORGANIZER, None))
 
-    assert problems_of(body) == [
-        Problem(path="booking.organizer", message="is required when communication is organizer")
-    ]
+    assert problems_of(body) == (
+        Problem(path="booking.organizer", message="is required when communication is organizer"),
+    )
 
 
 @pytest.mark.parametrize("communication", ["guest", "none", None])
@@ -401,7 +433,7 @@ def test_communication_organizer_with_an_organizer_is_valid() -> None:
 # All problems at once, and never the personal value
 
 
-def test_every_problem_of_an_event_is_listed() -> None:
+def test_every_problem_of_an_event_is_listed_with_what_would_be_dropped() -> None:
     body = changed(
         (("source",), "acme:pms"),
         (("booking", "communication"), "organizer"),
@@ -412,19 +444,26 @@ def test_every_problem_of_an_event_is_listed() -> None:
         ((*GUEST, "phone"), "91234567"),
     )
 
-    assert problems_of(body) == [
-        Problem(path="source", message="must not contain ':' (it separates grant key parts)"),
-        Problem(path="booking.organizer", message="is required when communication is organizer"),
-        Problem(path="booking.stays[0].departure", message="must be after arrival"),
-        Problem(
-            path=f"{GUEST_PATH}.name",
-            message="is empty once markup and control characters are removed",
+    assert validate_event(event_of(body)) == InvalidEvent(
+        problems=(
+            Problem(path="source", message="must not contain ':' (it separates grant key parts)"),
+            Problem(
+                path="booking.organizer", message="is required when communication is organizer"
+            ),
+            Problem(path="booking.stays[0].departure", message="must be after arrival"),
+            Problem(
+                path=f"{GUEST_PATH}.name",
+                message="is empty once markup and control characters are removed",
+            ),
         ),
-        Problem(path=f"{GUEST_PATH}.email", message="is not a valid email address"),
-        Problem(
-            path=f"{GUEST_PATH}.phone", message="must include the country code, e.g. +4791234567"
+        warnings=(
+            Problem(path=f"{GUEST_PATH}.email", message="is not a valid email address"),
+            Problem(
+                path=f"{GUEST_PATH}.phone",
+                message="must include the country code, e.g. +4791234567",
+            ),
         ),
-    ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -438,41 +477,57 @@ def test_every_problem_of_an_event_is_listed() -> None:
     ],
 )
 def test_messages_never_repeat_the_rejected_value(field: str, value: str) -> None:
-    problem = only_problem(changed(((*GUEST, field), value)))
+    warning, event = only_warning(changed(((*GUEST, field), value)))
 
-    assert problem.path == f"{GUEST_PATH}.{field}"
+    assert warning.path == f"{GUEST_PATH}.{field}"
     for part in (value, value.strip("+"), "kari", "98765"):
-        assert part not in problem.message
+        assert part not in warning.message
+    # ... nor is the value stored anywhere in the normalized event.
+    assert value.strip("+") not in msgspec.json.encode(event).decode()
 
 
 # Batches
 
 
-def test_batch_of_valid_events_is_normalized_in_order() -> None:
+def test_batch_of_valid_events_is_normalized_in_order_each_with_its_warnings() -> None:
     first = event_of(changed((("event_id",), "evt-1"), ((*GUEST, "phone"), "+47 912 34 567")))
-    second = event_of(changed((("event_id",), "evt-2")))
+    second = event_of(changed((("event_id",), "evt-2"), ((*GUEST, "phone"), "91234567")))
 
     result = validate_batch([first, second])
 
     assert isinstance(result, tuple)
-    assert [e.event_id for e in result] == ["evt-1", "evt-2"]
-    assert result[0].booking.stays[0].guests[0].phone == "+4791234567"
+    assert [v.event.event_id for v in result] == ["evt-1", "evt-2"]
+    assert result[0].event.booking.stays[0].guests[0].phone == "+4791234567"
+    assert result[0].warnings == ()
+    # A valid event's warnings are relative to that event: its answer carries them.
+    assert result[1].warnings == (
+        Problem(
+            path=f"{GUEST_PATH}.phone", message="must include the country code, e.g. +4791234567"
+        ),
+    )
+    assert result[1].event.booking.stays[0].guests[0].phone is None
 
 
 def test_batch_with_one_bad_event_refuses_all_under_its_index() -> None:
     good = event_of(example())
+    dropped = event_of(changed(((*GUEST, "email"), "ola@")))
     bad = event_of(changed(((*GUEST, "phone"), "91234567"), (("booking", "booking_id"), "a:b")))
 
-    assert validate_batch([good, good, bad]) == [
-        Problem(
-            path="events[2].booking.booking_id",
-            message="must not contain ':' (it separates grant key parts)",
+    assert validate_batch([good, dropped, bad]) == InvalidEvent(
+        problems=(
+            Problem(
+                path="events[2].booking.booking_id",
+                message="must not contain ':' (it separates grant key parts)",
+            ),
         ),
-        Problem(
-            path=f"events[2].{GUEST_PATH}.phone",
-            message="must include the country code, e.g. +4791234567",
+        warnings=(
+            Problem(path=f"events[1].{GUEST_PATH}.email", message="is not a valid email address"),
+            Problem(
+                path=f"events[2].{GUEST_PATH}.phone",
+                message="must include the country code, e.g. +4791234567",
+            ),
         ),
-    ]
+    )
 
 
 def test_empty_batch_validates_to_nothing() -> None:
@@ -488,4 +543,125 @@ def test_validation_does_not_touch_the_network(monkeypatch: pytest.MonkeyPatch) 
 
     event = event_of(changed(((*GUEST, "email"), "ola@gmail.com")))
 
-    assert isinstance(validate_event(event), BookingEvent)
+    assert isinstance(validate_event(event), ValidEvent)
+
+
+# Warnings or problems: contact details never block access, everything else refuses
+
+WARNING, PROBLEM = "warning", "problem"
+
+
+@pytest.mark.parametrize(
+    ("edit", "path", "kind"),
+    [
+        # an email or phone that fails its check: dropped, the event goes on
+        (((*GUEST, "email"), "ola.example.no"), f"{GUEST_PATH}.email", WARNING),
+        (((*GUEST, "email"), ""), f"{GUEST_PATH}.email", WARNING),
+        (((*GUEST, "phone"), "91234567"), f"{GUEST_PATH}.phone", WARNING),
+        (((*GUEST, "phone"), "+47 123"), f"{GUEST_PATH}.phone", WARNING),
+        (((*GUEST, "phone"), " "), f"{GUEST_PATH}.phone", WARNING),
+        (((*ORGANIZER, "email"), "kari@"), "booking.organizer.email", WARNING),
+        (((*ORGANIZER, "phone"), "004791234568"), "booking.organizer.phone", WARNING),
+        # everything else: the event is refused
+        (((*GUEST, "name"), "<b></b>"), f"{GUEST_PATH}.name", PROBLEM),
+        (((*ORGANIZER, "name"), "\x00"), "booking.organizer.name", PROBLEM),
+        ((("event_id",), "evt:1"), "event_id", PROBLEM),
+        ((("booking", "booking_id"), "R 1001"), "booking.booking_id", PROBLEM),
+        (((*STAY, "resource_id"), "-101"), "booking.stays[0].resource_id", PROBLEM),
+        (
+            ((*STAY, "departure"), "2026-11-23T15:00:00+01:00"),
+            "booking.stays[0].departure",
+            PROBLEM,
+        ),
+        ((("booking", "company"), "<p></p>"), "booking.company", PROBLEM),
+        ((ORGANIZER, None), "booking.organizer", PROBLEM),
+    ],
+)
+def test_which_findings_are_warnings_and_which_refuse(
+    edit: tuple[tuple[Key, ...], Any], path: str, kind: str
+) -> None:
+    edits = [edit]
+    if path == "booking.organizer":
+        edits.append((("booking", "communication"), "organizer"))
+    result = validate_event(event_of(changed(*edits)))
+
+    if kind == WARNING:
+        assert isinstance(result, ValidEvent)
+        assert [w.path for w in result.warnings] == [path]
+    else:
+        assert isinstance(result, InvalidEvent)
+        assert [p.path for p in result.problems] == [path]
+        assert result.warnings == ()
+
+
+def test_a_contact_may_lose_both_email_and_phone_and_keep_its_name() -> None:
+    body = changed(((*GUEST, "email"), "ola@"), ((*GUEST, "phone"), "91234567"))
+
+    result = accepted(body)
+
+    assert result.event.booking.stays[0].guests[0] == Contact(name="Ola Nordmann")
+    assert [w.path for w in result.warnings] == [f"{GUEST_PATH}.email", f"{GUEST_PATH}.phone"]
+
+
+def test_an_organizer_without_valid_contact_details_does_not_refuse_the_event() -> None:
+    body = changed(
+        (("booking", "communication"), "organizer"),
+        ((*ORGANIZER, "email"), "kari@example"),
+        ((*ORGANIZER, "phone"), "91234568"),
+    )
+
+    result = accepted(body)
+
+    assert result.event.booking.organizer == Contact(name="Kari Nordmann")
+    assert [w.path for w in result.warnings] == [
+        "booking.organizer.email",
+        "booking.organizer.phone",
+    ]
+
+
+def test_a_cancellation_with_a_bad_phone_is_accepted_as_a_cancellation() -> None:
+    body = changed(((*STAY, "status"), "cancelled"), ((*GUEST, "phone"), "91234567"))
+
+    warning, event = only_warning(body)
+
+    assert event.booking.stays[0].status == "cancelled"
+    assert warning.path == f"{GUEST_PATH}.phone"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("91234567", "91234567", True),  # a repeat
+        ("91234567", "91234568", False),  # another bad value under the same path
+        ("91234567", "", False),
+        ("+47 123", "+47 124", False),
+    ],
+)
+def test_dropped_values_are_fingerprinted_not_kept(first: str, second: str, same: bool) -> None:
+    one = accepted(changed(((*GUEST, "phone"), first)))
+    two = accepted(changed(((*GUEST, "phone"), second)))
+
+    assert one.event == two.event  # both normalize to the guest without a phone
+    assert (one.dropped_digest == two.dropped_digest) is same
+    assert first.encode() not in one.dropped_digest
+
+
+def test_nothing_dropped_gives_an_empty_fingerprint() -> None:
+    assert accepted(example()).dropped_digest == b""
+    without = accepted(changed(((*GUEST, "phone"), DELETE)))
+    dropped = accepted(changed(((*GUEST, "phone"), "91234567")))
+    # The same normalized event, but a bad phone is not the same body as no phone.
+    assert without.event == dropped.event
+    assert without.dropped_digest != dropped.dropped_digest
+
+
+def test_warnings_are_cut_short_like_problems() -> None:
+    template = example()["booking"]["stays"][0]
+    bad_guests = [{"name": f"Guest {i}", "phone": "91234567"} for i in range(50)]
+    lines = [{**template, "stay_id": f"S{i}", "guests": bad_guests} for i in range(3)]
+
+    result = accepted(changed((("booking", "stays"), lines)))
+
+    assert len(result.warnings) == MAX_PROBLEMS
+    assert result.warnings[-1] == Problem(path="", message="51 more warnings not listed")
+    assert all(g.phone is None for s in result.event.booking.stays for g in s.guests)

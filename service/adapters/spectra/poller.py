@@ -26,7 +26,7 @@ from service.adapters.spectra import mapping
 from service.adapters.spectra.client import SpectraClient, SpectraError
 from service.clock import Clock
 from service.domain.booking import BookingEvent
-from service.domain.validation import validate_event
+from service.domain.validation import InvalidEvent, validate_event
 from service.ingest import GroupCommitter
 from service.metrics import Metrics
 from service.properties import HARD_MAX_WINDOW_HOURS, Property, SpectraConnection
@@ -397,7 +397,7 @@ class SpectraPoller:
                 unchanged += 1
                 continue
             valid = validate_event(event)
-            if isinstance(valid, list):
+            if isinstance(valid, InvalidEvent):
                 self._metrics.poller_errors.labels(connection=self.name, kind="invalid").inc()
                 log.warning(
                     "spectra reservation refused by validation",
@@ -405,13 +405,28 @@ class SpectraPoller:
                         "action": "spectra.invalid",
                         "connection": self.name,
                         "booking_id": event.booking.booking_id,
-                        "problems": [f"{p.path}: {p.message}" for p in valid],
+                        "problems": [f"{p.path}: {p.message}" for p in valid.problems],
                     },
                 )
                 continue
             result = await self._committer.append([valid])
             if result.results[0].status == "stored":
                 appended += 1
+                if valid.warnings:
+                    # An invalid email or phone never blocks access: the reservation is stored
+                    # without it. Paths only: the values are personal data.
+                    log.warning(
+                        "contact details dropped",
+                        extra={
+                            "action": "ingest.contact_dropped",
+                            "connection": self.name,
+                            "source": self._source,
+                            "event_id": event.event_id,
+                            "booking_id": event.booking.booking_id,
+                            "property_id": event.booking.property_id,
+                            "paths": [w.path for w in valid.warnings],
+                        },
+                    )
             else:
                 unchanged += 1
         return appended, unchanged
@@ -419,4 +434,4 @@ class SpectraPoller:
 
 def _normalized(event: BookingEvent) -> BookingEvent:
     valid = validate_event(event)
-    return event if isinstance(valid, list) else valid
+    return event if isinstance(valid, InvalidEvent) else valid.event
