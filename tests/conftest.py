@@ -4,6 +4,7 @@ built once per session, and a fresh database cloned from it for each test."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -57,20 +58,37 @@ def pg_template(pg_server: str) -> str:
     return TEMPLATE
 
 
+@contextlib.asynccontextmanager
+async def scratch_database(pg_server: str, template: str | None = None) -> AsyncIterator[str]:
+    """A database of its own for one test, cloned from `template` or empty; dropped after."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    clone = f" TEMPLATE {template}" if template else ""
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}{clone}")
+    finally:
+        await admin.close()
+    try:
+        yield _with_database(pg_server, name)
+    finally:
+        admin = await asyncpg.connect(pg_server)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
 @pytest.fixture
 async def database_url(pg_server: str, pg_template: str) -> AsyncIterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
-    finally:
-        await admin.close()
-    yield _with_database(pg_server, name)
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with scratch_database(pg_server, pg_template) as url:
+        yield url
+
+
+@pytest.fixture
+async def empty_database(pg_server: str) -> AsyncIterator[str]:
+    """A database with no schema at all (not cloned from the migrated template)."""
+    async with scratch_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,35 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.store.migrations import discover
 
-from ..conftest import _with_database
 from ..support import environ, settings_for
-
-
-@pytest.fixture
-async def empty_database(pg_server: str) -> AsyncIterator[str]:
-    """A database with no schema at all (not cloned from the migrated template)."""
-    name = f"t_empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    yield _with_database(pg_server, name)
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
 
 
 async def tables(dsn: str) -> set[str]:

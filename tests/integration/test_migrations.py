@@ -8,15 +8,9 @@ import pytest
 from service.store.db import Database
 from service.store.migrations import discover
 
-from ..conftest import _with_database
 
-
-async def test_all_migrations_apply_to_an_empty_database_once(pg_server: str) -> None:
-    admin = await asyncpg.connect(pg_server)
-    await admin.execute("DROP DATABASE IF EXISTS migrations_empty")
-    await admin.execute("CREATE DATABASE migrations_empty")
-    await admin.close()
-    db = await Database.connect(_with_database(pg_server, "migrations_empty"), min_size=1)
+async def test_all_migrations_apply_to_an_empty_database_once(empty_database: str) -> None:
+    db = await Database.connect(empty_database, min_size=1)
     try:
         assert await db.pending_migrations() == [m.version for m in discover()]
         applied = await db.migrate()
