@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ..support import START, Harness, bodies, event, harness, send, stay
+from ..support import BEARER, START, Harness, bodies, event, harness, send, stay
 
 MINUTE = timedelta(minutes=1)
 _event_ids = itertools.count(1_000)  # ids of events this module builds itself
@@ -255,7 +255,19 @@ async def test_4_4_meeting_room_access_follows_the_booked_hours(h: Harness) -> N
             {"organizer": LEADER},
             [("email", "leader@example.no")] * 2 + [("sms", "+4790000001")] * 2,
         ),
+        (  # a group set up to message each guest
+            "group",
+            {"organizer": LEADER, "communication": "guest"},
+            [
+                ("email", "kari@example.no"),
+                ("email", "ola@example.no"),
+                ("sms", "+4741234567"),
+                ("sms", "+4791234567"),
+            ],
+        ),
+        ("group", {"organizer": LEADER, "communication": "none"}, []),  # stored only
     ],
+    ids=["private", "company", "agency", "group-organizer", "group-guests", "group-stored-only"],
 )
 async def test_5_who_inlet_messages_follows_the_booking_type(
     h: Harness, booking_type: str, extra: dict[str, Any], expected: list[tuple[str, str]]
@@ -271,6 +283,10 @@ async def test_5_who_inlet_messages_follows_the_booking_type(
     assert sorted((m["channel"], m["recipient"]) for m in sent) == expected
     # Every message carries the code of the grant it belongs to (one message set per room).
     assert all(m["code"] == held[m["externalId"]]["code"] for m in sent)
+    # Whoever is messaged, the PMS can read each stay's code through its access API.
+    response = await h.service.get("/v1/bookings/demo-pms/T-5/access", headers=BEARER)
+    codes = {a["stay_id"]: a["code"] for a in (await response.json())["stays"]}
+    assert codes == {s["stay_id"]: held[f"demo-pms:T-5:{s['stay_id']}"]["code"] for s in stays}
 
 
 @pytest.mark.parametrize(
