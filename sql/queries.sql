@@ -165,14 +165,14 @@ ORDER BY grant_key;
 
 -- name: lock_pending_calls
 -- A booking's pending calls, locked so no worker claims them while the plan is written.
-SELECT id, grant_key, operation, fingerprint, lease_until
+SELECT id, grant_key, operation, reason, fingerprint, lease_until
 FROM inlet_calls
 WHERE source = $1 AND booking_id = $2 AND state = 'pending'
 FOR UPDATE;
 
 -- name: escalated_calls
 -- A booking's failed calls still waiting for a person, newest per grant: not re-planned blindly.
-SELECT DISTINCT ON (c.grant_key) c.id, c.grant_key, c.operation, c.fingerprint
+SELECT DISTINCT ON (c.grant_key) c.id, c.grant_key, c.operation, c.reason, c.fingerprint
 FROM inlet_calls c
 JOIN escalations e ON e.call_id = c.id AND e.resolved_at IS NULL
 WHERE c.source = $1 AND c.booking_id = $2 AND c.state = 'failed'
@@ -280,20 +280,21 @@ SET state = EXCLUDED.state,
     updated_at = EXCLUDED.updated_at;
 
 -- name: earlier_grant_attempts
--- Attempts of a grant's GrantAccess calls before call $2, since Inlet last confirmed a revocation;
--- an attempt started but never recorded (its lease expired) comes back with a null outcome.
--- The booking ($3, $4) only lets the booking index find the grant's calls.
-SELECT c.fingerprint, n.attempt, a.outcome, a.http_status
+-- Attempts of booking ($3, $4)'s GrantAccess calls since Inlet last confirmed each grant's
+-- revocation: of grant $1 before call $2, or (both null) of every grant, for the plan. An
+-- attempt started but never recorded (its lease expired) comes back with a null outcome.
+SELECT c.grant_key, c.id AS call_id, c.request::text AS request, c.fingerprint, n.attempt,
+       a.outcome, a.http_status
 FROM inlet_calls c
 CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
 LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
-WHERE c.source = $3 AND c.booking_id = $4 AND c.grant_key = $1
-  AND c.operation = 'grant' AND c.id < $2
+WHERE c.source = $3 AND c.booking_id = $4 AND ($1::text IS NULL OR c.grant_key = $1)
+  AND c.operation = 'grant' AND ($2::bigint IS NULL OR c.id < $2)
   AND c.id > coalesce((SELECT max(r.id) FROM inlet_calls r
-                       WHERE r.source = $3 AND r.booking_id = $4 AND r.grant_key = $1
+                       WHERE r.source = $3 AND r.booking_id = $4 AND r.grant_key = c.grant_key
                          AND r.operation = 'revoke' AND r.state = 'succeeded'
                          AND r.last_http_status IS NOT NULL), 0)
-ORDER BY c.id, n.attempt;
+ORDER BY c.grant_key, c.id, n.attempt;
 
 -- name: revoke_grant
 -- Record that Inlet no longer holds a grant (its codes are kept for the timeline).

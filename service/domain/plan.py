@@ -5,6 +5,11 @@ gives the same answer. At most one operation per grant; a newer desired state su
 pending call instead of queueing behind it; a call already in flight is left to finish (its
 completion marks the booking for another look); revocations come first.
 
+A grant that should not exist but that an earlier GrantAccess may have made at Inlet without
+the service learning its ReferenceId (the answer was lost) is recovered: a GrantAccess for the
+same externalId without email or phone (so Inlet messages nobody) gets the grant back, and the
+next plan revokes it like any other (`recovery_request`).
+
 It also answers two questions about the calls it plans: what a successful GrantAccess says about
 what Inlet holds (`fingerprint_after_grant`), and by when a call must have succeeded before it
 is late for the guest (`call_deadline`).
@@ -20,8 +25,12 @@ import msgspec
 
 from service.domain.access import DesiredGrant
 
-OperationKind = Literal["grant", "update", "revoke", "cancel"]
-_ORDER: dict[str, int] = {"revoke": 0, "cancel": 1, "update": 2, "grant": 3}
+OperationKind = Literal["grant", "update", "revoke", "recover", "cancel"]
+_ORDER: dict[str, int] = {"revoke": 0, "recover": 0, "cancel": 1, "update": 2, "grant": 3}
+
+# The reason of a recovery call in the retry table: a GrantAccess sent to learn the ReferenceId
+# of a grant that must go (see `recovery_request`).
+RECOVER = "recover"
 
 # The fingerprint of a grant Inlet holds with content we cannot vouch for. No desired state has
 # it, so the plan sends an UpdateAccess with the desired content (idempotent on the ReferenceId).
@@ -42,15 +51,17 @@ class PendingCall(msgspec.Struct, frozen=True, kw_only=True):
 
     call_id: int
     grant_key: str
-    operation: Literal["grant", "update", "revoke"]
+    operation: Literal["grant", "update", "revoke", "recover"]
     fingerprint: str
     status: Literal["queued", "in_flight", "escalated"]
 
 
 class Operation(msgspec.Struct, frozen=True, kw_only=True):
-    """One step: call Inlet (grant/update/revoke) or withdraw a pending call that is no longer wanted.
+    """One step: call Inlet (grant/update/revoke/recover) or withdraw a pending call that is no
+    longer wanted.
 
-    `supersedes` names the pending call this operation replaces.
+    `desired` is what a grant or update sends, or the request of a recovery. `supersedes` names
+    the pending call this operation replaces.
     """
 
     kind: OperationKind
@@ -64,13 +75,16 @@ def plan(
     actual: Mapping[str, ActualGrant],
     pending: Mapping[str, PendingCall],
     now: datetime,
+    sent: Mapping[str, Sequence[GrantCall]] | None = None,
 ) -> list[Operation]:
+    """`sent`: each grant's GrantAccess calls since Inlet last confirmed its revocation."""
+    sent = sent or {}
     operations: list[Operation] = []
-    for key in sorted(set(desired) | set(actual) | set(pending)):
+    for key in sorted(set(desired) | set(actual) | set(pending) | set(sent)):
         call = pending.get(key)
         if call is not None and call.status == "in_flight":
             continue
-        step = _step(desired.get(key), actual.get(key), call, now)
+        step = _step(desired.get(key), actual.get(key), call, sent.get(key, ()), now)
         if step is not None:
             operations.append(step)
     operations.sort(key=lambda op: (_ORDER[op.kind], op.grant_key))
@@ -81,10 +95,15 @@ def _step(
     want: DesiredGrant | None,
     have: ActualGrant | None,
     call: PendingCall | None,
+    sent: Sequence[GrantCall],
     now: datetime,
 ) -> Operation | None:
     active = have is not None and have.state == "active"
-    key = (want or have or call).grant_key  # type: ignore[union-attr]
+    key = want.grant_key if want else have.grant_key if have else call.grant_key if call else None
+    if key is None:
+        if not sent:
+            return None
+        key = sent[0].request.grant_key
     # A queued call can be replaced; an escalated one only blocks repeating the same call.
     queued = call if call is not None and call.status == "queued" else None
     supersedes = queued.call_id if queued is not None else None
@@ -94,6 +113,12 @@ def _step(
             if call is not None and call.operation == "revoke":
                 return None
             return Operation(kind="revoke", grant_key=key, supersedes=supersedes)
+        recovery = recovery_request(sent, now) if want is None else None
+        if recovery is not None:
+            # Inlet may hold a grant we have no ReferenceId for: get it back, then revoke it.
+            if call is not None and call.operation == "recover":
+                return None  # queued, or escalated for a person: not repeated
+            return Operation(kind="recover", grant_key=key, desired=recovery, supersedes=supersedes)
         return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
     if active and have is not None and have.fingerprint == want.fingerprint:
         return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
@@ -126,6 +151,32 @@ def fingerprint_after_grant(sent: str, earlier: Sequence[EarlierGrantAttempt]) -
         if attempt.fingerprint != sent and _may_have_reached(attempt):
             return UNVERIFIED
     return sent
+
+
+class GrantCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A GrantAccess call of a grant since Inlet last confirmed a revocation of it (any state:
+    pending, superseded, failed, succeeded): what it asked for, and its attempts so far."""
+
+    call_id: int
+    request: DesiredGrant
+    attempts: tuple[EarlierGrantAttempt, ...]
+
+
+def recovery_request(sent: Sequence[GrantCall], now: datetime) -> DesiredGrant | None:
+    """What to send to get back a grant an earlier GrantAccess may have made, or None.
+
+    None when no attempt may have reached Inlet (every one refused with a 4xx, or never sent),
+    and when every grant that may have been made has ended: it opens no door. Otherwise the
+    latest such request without email and phone, so Inlet sends the guest nothing: Inlet
+    answers with the grant it holds for the externalId (or makes one, to be revoked at once).
+    Its fingerprint is UNVERIFIED: the content Inlet answers with is not ours to vouch for.
+    """
+    reached = [c.request for c in sent if any(_may_have_reached(a) for a in c.attempts)]
+    if not reached or max(r.valid_to for r in reached) <= now:
+        return None
+    return msgspec.structs.replace(
+        reached[-1], email=None, phone=None, notify=False, fingerprint=UNVERIFIED
+    )
 
 
 def _may_have_reached(attempt: EarlierGrantAttempt) -> bool:

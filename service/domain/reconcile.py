@@ -1,8 +1,8 @@
 """Given everything known about one booking, what must be written? The reconciler's pure step.
 
-The store loads a booking's events, actual grants and unsettled calls; this module folds,
-computes the desired access, plans, and says when to look again. Replaying the same inputs
-gives the same decision.
+The store loads a booking's events, actual grants, unsettled calls and the GrantAccess calls
+since each grant's last confirmed revocation; this module folds, computes the desired access,
+plans, and says when to look again. Replaying the same inputs gives the same decision.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import msgspec
 
 from service.domain.access import DesiredAccess, desired_access
 from service.domain.fold import BookingState, LoggedEvent, fold
-from service.domain.plan import ActualGrant, Operation, PendingCall, plan
+from service.domain.plan import ActualGrant, GrantCall, Operation, PendingCall, plan
 from service.properties import HotelsConfig
 
 
@@ -26,6 +26,7 @@ class BookingInputs(msgspec.Struct, frozen=True, kw_only=True):
     actual: Mapping[str, ActualGrant]
     pending: Mapping[str, PendingCall]
     door_usage: Mapping[str, int] = {}
+    sent: Mapping[str, tuple[GrantCall, ...]] = {}
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,7 +42,9 @@ def decide(inputs: BookingInputs, hotels: HotelsConfig, now: datetime) -> Decisi
     desired = desired_access(
         state, hotels.properties.get(property_id), property_id, now, inputs.door_usage
     )
-    operations = plan({g.grant_key: g for g in desired.grants}, inputs.actual, inputs.pending, now)
+    operations = plan(
+        {g.grant_key: g for g in desired.grants}, inputs.actual, inputs.pending, now, inputs.sent
+    )
     return Decision(
         state=state,
         desired=desired,

@@ -4,7 +4,8 @@ Inlet's rule: retry temporary failures every 5 minutes, for at most 60 minutes a
 attempts, whichever comes first (with the defaults, 60 minutes end it after 13 attempts); then
 mark the booking for manual follow-up. A call whose next retry would come after access should
 have started is escalated early, while retries go on. A failed revocation is the loudest: old
-access may still open the door.
+access may still open the door; so is a failed recovery (the GrantAccess that gets back a grant
+to revoke), which is escalated as part of the revocation.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 
 import msgspec
 
+from service.domain.plan import RECOVER
 from service.properties import RetryPolicy
 
 Severity = Literal["critical", "high", "warning"]
@@ -31,9 +33,22 @@ class GiveUp(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def severity_for(operation: str, reason: str) -> Severity:
-    if operation == "revoke":
+    if operation == "revoke" or reason == RECOVER:
         return "critical"
     return "high"
+
+
+def escalation_operation(operation: str, reason: str) -> str:
+    """The operation an escalated call is filed under (the series alerts and operators see).
+
+    A failed re-sync has its own series: guests may keep codes that no longer work. A failed
+    recovery is a revocation that could not be done: a grant may still open the door.
+    """
+    if reason == "resync":
+        return "resync"
+    if reason == RECOVER:
+        return "revoke"
+    return operation
 
 
 def after_failure(

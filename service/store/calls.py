@@ -5,7 +5,9 @@ lease is simply claimable again. Every outcome is written only if this worker st
 attempt (state, owner and attempt re-checked in the UPDATE), and the outcome, the actual access
 and the booking's next look commit in one transaction. After a GrantAccess, the content is
 recorded as unverified when an earlier GrantAccess of the grant may have left other content at
-Inlet (see `fingerprint_after_grant`).
+Inlet (see `fingerprint_after_grant`). A recovery (a GrantAccess to get back a grant that must
+go) records only the ReferenceId, unverified, and tells the sinks nothing: the next plan revokes
+the grant, and that revocation is the change they hear of.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from service.domain.changes import (
     change_after_failure,
     change_after_success,
 )
-from service.domain.plan import UNVERIFIED, EarlierGrantAttempt, fingerprint_after_grant
+from service.domain.plan import RECOVER, UNVERIFIED, EarlierGrantAttempt, fingerprint_after_grant
+from service.domain.retry import escalation_operation
 from service.store.db import Connection, Database
 
 log = logging.getLogger(__name__)
@@ -110,12 +113,19 @@ class CallStore:
         """Record success, the access Inlet now holds and the change for each sink, together;
         False if the lease was lost (nothing written)."""
         now = attempt.finished_at
+        recovery = call.reason == RECOVER
+        if recovery:
+            # The code was never the guest's to have, nor the PMS's to show: keep only the
+            # ReferenceId the revocation needs.
+            access = AccessData(
+                reference_id=access.reference_id, code=None, code_formatted=None, link=None
+            )
         try:
             async with self._db.transaction() as conn:
                 await self._finish(conn, call, owner, "succeeded", attempt)
                 previous = await conn.fetchrow(self._db.sql("previous_access"), call.grant_key)
                 await self._apply_access(conn, call, attempt, access)
-                if sinks:
+                if sinks and not recovery:
                     change = change_after_success(
                         _call_facts(call),
                         message=attempt.message,
@@ -164,7 +174,7 @@ class CallStore:
                     for r in rows
                 ]
                 fingerprint = fingerprint_after_grant(desired.fingerprint, earlier)
-                if fingerprint == UNVERIFIED:
+                if fingerprint == UNVERIFIED and call.reason != RECOVER:
                     log.info(
                         "granted, but Inlet may hold an earlier call's content: recorded as unverified",
                         extra={
@@ -251,7 +261,7 @@ class CallStore:
                 escalation_id: int | None = await self._escalate(
                     conn, call, severity, reason, attempt.message, attempt.finished_at
                 )
-                if sinks:
+                if sinks and call.reason != RECOVER:  # the sinks never heard of a recovery
                     change = change_after_failure(
                         _call_facts(call),
                         message=attempt.message,
@@ -351,8 +361,7 @@ class CallStore:
             call.booking_id,
             call.property_id,
             call.id,
-            # a failed re-sync gets its own series: guests may keep codes that no longer work
-            "resync" if call.reason == "resync" else call.operation,
+            escalation_operation(call.operation, call.reason),
             severity,
             reason,
             message,

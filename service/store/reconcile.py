@@ -1,23 +1,36 @@
 """How is one booking's plan written? Claim marked bookings, load their facts, write the plan.
 
 Everything a reconcile writes (superseded calls, new calls, escalations, the next look) commits
-in one transaction; a crash leaves the booking marked, and its lease expires.
+in one transaction; a crash leaves the booking marked, and its lease expires. A recovery is
+stored as a GrantAccess call with the reason `recover` (so a release that does not know it
+sends it as the contact-free GrantAccess it is).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Literal, cast
 
 import msgspec
 
+from service.domain.access import DesiredGrant
 from service.domain.booking import BookingEvent, grant_key
 from service.domain.fold import LoggedEvent
-from service.domain.plan import ActualGrant, PendingCall, call_deadline
+from service.domain.plan import (
+    RECOVER,
+    ActualGrant,
+    EarlierGrantAttempt,
+    GrantCall,
+    PendingCall,
+    call_deadline,
+)
 from service.domain.reconcile import BookingInputs, Decision
 from service.store.db import Connection, Database
 
 PRIORITY = {"revoke": 0, "update": 1, "grant": 2}
+# A recovery is the first half of a revocation: it goes before grants and updates.
+_RECOVER_PRIORITY = PRIORITY["revoke"]
 
 
 class LeaseLost(Exception):
@@ -116,11 +129,12 @@ class ReconcileStore:
         grants = await conn.fetch(self._db.sql("booking_grants"), *key)
         locked = await conn.fetch(self._db.sql("lock_pending_calls"), *key)
         escalated = await conn.fetch(self._db.sql("escalated_calls"), *key)
+        attempts = await conn.fetch(self._db.sql("earlier_grant_attempts"), None, None, *key)
         pending: dict[str, PendingCall] = {
             r["grant_key"]: PendingCall(
                 call_id=r["id"],
                 grant_key=r["grant_key"],
-                operation=r["operation"],
+                operation=_operation(r["operation"], r["reason"]),
                 fingerprint=r["fingerprint"],
                 status="escalated",
             )
@@ -131,10 +145,22 @@ class ReconcileStore:
             pending[r["grant_key"]] = PendingCall(
                 call_id=r["id"],
                 grant_key=r["grant_key"],
-                operation=r["operation"],
+                operation=_operation(r["operation"], r["reason"]),
                 fingerprint=r["fingerprint"],
                 status="in_flight" if in_flight else "queued",
             )
+        sent: dict[str, list[GrantCall]] = {}
+        for r in attempts:  # ordered by grant, call and attempt
+            calls = sent.setdefault(r["grant_key"], [])
+            attempt = EarlierGrantAttempt(
+                fingerprint=r["fingerprint"], outcome=r["outcome"], http_status=r["http_status"]
+            )
+            if calls and calls[-1].call_id == r["call_id"]:
+                last = calls[-1]
+                calls[-1] = msgspec.structs.replace(last, attempts=(*last.attempts, attempt))
+            else:
+                request = msgspec.json.decode(r["request"], type=DesiredGrant)
+                calls.append(GrantCall(call_id=r["call_id"], request=request, attempts=(attempt,)))
         return BookingInputs(
             source=claimed.source,
             booking_id=claimed.booking_id,
@@ -158,6 +184,7 @@ class ReconcileStore:
             },
             pending=pending,
             door_usage=usage,
+            sent={k: tuple(v) for k, v in sent.items()},
         )
 
     async def _write(
@@ -176,19 +203,25 @@ class ReconcileStore:
             if op.kind == "cancel":
                 continue
             desired = op.desired
+            if op.kind == "recover":
+                operation, priority, deadline = "grant", _RECOVER_PRIORITY, None
+                reason, resync_id = RECOVER, None
+            else:
+                operation, priority = op.kind, PRIORITY[op.kind]
+                deadline = call_deadline(desired, now)
             await conn.fetchval(
                 self._db.sql("insert_call"),
                 op.grant_key,
                 claimed.source,
                 claimed.booking_id,
                 property_id,
-                op.kind,
+                operation,
                 reason,
                 msgspec.json.encode(desired).decode() if desired else "{}",
                 desired.fingerprint if desired else "",
-                PRIORITY[op.kind],
+                priority,
                 now,
-                call_deadline(desired, now),
+                deadline,
                 resync_id,
             )
         open_issues = []
@@ -217,3 +250,10 @@ class ReconcileStore:
             open_issues,
             now,
         )
+
+
+def _operation(operation: str, reason: str) -> Literal["grant", "update", "revoke", "recover"]:
+    """A stored call as the plan sees it: a GrantAccess with the reason `recover` is a recovery."""
+    if operation == "grant" and reason == RECOVER:
+        return "recover"
+    return cast(Literal["grant", "update", "revoke"], operation)

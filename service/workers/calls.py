@@ -151,6 +151,7 @@ class CallWorker:
             "booking_id": call.booking_id,
             "property_id": call.property_id,
             "operation": call.operation,
+            "reason": call.reason,  # "recover": a GrantAccess to get back a grant to revoke
             "attempt": call.attempts,
             "outcome": result.outcome,
             "http_status": result.http_status,

@@ -399,3 +399,118 @@ async def test_an_update_of_a_stay_under_way_that_fails_is_not_late_for_arrival(
         "state"
     ] == "succeeded"
     assert await h.rows("SELECT * FROM escalations") == []
+
+
+async def cancel(h: Harness, arrival: datetime, minutes: int = 1) -> None:
+    cancelled = stay(arrival=arrival, status="cancelled")
+    await h.post(
+        event("e-cancel", occurred_at=START + timedelta(minutes=minutes), stays=[cancelled])
+    )
+    await h.settle()
+
+
+@pytest.mark.parametrize("earlier", ["queued", "escalated"])
+async def test_a_lost_grant_of_a_stay_then_cancelled_is_recovered_and_revoked(
+    h: Harness, earlier: str
+) -> None:
+    """The grant exists at Inlet, the service never got its ReferenceId, the stay is cancelled:
+    a GrantAccess without email or phone gets the grant back, and a RevokeAccess ends it."""
+    arrival = START + 2 * HOUR
+    # Longer than the client's 2 s timeout: Inlet makes the grant, the answer never arrives.
+    await h.fault(kind="latency", seconds=3, count=1, operations=["grant"])
+    if earlier == "escalated":
+        await h.fault(
+            kind="success_false",
+            retryable=False,
+            message="Lock offline",
+            count=1,
+            operations=["grant"],
+        )
+    await h.post(event("e1", arrival=arrival))
+    await h.settle()
+    await until_the_sandbox_holds_a_grant(h)
+    if earlier == "escalated":
+        await h.advance(timedelta(minutes=5))
+        escalations = await h.rows("SELECT reason FROM escalations")
+        assert [e["reason"] for e in escalations] == ["permanent_error"]
+    assert await h.rows("SELECT * FROM grants") == []  # no ReferenceId known
+    held = (await h.grants())[0]
+    assert await h.opens(held["code"], "L-101", arrival + HOUR)
+    messages = await h.messages()
+    assert {m["channel"] for m in messages} == {"email", "sms"}  # from the lost grant
+
+    await cancel(h, arrival)
+
+    requests = await h.inlet_requests()
+    grants_sent = 2 if earlier == "escalated" else 1
+    assert [r["path"] for r in requests] == ["/GrantAccess"] * (grants_sent + 1) + ["/RevokeAccess"]
+    recovery, revoke = requests[-2]["body"], requests[-1]["body"]
+    assert recovery["externalId"] == held["externalId"]
+    assert not {"email", "phoneNumber", "countryCode"} & set(recovery)
+    assert revoke["ReferenceId"] == held["ReferenceId"]
+    assert [g["state"] for g in await h.grants()] == ["revoked"]
+    assert not await h.opens(held["code"], "L-101", arrival + HOUR)
+    assert await h.messages() == messages  # the recovery told the guest nothing
+    stored = await h.rows("SELECT state, reference_id, code FROM grants")
+    assert stored == [{"state": "revoked", "reference_id": held["ReferenceId"], "code": None}]
+    calls = await h.rows("SELECT operation, reason, state FROM inlet_calls ORDER BY id")
+    assert calls == [
+        {
+            "operation": "grant",
+            "reason": "booking",
+            "state": "superseded" if earlier == "queued" else "failed",
+        },
+        {"operation": "grant", "reason": "recover", "state": "succeeded"},
+        {"operation": "revoke", "reason": "booking", "state": "succeeded"},
+    ]
+    access = await h.service.get("/v1/bookings/demo-pms/R-1001/access", headers=BEARER)
+    assert [s["state"] for s in (await access.json())["stays"]] == ["revoked"]
+    assert all(e["resolved_at"] is not None for e in await h.rows("SELECT * FROM escalations"))
+    # Converged: a sweep and another look at the booking plan nothing more.
+    assert await h.runtime.reconciler.sweep() == 0
+    await h.rows("UPDATE bookings SET marked_seq = marked_seq + 1")
+    await h.advance(timedelta(minutes=30))
+    assert len(await h.inlet_requests()) == len(requests)
+    assert len(await h.rows("SELECT id FROM inlet_calls")) == len(calls)
+
+
+@pytest.mark.parametrize("status", [400, 429])
+async def test_a_grant_refused_with_a_4xx_then_cancelled_is_withdrawn_without_recovery(
+    h: Harness, status: int
+) -> None:
+    arrival = START + 2 * HOUR
+    await h.fault(kind="status", status=status, count=1, operations=["grant"])
+    await h.post(event("e1", arrival=arrival))
+    await h.settle()
+
+    await cancel(h, arrival)
+    await h.advance(timedelta(minutes=30))
+
+    assert [r["path"] for r in await h.inlet_requests()] == ["/GrantAccess"]
+    assert await h.grants() == []
+    states = [c["state"] for c in await h.rows("SELECT state FROM inlet_calls")]
+    assert states == ["failed" if status == 400 else "superseded"]
+
+
+async def test_a_failed_recovery_is_escalated_like_a_failed_revocation(h: Harness) -> None:
+    arrival = START + 2 * HOUR
+    await h.fault(kind="latency", seconds=3, count=1, operations=["grant"])
+    await h.post(event("e1", arrival=arrival))
+    await h.settle()
+    await until_the_sandbox_holds_a_grant(h)
+    await h.fault(
+        kind="success_false", retryable=False, message="Lock offline", count=1, operations=["grant"]
+    )
+
+    await cancel(h, arrival)
+
+    escalations = await h.rows("SELECT operation, severity, reason FROM escalations")
+    assert escalations == [
+        {"operation": "revoke", "severity": "critical", "reason": "permanent_error"}
+    ]
+    text = await (await h.service.get("/metrics")).text()
+    assert 'inlet_bridge_escalations_open{operation="revoke",severity="critical"} 1.0' in text
+    # The escalated recovery is not repeated blindly; the grant is still at Inlet for a person.
+    await h.advance(timedelta(minutes=30))
+    assert [r["path"] for r in await h.inlet_requests()] == ["/GrantAccess"] * 2
+    assert [g["state"] for g in await h.grants()] == ["active"]

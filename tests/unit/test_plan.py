@@ -13,11 +13,13 @@ from service.domain.plan import (
     UNVERIFIED,
     ActualGrant,
     EarlierGrantAttempt,
+    GrantCall,
     Operation,
     PendingCall,
     call_deadline,
     fingerprint_after_grant,
     plan,
+    recovery_request,
 )
 from service.domain.reconcile import BookingInputs, decide
 from tests.unit.domain_cases import (
@@ -415,6 +417,224 @@ def test_an_unverified_grant_is_updated_with_the_desired_content() -> None:
     result = plan({K1: W}, {K1: have(fingerprint=UNVERIFIED)}, {}, INSIDE)
 
     assert result == [Operation(kind="update", grant_key=K1, desired=W)]
+
+
+# --- a grant that must go, but that a lost GrantAccess may have made at Inlet ----------------
+
+
+def sent(
+    *attempts: tuple[str | None, int | None], call_id: int = 5, request: DesiredGrant = W
+) -> GrantCall:
+    """One earlier GrantAccess call of K1 with these (outcome, http_status) attempts."""
+    return GrantCall(
+        call_id=call_id,
+        request=request,
+        attempts=tuple(earlier(o, s, request.fingerprint) for o, s in attempts),
+    )
+
+
+LOST = sent(("temporary", None))  # timed out: Inlet may have made the grant
+REFUSED = sent(("permanent", 400))
+RECOVERY = msgspec.structs.replace(W, email=None, phone=None, notify=False, fingerprint=UNVERIFIED)
+
+ROOM_102 = msgspec.structs.replace(W, access_points=("L-102", "MAIN"), fingerprint="fp-102")
+
+RecoveryCase = tuple[
+    dict[str, DesiredGrant],
+    dict[str, ActualGrant],
+    dict[str, PendingCall],
+    dict[str, list[GrantCall]],
+    datetime,
+]
+
+RECOVERY_CASES: list[tuple[str, RecoveryCase, list[Operation]]] = [
+    (
+        "lost-grant-queued-for-retry-then-cancelled",
+        ({}, {}, {K1: call("grant", "fp-new")}, {K1: [LOST]}, INSIDE),
+        [Operation(kind="recover", grant_key=K1, desired=RECOVERY, supersedes=7)],
+    ),
+    (
+        "lost-grant-escalated-then-cancelled",
+        ({}, {}, {K1: call("grant", "fp-new", "escalated")}, {K1: [LOST]}, INSIDE),
+        [Operation(kind="recover", grant_key=K1, desired=RECOVERY)],
+    ),
+    (
+        "lost-grant-withdrawn-long-ago",  # only the history knows of it
+        ({}, {}, {}, {K1: [LOST]}, INSIDE),
+        [Operation(kind="recover", grant_key=K1, desired=RECOVERY)],
+    ),
+    (
+        "lost-grant-after-an-earlier-grant-was-revoked",
+        ({}, {K1: have(state="revoked")}, {}, {K1: [LOST]}, INSIDE),
+        [Operation(kind="recover", grant_key=K1, desired=RECOVERY)],
+    ),
+    (
+        "lease-expired-mid-call",
+        ({}, {}, {K1: call("grant", "fp-new")}, {K1: [sent((None, None))]}, INSIDE),
+        [Operation(kind="recover", grant_key=K1, desired=RECOVERY, supersedes=7)],
+    ),
+    (
+        "refused-with-4xx-is-withdrawn-as-before",
+        ({}, {}, {K1: call("grant", "fp-new")}, {K1: [REFUSED]}, INSIDE),
+        [Operation(kind="cancel", grant_key=K1, supersedes=7)],
+    ),
+    (
+        "refused-and-escalated-stays-for-a-person",
+        ({}, {}, {K1: call("grant", "fp-new", "escalated")}, {K1: [REFUSED]}, INSIDE),
+        [],
+    ),
+    (
+        "rate-limited-then-refused",
+        ({}, {}, {}, {K1: [sent(("temporary", 429), ("permanent", 422))]}, INSIDE),
+        [],
+    ),
+    (
+        "queued-never-sent",
+        ({}, {}, {K1: call("grant", "fp-new")}, {K1: [sent()]}, INSIDE),
+        [Operation(kind="cancel", grant_key=K1, supersedes=7)],
+    ),
+    (
+        "recovery-queued-not-repeated",
+        ({}, {}, {K1: call("recover", UNVERIFIED)}, {K1: [LOST]}, INSIDE),
+        [],
+    ),
+    (
+        "recovery-escalated-not-repeated",
+        ({}, {}, {K1: call("recover", UNVERIFIED, "escalated")}, {K1: [LOST]}, INSIDE),
+        [],
+    ),
+    (
+        "recovery-in-flight-left-alone",
+        ({}, {}, {K1: call("recover", UNVERIFIED, "in_flight")}, {K1: [LOST]}, INSIDE),
+        [],
+    ),
+    (
+        "recovered-grant-is-revoked",
+        ({}, {K1: have(fingerprint=UNVERIFIED)}, {}, {K1: [LOST, sent(("success", 200))]}, INSIDE),
+        [Operation(kind="revoke", grant_key=K1)],
+    ),
+    (
+        "stay-reinstated-supersedes-the-recovery",
+        ({K1: W}, {}, {K1: call("recover", UNVERIFIED)}, {K1: [LOST]}, INSIDE),
+        [Operation(kind="grant", grant_key=K1, desired=W, supersedes=7)],
+    ),
+    (
+        "still-desired-is-granted-not-recovered",
+        ({K1: W}, {}, {}, {K1: [LOST]}, INSIDE),
+        [Operation(kind="grant", grant_key=K1, desired=W)],
+    ),
+    (
+        "grant-ended-opens-no-door",
+        ({}, {}, {}, {K1: [LOST]}, DEPARTURE),
+        [],
+    ),
+    (
+        "two-grants-one-lost-one-refused",
+        ({}, {}, {}, {K1: [LOST], K2: [sent(("permanent", 400), request=want(K2))]}, INSIDE),
+        [Operation(kind="recover", grant_key=K1, desired=RECOVERY)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"), [pytest.param(c, e, id=name) for name, c, e in RECOVERY_CASES]
+)
+def test_plan_recovers_a_grant_a_lost_answer_may_have_made(
+    case: RecoveryCase, expected: list[Operation]
+) -> None:
+    desired, actual, pending, history, now = case
+
+    assert plan(desired, actual, pending, now, history) == expected
+
+
+def test_recovery_then_revocation_converges() -> None:
+    """Cancelled after a lost answer: recover, then revoke; the confirmed revocation ends the
+    history (the store reads calls since then only), and nothing more is planned."""
+    pending = {K1: call("grant", "fp-new")}
+    history = {K1: [LOST]}
+
+    first = plan({}, {}, pending, INSIDE, history)
+    assert [op.kind for op in first] == ["recover"]
+    recovery = first[0].desired
+    assert recovery is not None
+    assert (recovery.email, recovery.phone, recovery.fingerprint) == (None, None, UNVERIFIED)
+    assert (recovery.grant_key, recovery.access_points) == (K1, W.access_points)
+    # The recovery is queued; the plan leaves it alone.
+    queued = {K1: call("recover", UNVERIFIED, call_id=8)}
+    history = {K1: [LOST, sent(call_id=8, request=recovery)]}
+    assert plan({}, {}, queued, INSIDE, history) == []
+    # It succeeded: the grant is known, unverified; the next plan revokes it.
+    recovered = {K1: have(fingerprint=UNVERIFIED)}
+    history = {K1: [LOST, sent(("success", 200), call_id=8, request=recovery)]}
+    assert plan({}, recovered, {}, INSIDE, history) == [Operation(kind="revoke", grant_key=K1)]
+    assert plan({}, recovered, {K1: call("revoke", "", call_id=9)}, INSIDE, history) == []
+    # Revoked, confirmed by Inlet: no history left, nothing to do.
+    assert plan({}, {K1: have(state="revoked")}, {}, INSIDE, {}) == []
+
+
+@pytest.mark.parametrize(
+    ("calls", "now", "expected"),
+    [
+        pytest.param([], INSIDE, None, id="no-calls"),
+        pytest.param([sent()], INSIDE, None, id="never-sent"),
+        pytest.param([LOST], INSIDE, RECOVERY, id="timed-out"),
+        pytest.param([sent(("temporary", 503))], INSIDE, RECOVERY, id="server-error"),
+        pytest.param([sent(("temporary", 200))], INSIDE, RECOVERY, id="unreadable-200"),
+        pytest.param([sent(("temporary", 429))], INSIDE, None, id="rate-limited"),
+        pytest.param([REFUSED, sent(("permanent", None))], INSIDE, None, id="refused-or-unsent"),
+        pytest.param([LOST], DEPARTURE, None, id="ended-at-departure"),
+        pytest.param([LOST], DEPARTURE - MINUTE, RECOVERY, id="a-minute-before-departure"),
+        pytest.param(
+            [sent(("temporary", None), request=ROOM_102), sent(("temporary", 502), call_id=6)],
+            INSIDE,
+            RECOVERY,
+            id="the-latest-that-may-have-reached",
+        ),
+        pytest.param(
+            [sent(("temporary", None), request=ROOM_102), sent(("permanent", 400), call_id=6)],
+            INSIDE,
+            msgspec.structs.replace(
+                ROOM_102, email=None, phone=None, notify=False, fingerprint=UNVERIFIED
+            ),
+            id="a-refused-later-call-does-not-count",
+        ),
+        pytest.param(
+            [REFUSED, sent(("temporary", None), call_id=6, request=ROOM_102)],
+            INSIDE,
+            msgspec.structs.replace(
+                ROOM_102, email=None, phone=None, notify=False, fingerprint=UNVERIFIED
+            ),
+            id="a-later-lost-call",
+        ),
+    ],
+)
+def test_recovery_request(
+    calls: list[GrantCall], now: datetime, expected: DesiredGrant | None
+) -> None:
+    assert recovery_request(calls, now) == expected
+
+
+def test_decide_recovers_a_lost_grant_of_a_cancelled_stay() -> None:
+    events = (
+        logged(1, NOW - 2 * HOUR, booking()),
+        logged(2, NOW - HOUR, booking(stay("S1", status="cancelled"))),
+    )
+    inputs = BookingInputs(
+        source=SOURCE,
+        booking_id=BOOKING_ID,
+        property_id=PROPERTY_ID,
+        events=events,
+        actual={},
+        pending={K1: call("grant", "fp-new", "escalated")},
+        sent={K1: (LOST,)},
+    )
+
+    decision = decide(inputs, hotels(), NOW)
+
+    assert decision.desired.grants == ()
+    assert [(op.kind, op.grant_key, op.supersedes) for op in decision.operations] == [
+        ("recover", K1, None)
+    ]
 
 
 @pytest.mark.parametrize(

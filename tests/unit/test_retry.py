@@ -12,6 +12,7 @@ from service.domain.retry import (
     Retry,
     after_delivery_failure,
     after_failure,
+    escalation_operation,
 )
 from service.properties import RetryPolicy
 from tests.unit.domain_cases import ARRIVAL, HOUR, MINUTE, hotels
@@ -128,6 +129,80 @@ def test_configurable_limits(
 
     assert minutes == expected_minutes
     assert decision == end
+
+
+@pytest.mark.parametrize(
+    ("operation", "reason", "permanent", "attempts", "minutes", "expected"),
+    [
+        pytest.param(
+            "grant",
+            "recover",
+            True,
+            1,
+            0,
+            GiveUp(reason="permanent_error", severity="critical"),
+            id="recovery-refused",
+        ),
+        pytest.param(
+            "grant",
+            "recover",
+            False,
+            13,
+            60,
+            GiveUp(reason="max_duration", severity="critical"),
+            id="recovery-out-of-time",
+        ),
+        pytest.param(
+            "grant",
+            "booking",
+            True,
+            1,
+            0,
+            GiveUp(reason="permanent_error", severity="high"),
+            id="grant-refused",
+        ),
+        pytest.param(
+            "update",
+            "resync",
+            True,
+            1,
+            0,
+            GiveUp(reason="permanent_error", severity="high"),
+            id="resync-refused",
+        ),
+    ],
+)
+def test_a_failed_recovery_is_as_loud_as_a_failed_revocation(
+    operation: str, reason: str, permanent: bool, attempts: int, minutes: float, expected: GiveUp
+) -> None:
+    """A recovery gets back a grant that must go: while it fails, a cancelled guest may hold a
+    code that opens the door."""
+    decision = after_failure(
+        operation=operation,  # type: ignore[arg-type]
+        reason=reason,
+        permanent=permanent,
+        attempts=attempts,
+        first_attempt_at=T0,
+        now=T0 + timedelta(minutes=minutes),
+        deadline=None,
+        policy=DEFAULT,
+    )
+
+    assert decision == expected
+
+
+@pytest.mark.parametrize(
+    ("operation", "reason", "filed_under"),
+    [
+        pytest.param("grant", "booking", "grant", id="grant"),
+        pytest.param("update", "booking", "update", id="update"),
+        pytest.param("revoke", "booking", "revoke", id="revoke"),
+        pytest.param("update", "resync", "resync", id="resync"),
+        pytest.param("grant", "recover", "revoke", id="recovery-pages-as-a-revocation"),
+    ],
+)
+def test_escalation_operation(operation: str, reason: str, filed_under: str) -> None:
+    assert escalation_operation(operation, reason) == filed_under
 
 
 @pytest.mark.parametrize(
