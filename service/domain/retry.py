@@ -94,3 +94,11 @@ def after_delivery_failure(
     if at - first_attempt_at > timedelta(minutes=policy.max_minutes):
         return None
     return at
+
+
+def poll_delay(*, interval: float, failures: int, max_backoff: float) -> float:
+    """Seconds until a PMS connection is polled again: its interval, doubled for each failed
+    poll in a row, at most `max_backoff` (but never less than the interval itself)."""
+    if failures <= 0:
+        return interval
+    return max(interval, min(interval * 2.0**failures, max_backoff))

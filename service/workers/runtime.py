@@ -23,6 +23,7 @@ from service.adapters.spectra.client import SpectraClient, SpectraError
 from service.adapters.spectra.poller import SpectraPoller
 from service.adapters.spectra.writeback import SpectraSink
 from service.clock import Clock
+from service.domain.retry import poll_delay
 from service.ingest import GroupCommitter
 from service.inlet.client import InletClient
 from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, RUNTIME, SETTINGS
@@ -195,8 +196,11 @@ class Runtime:
                     "poll failed",
                     extra={"action": "spectra.poll_error", "connection": poller.name},
                 )
-            delay = min(interval * 2**failures, MAX_POLL_BACKOFF_SECONDS) if failures else interval
-            await self._pause(delay)
+            await self._pause(
+                poll_delay(
+                    interval=interval, failures=failures, max_backoff=MAX_POLL_BACKOFF_SECONDS
+                )
+            )
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -713,14 +713,23 @@ async def test_the_poll_loop_counts_failures_and_records_them_on_the_cursor(
     runtime = hotel.h.runtime
     assert runtime._cursors is not None
     recorded = count_calls(monkeypatch, runtime._cursors, "failed")
+    pauses: list[float] = []
+    pause = runtime._pause
+
+    async def recording_pause(seconds: float) -> None:
+        pauses.append(seconds)
+        await pause(seconds)
+
+    monkeypatch.setattr(runtime, "_pause", recording_pause)
     await hotel.fault(kind="status", status=500, count=None)
 
     task = asyncio.create_task(runtime.poll_loop(hotel.poller, 0.01))
     try:
-        await recorded.reached(2)  # two failed polls, the second after a back-off
+        await recorded.reached(3)  # three failed polls, each after a longer back-off
     finally:
         runtime.stopping.set()
         await asyncio.wait_for(task, 5)
+    assert pauses[:2] == [0.02, 0.04]  # the interval doubled per failure in a row
     assert errors_counted(hotel, "http") >= 2
     assert errors_counted(hotel, "internal") == 0
     stored = await cursor(hotel)

@@ -13,6 +13,7 @@ from service.domain.retry import (
     after_delivery_failure,
     after_failure,
     escalation_operation,
+    poll_delay,
 )
 from service.properties import RetryPolicy
 from tests.unit.domain_cases import ARRIVAL, HOUR, MINUTE, hotels
@@ -318,3 +319,22 @@ def test_delivery_backoff(
     )
 
     assert at == (None if expected_delay is None else now + timedelta(seconds=expected_delay))
+
+
+@pytest.mark.parametrize(
+    ("interval", "failures", "expected"),
+    [
+        (60, 0, 60),  # all well: the interval
+        (60, 1, 120),  # each failure in a row doubles it
+        (60, 2, 240),
+        (60, 3, 480),
+        (60, 4, 600),  # capped
+        (60, 30, 600),
+        (900, 2, 900),  # a long interval is never shortened by the cap
+        (1, 5, 32),
+    ],
+)
+def test_poll_delay_backs_off_and_is_capped(
+    interval: float, failures: int, expected: float
+) -> None:
+    assert poll_delay(interval=interval, failures=failures, max_backoff=600) == expected
