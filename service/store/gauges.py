@@ -6,7 +6,7 @@ truth, aggregated with max() in dashboards and alerts, never summed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from service.metrics import Metrics
 from service.store.db import Database
@@ -19,8 +19,8 @@ SEVERITIES = ("critical", "high", "warning")
 GRANT_STATES = ("active", "revoked")
 
 
-async def refresh_gauges(db: Database, metrics: Metrics, now: datetime | None = None) -> None:
-    at = now or datetime.now(UTC)
+async def refresh_gauges(db: Database, metrics: Metrics, at: datetime) -> None:
+    """Set every gauge from the database as of `at` (the service's clock)."""
     calls = {r["operation"]: r for r in await db.fetch("gauge_calls", at)}
     for op in OPERATIONS:
         row = calls.get(op)
