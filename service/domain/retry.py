@@ -74,13 +74,27 @@ def after_failure(
     return Retry(at=at, late=late)
 
 
+FIRST_DELIVERY_DELAY_SECONDS = 10.0
+
+
 class DeliveryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Backoff for deliveries to a PMS: 10 s, doubling, at most 5 minutes apart, for an hour."""
 
-    first_delay_seconds: float = 10.0
+    first_delay_seconds: float = FIRST_DELIVERY_DELAY_SECONDS
     max_delay_seconds: float = 300.0
     max_attempts: int = 30
     max_minutes: float = 60.0
+
+    @classmethod
+    def within(cls, retry: RetryPolicy) -> DeliveryPolicy:
+        """Deliveries within the limits of Inlet calls (`[retry]`): the same attempts and
+        minutes, never further apart than its interval, but starting sooner (a PMS receiver
+        that blinked is usually back within seconds)."""
+        return cls(
+            max_delay_seconds=max(FIRST_DELIVERY_DELAY_SECONDS, retry.interval_minutes * 60),
+            max_attempts=retry.max_attempts,
+            max_minutes=retry.max_minutes,
+        )
 
 
 def after_delivery_failure(

@@ -23,7 +23,7 @@ from service.adapters.spectra.client import SpectraClient, SpectraError
 from service.adapters.spectra.poller import SpectraPoller
 from service.adapters.spectra.writeback import SpectraSink
 from service.clock import Clock
-from service.domain.retry import poll_delay
+from service.domain.retry import DeliveryPolicy, poll_delay
 from service.ingest import GroupCommitter
 from service.inlet.client import InletClient
 from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, RUNTIME, SETTINGS
@@ -266,6 +266,7 @@ def build_runtime(
             owner=owner,
             concurrency=settings.call_concurrency,
             lease_seconds=settings.lease_seconds,
+            policy=DeliveryPolicy.within(hotels.retry),
         ),
         clock,
         pollers=[

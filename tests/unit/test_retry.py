@@ -338,3 +338,25 @@ def test_poll_delay_backs_off_and_is_capped(
     interval: float, failures: int, expected: float
 ) -> None:
     assert poll_delay(interval=interval, failures=failures, max_backoff=600) == expected
+
+
+@pytest.mark.parametrize(
+    ("retry", "expected"),
+    [
+        pytest.param(RetryPolicy(), DeliveryPolicy(), id="defaults-agree"),
+        pytest.param(
+            RetryPolicy(interval_minutes=2, max_attempts=5, max_minutes=20),
+            DeliveryPolicy(max_delay_seconds=120, max_attempts=5, max_minutes=20),
+            id="follows-the-retry-section",
+        ),
+        pytest.param(
+            RetryPolicy(interval_minutes=0.1),
+            DeliveryPolicy(max_delay_seconds=10),
+            id="never-below-the-first-delay",
+        ),
+    ],
+)
+def test_deliveries_keep_within_the_retry_limits(
+    retry: RetryPolicy, expected: DeliveryPolicy
+) -> None:
+    assert DeliveryPolicy.within(retry) == expected
