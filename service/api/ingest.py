@@ -29,9 +29,33 @@ log = logging.getLogger(__name__)
 
 
 class _Refused(Exception):
-    def __init__(self, response: web.Response, reason: str) -> None:
+    """A refusal, with what its log line needs so the sender can find the booking and the
+    fields at fault: the decoded events (when the body decoded) and the problems' paths."""
+
+    def __init__(
+        self,
+        response: web.Response,
+        reason: str,
+        *,
+        events: Sequence[BookingEvent] = (),
+        problems: Sequence[Problem] = (),
+    ) -> None:
         self.response = response
         self.reason = reason
+        self.events = events
+        self.paths = [p.path for p in problems]
+
+    def keys(self, *, batch: bool) -> dict[str, object]:
+        """The ids of the refused events (a list for a batch), and the paths, never values."""
+        if not self.events:
+            return {"paths": self.paths} if self.paths else {}
+        event_ids = [e.event_id for e in self.events]
+        booking_ids = [e.booking.booking_id for e in self.events]
+        return {
+            "event_id": event_ids if batch else event_ids[0],
+            "booking_id": booking_ids if batch else booking_ids[0],
+            "paths": self.paths,
+        }
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -81,6 +105,7 @@ async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
                 "reason": refused.reason,
                 "status": refused.response.status,
                 "request_id": request.get(REQUEST_ID),
+                **refused.keys(batch=batch),
             },
         )
         return refused.response
@@ -147,7 +172,9 @@ def _decode(body: bytes, *, batch: bool, source: str) -> tuple[ValidEvent, ...]:
     ]
     if foreign:
         raise _Refused(
-            error(403, "forbidden", "the event's source is not yours", foreign), "forbidden"
+            error(403, "forbidden", "the event's source is not yours", foreign),
+            "forbidden",
+            problems=foreign,
         )
     seen: dict[str, int] = {}
     repeated = []
@@ -158,11 +185,21 @@ def _decode(body: bytes, *, batch: bool, source: str) -> tuple[ValidEvent, ...]:
             )
         seen[e.event_id] = i
     if repeated:
-        raise _Refused(error(422, "invalid", "the batch is not valid", repeated), "invalid")
+        raise _Refused(
+            error(422, "invalid", "the batch is not valid", repeated),
+            "invalid",
+            events=events,
+            problems=repeated,
+        )
     validated = validate_batch(events) if batch else validate_event(events[0])
     if isinstance(validated, InvalidEvent):
         what = "the batch is not valid" if batch else "the event is not valid"
-        raise _Refused(_invalid(what, validated.problems, validated.warnings), "invalid")
+        raise _Refused(
+            _invalid(what, validated.problems, validated.warnings),
+            "invalid",
+            events=events,
+            problems=validated.problems,
+        )
     return validated if isinstance(validated, tuple) else (validated,)
 
 
@@ -189,6 +226,8 @@ async def _commit(
                 409, "conflict", "an event with this id was stored with a different body", problems
             ),
             "conflict",
+            events=[v.event for v in events],
+            problems=problems,
         )
     return unit.results
 

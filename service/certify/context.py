@@ -71,6 +71,27 @@ def redact(node: Any, masker: Masker) -> Any:
     return node
 
 
+# Short values (a bare 4-digit code, a national phone number) could match inside any number or
+# tag of a log line by chance; those are looked for in their longer forms (codeFormatted, E.164).
+_MIN_TRACEABLE = 6
+
+
+def personal_values(node: Any) -> set[str]:
+    """The personal values (names, contacts, formatted codes, links) anywhere in `node`, as
+    sent or answered: what the service's logs must never hold in clear text."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in _PERSONAL and isinstance(v, str) and len(v.strip()) >= _MIN_TRACEABLE:
+                found.add(v.strip())
+            else:
+                found |= personal_values(v)
+    elif isinstance(node, list | tuple):
+        for v in node:
+            found |= personal_values(v)
+    return found
+
+
 class Context:
     """One scenario's run: helpers to send bookings, and the record of checks and evidence."""
 
@@ -83,6 +104,7 @@ class Context:
         self.checks: list[Check] = []
         self.events: list[Any] = []
         self.booking_ids: set[str] = set()
+        self.personal: set[str] = set()  # looked for in the logs; never written to the report
         self._ids = itertools.count(1)
         self._first_request = 0
         self.started = time.perf_counter()
@@ -140,6 +162,7 @@ class Context:
                 **booking,
             },
         }
+        self.personal |= personal_values(body)
         response = await self.stage.post(body)
         answer = await response.json()
         self.events.append(

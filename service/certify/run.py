@@ -25,7 +25,15 @@ from pathlib import Path
 import asyncpg
 import msgspec
 
-from service.certify.context import Check, Context, ScenarioResult, Status, Target, redact
+from service.certify.context import (
+    Check,
+    Context,
+    ScenarioResult,
+    Status,
+    Target,
+    personal_values,
+    redact,
+)
 from service.certify.report import write_reports
 from service.certify.scenarios import Scenario, in_scope
 from service.certify.stage import Stage, stage
@@ -169,13 +177,16 @@ async def _run_all(
         ) as running:
             for scenario in scenarios:
                 first_line = len(logs.lines)
-                result = await _run_one(scenario, Context(running, target, scenario.id), target)
+                ctx = Context(running, target, scenario.id)
+                result = await _run_one(scenario, ctx, target)
+                if result.status != "not_run":
+                    ctx.personal |= personal_values(await ctx.inlet_calls())
                 lines = tuple(
                     line
                     for line in logs.lines[first_line:]
                     if scenario.id.replace(".", "-").upper() in line
                 )
-                result = _with_logs(result, lines)
+                result = _with_logs(result, lines, ctx)
                 results.append(result)
                 print(f"[{result.status.upper():7}] {scenario.id:15} {scenario.title}", flush=True)
     return results
@@ -198,10 +209,7 @@ async def _run_one(scenario: Scenario, ctx: Context, target: Target) -> Scenario
         except Exception as exc:  # a crashed scenario is a failed one, with its traceback
             error = "".join(traceback.format_exception_only(exc)).strip()
             ctx.checks.append(Check(name="scenario ran to the end", status="fail", detail=error))
-    statuses = {c.status for c in ctx.checks}
-    status: Status = "fail" if "fail" in statuses or not ctx.checks else "pass"
-    if statuses == {"not_run"}:
-        status = "not_run"
+    status = _status(ctx.checks)
     calls = await ctx.inlet_calls() if status != "not_run" else []
     return ScenarioResult(
         id=scenario.id,
@@ -217,5 +225,30 @@ async def _run_one(scenario: Scenario, ctx: Context, target: Target) -> Scenario
     )
 
 
-def _with_logs(result: ScenarioResult, lines: tuple[str, ...]) -> ScenarioResult:
-    return msgspec.structs.replace(result, log_lines=lines)
+def _status(checks: list[Check]) -> Status:
+    statuses = {c.status for c in checks}
+    if statuses == {"not_run"}:
+        return "not_run"
+    return "fail" if "fail" in statuses or not checks else "pass"
+
+
+def _with_logs(result: ScenarioResult, lines: tuple[str, ...], ctx: Context) -> ScenarioResult:
+    """The scenario's log lines, and what Inlet's reviewers look for in them (guide 4.3): each
+    booking can be followed, and no personal value sent or answered is there in clear text."""
+    if result.status == "not_run":
+        return msgspec.structs.replace(result, log_lines=lines)
+    for booking_id in sorted(ctx.booking_ids):
+        ctx.check(
+            f"logs: {booking_id} can be followed",
+            any(f'"booking_id":"{booking_id}"' in line for line in lines),
+            "log lines carry the booking's id",
+        )
+    leaked = sum(1 for value in ctx.personal if any(value in line for line in lines))
+    ctx.check(
+        "logs: no name, email, phone, code or link in clear text",
+        leaked == 0,
+        f"{len(ctx.personal)} personal values looked for in {len(lines)} lines; {leaked} found",
+    )
+    return msgspec.structs.replace(
+        result, log_lines=lines, checks=tuple(ctx.checks), status=_status(ctx.checks)
+    )

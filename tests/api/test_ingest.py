@@ -107,6 +107,34 @@ async def test_every_validation_problem_is_listed_and_nothing_stored(client: Tes
     assert await count(client) == 0
 
 
+async def test_a_refused_event_is_logged_with_its_booking_and_the_paths_at_fault(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Certification 6: the partner can tell from its logs which booking failed and why."""
+    body = event("e-bad", booking_id="R-77")
+    body["booking"]["stays"][0]["departure"] = body["booking"]["stays"][0]["arrival"]
+    batch = {"events": [event("b1", booking_id="R-78"), body]}
+    with caplog.at_level(logging.INFO, logger="service.api.ingest"):
+        assert (await client.post("/v1/events", json=body, headers=BEARER)).status == 422
+        assert (await client.post("/v1/events:batch", json=batch, headers=BEARER)).status == 422
+        assert (await client.post("/v1/events", data=b"{", headers=BEARER)).status == 422
+    single, batched, malformed = [
+        vars(r) for r in caplog.records if getattr(r, "action", "") == "ingest.refused"
+    ]
+    assert (single["event_id"], single["booking_id"], single["paths"]) == (
+        "e-bad",
+        "R-77",
+        ["booking.stays[0].departure"],
+    )
+    assert (batched["event_id"], batched["booking_id"], batched["paths"]) == (
+        ["b1", "e-bad"],
+        ["R-78", "R-77"],
+        ["events[1].booking.stays[0].departure"],
+    )
+    assert (malformed["reason"], "booking_id" in malformed) == ("malformed", False)
+    assert all("Ola Nordmann" not in str(vars(r)) for r in caplog.records)
+
+
 async def test_structural_problems_are_listed_with_paths(client: TestClient) -> None:
     body: dict[str, Any] = event("e1")
     body["booking"]["colour"] = "blue"

@@ -185,6 +185,14 @@ async def test_every_scenario_passes_against_the_sandbox_and_the_reports_are_wri
     assert "## Certified scope (from the configuration)" in report
     assert "## Known limitations" in report
     assert '"action":"call.succeeded"' in report  # the service's own log lines are shown
+    # ... and checked: every scenario's bookings can be followed, with no personal data.
+    leak_checks = re.findall(
+        r"\| logs: no name, email, phone, code or link in clear text \| (\w+) \| (\d+) personal",
+        report,
+    )
+    assert len(leak_checks) == every
+    assert all(status == "pass" and int(looked) > 0 for status, looked in leak_checks)
+    assert "| logs: API-VALIDATION-BAD0 can be followed | pass |" in report  # a refused event
     page = (tmp_path / "report.html").read_text()
     assert "<svg" in page
     assert '<a href="#api.window">' in page  # in-page links are read by the check too
