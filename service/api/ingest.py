@@ -20,9 +20,15 @@ from service.api.auth import authenticate_source
 from service.api.responses import error, json_response
 from service.domain.booking import BookingEvent, Problem
 from service.domain.decoding import decode_batch, decode_event
-from service.domain.validation import InvalidEvent, ValidEvent, validate_batch, validate_event
+from service.domain.validation import (
+    InvalidEvent,
+    ReceivedAt,
+    ValidEvent,
+    validate_batch,
+    validate_event,
+)
 from service.ingest import IngestUnavailable
-from service.keys import COMMITTER, METRICS, REQUEST_ID, SETTINGS
+from service.keys import CLOCK, COMMITTER, HOTELS, METRICS, REQUEST_ID, SETTINGS
 from service.store.events import AppendResult
 
 log = logging.getLogger(__name__)
@@ -93,7 +99,14 @@ async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
                 error(401, "unauthorized", "missing or invalid credentials"), "unauthorized"
             )
         source = authenticated
-        events = _decode(body, batch=batch, source=source)
+        try:  # refuse at once, before any work, while the database is known to be down
+            request.app[COMMITTER].check_available()
+        except IngestUnavailable as exc:
+            raise _unavailable(exc) from None
+        received = ReceivedAt(
+            at=request.app[CLOCK].now(), max_skew=request.app[HOTELS].events.max_clock_skew
+        )
+        events = _decode(body, batch=batch, source=source, received=received)
         results = await _commit(request, events, batch=batch)
     except _Refused as refused:
         metrics.events_rejected.labels(source=source, reason=refused.reason).inc()
@@ -155,7 +168,9 @@ def _invalid(
     return json_response(body, status=422)
 
 
-def _decode(body: bytes, *, batch: bool, source: str) -> tuple[ValidEvent, ...]:
+def _decode(
+    body: bytes, *, batch: bool, source: str, received: ReceivedAt
+) -> tuple[ValidEvent, ...]:
     decoded: tuple[BookingEvent, ...] | BookingEvent | list[Problem]
     decoded = decode_batch(body) if batch else decode_event(body)
     if isinstance(decoded, list):
@@ -191,7 +206,7 @@ def _decode(body: bytes, *, batch: bool, source: str) -> tuple[ValidEvent, ...]:
             events=events,
             problems=repeated,
         )
-    validated = validate_batch(events) if batch else validate_event(events[0])
+    validated = validate_batch(events, received) if batch else validate_event(events[0], received)
     if isinstance(validated, InvalidEvent):
         what = "the batch is not valid" if batch else "the event is not valid"
         raise _Refused(
@@ -208,10 +223,8 @@ async def _commit(
 ) -> tuple[AppendResult, ...]:
     try:
         unit = await request.app[COMMITTER].append(events)
-    except IngestUnavailable:
-        raise _Refused(
-            error(503, "unavailable", "the event could not be stored; retry later"), "unavailable"
-        ) from None
+    except IngestUnavailable as exc:
+        raise _unavailable(exc) from None
     if unit.conflict:
         problems = [
             Problem(
@@ -230,6 +243,13 @@ async def _commit(
             problems=problems,
         )
     return unit.results
+
+
+def _unavailable(exc: IngestUnavailable) -> _Refused:
+    """503 with Retry-After: nothing was stored, the sender should send it again later."""
+    response = error(503, "unavailable", f"the event was not stored ({exc.reason}); retry later")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return _Refused(response, "unavailable")
 
 
 def _answer(result: AppendResult, valid: ValidEvent) -> dict[str, object]:

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 MAX_IDLE_SECONDS = 5.0
 ERROR_PAUSE_SECONDS = 5.0
 NOTIFY_CHANNEL = "inlet_bridge_marked"
-RECONCILE_LEASE_SECONDS = 60.0
 MAX_POLL_BACKOFF_SECONDS = 600.0
 
 
@@ -243,7 +242,7 @@ def build_runtime(
             clock=clock,
             owner=owner,
             batch=settings.reconcile_batch,
-            lease_seconds=RECONCILE_LEASE_SECONDS,
+            lease_seconds=settings.reconcile_lease_seconds,
         ),
         CallWorker(
             store=CallStore(db),
