@@ -125,9 +125,14 @@ class GroupCommitter:
         ]
 
     async def close(self) -> None:
-        """Stop taking events; commit what is queued; then stop the writers."""
+        """Stop taking events; commit what is queued (within the wait a request has, so a
+        database that is down cannot hold up shutdown); then stop the writers."""
         self._closed = True
-        await self._queue.join()  # every queued group committed (or failed) and answered
+        # asyncio.wait rather than a timeout context: this runs in a cancelled task (see
+        # workers/runtime.py on gh-102780).
+        drained = asyncio.ensure_future(self._queue.join())
+        await asyncio.wait({drained}, timeout=self._wait_seconds)
+        drained.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

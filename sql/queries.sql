@@ -101,8 +101,31 @@ WHERE resolved_at IS NULL
 GROUP BY 1, 2;
 
 -- name: gauge_grants
--- Grants per state.
-SELECT state, count(*) AS n FROM grants GROUP BY state;
+-- Grants per grant state, as service/domain/states.py derives it: a pending call (granting,
+-- updating, revoking) before an open escalation of a failed call (grant_failed, update_failed,
+-- revoke_failed; a failed re-sync is an update that failed) before what Inlet holds.
+WITH calls AS (
+    SELECT grant_key,
+           CASE WHEN operation = 'revoke' OR reason = 'recover' THEN 'revoking'
+                WHEN operation = 'update' THEN 'updating'
+                ELSE 'granting' END AS state
+    FROM inlet_calls
+    WHERE state = 'pending'
+), failed AS (
+    SELECT DISTINCT ON (grant_key) grant_key,
+           CASE operation WHEN 'revoke' THEN 'revoke_failed'
+                          WHEN 'grant' THEN 'grant_failed'
+                          ELSE 'update_failed' END AS state
+    FROM escalations
+    WHERE resolved_at IS NULL AND call_id IS NOT NULL
+      AND operation IN ('grant', 'update', 'revoke', 'resync')
+    ORDER BY grant_key, id DESC
+)
+SELECT coalesce(c.state, f.state, g.state) AS state, count(*) AS n
+FROM grants g
+FULL JOIN calls c USING (grant_key)
+FULL JOIN failed f USING (grant_key)
+GROUP BY 1;
 
 -- name: gauge_reconcile_lag
 -- How long the oldest booking marked for a look (or overdue) has waited.
