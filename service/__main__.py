@@ -58,6 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     certify.add_argument("--scope", nargs="*", help="scenario ids or prefixes (api, pms.3, ...)")
     certify.add_argument("--out", type=Path, default=Path("certification-report"))
     certify.add_argument("--properties", type=Path, help="the hotels' configuration to certify")
+    certify.add_argument(
+        "--retry-interval",
+        type=float,
+        metavar="SECONDS",
+        help="with --target inlet-test: retry temporary failures every SECONDS (default 2)",
+    )
+    certify.add_argument(
+        "--retry-max",
+        type=float,
+        metavar="SECONDS",
+        help="with --target inlet-test: give up after SECONDS (default: as many intervals as"
+        " the properties file's [retry], 12 for 5 and 60 minutes)",
+    )
     cli_ops.add_parser(commands)
     args = parser.parse_args(argv)
 
@@ -91,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 target=args.target,
                 scope=args.scope,
                 properties=args.properties,
+                retry_interval=args.retry_interval,
+                retry_max=args.retry_max,
             )
         )
     if args.command == "demo":

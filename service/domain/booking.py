@@ -1,4 +1,4 @@
-"""What is a booking, as every PMS adapter must hand it to us (CONTRACT.md section 1)?
+"""What is a booking, as every PMS adapter must hand it to us (docs/contract.md section 1)?
 
 These Structs are the wire format of `POST /v1/events`: decoded straight from bytes,
 unknown fields refused, timestamps only with an offset. Semantic rules (emails, phones,

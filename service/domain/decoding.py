@@ -2,7 +2,7 @@
 
 The fast path decodes straight from bytes with msgspec, which refuses unknown fields and
 naive timestamps but stops at the first problem. A sender fixing its adapter wants the whole
-list at once (CONTRACT.md section 1: a 422 lists every problem by JSON path), so when the
+list at once (docs/contract.md section 1: a 422 lists every problem by JSON path), so when the
 fast path fails the body is decoded again as plain JSON and walked against the Struct types
 as `msgspec.inspect` describes them. Semantic rules (emails, phones, dates) are in
 `validation.py`.

@@ -1,7 +1,7 @@
 """Is a decoded booking event fit to store and to pass on to Inlet, and in what clean form?
 
 Inlet's partner guide (section 3.3) makes format validation of emails and phones (with the
-country code) and sanitising of free text mandatory; CONTRACT.md section 1 adds ID, date and
+country code) and sanitising of free text mandatory; docs/contract.md section 1 adds ID, date and
 length rules. Every rule runs so a sender sees all problems at once; a valid event comes back
 as a normalized copy (emails normalized, phones in E.164, names cleaned), and nothing else is
 stored.

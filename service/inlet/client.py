@@ -3,7 +3,7 @@
 One method per Inlet call. Transport problems never raise: a timeout or a dropped connection
 is a temporary InletResult like a 503, so the call worker has a single thing to act on.
 Logs carry the grant key, status, outcome and Inlet's message, never names, emails, phone
-numbers, codes or links (DESIGN.md rule 10).
+numbers, codes or links (docs/architecture.md rule 10).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ certification run.
 
 The Inlet endpoints speak the wire format of protocol.py (so a correction there changes the
 client and the sandbox together). Under /_sandbox/ (no auth) tests read what happened
-(grants, messages, requests), ask whether a code opens a door, replace locks, and arm faults.
+(grants, messages, requests), ask whether a code opens a door, replace locks, and arm, list
+and clear faults (`GET /_sandbox/faults` answering 200 is how a certification run knows its
+target is a sandbox that can inject them).
 """
 
 from __future__ import annotations
@@ -185,6 +187,12 @@ async def _arm_fault(request: web.Request) -> web.Response:
     return _json({"armed": fault}, 201)
 
 
+async def _armed_faults(request: web.Request) -> web.Response:
+    """The faults still armed. Also how a client tells that a target can inject faults."""
+    armed = request.app[SANDBOX_STATE].faults
+    return _json([{"fault": a.fault, "remaining": a.remaining} for a in armed])
+
+
 async def _clear_faults(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
     cleared = len(state.faults)
@@ -233,6 +241,7 @@ def create_sandbox_app(
     app.router.add_get("/_sandbox/readings", _readings)
     app.router.add_get("/_sandbox/opens", _opens)
     app.router.add_post("/_sandbox/locks/{lock}/replace", _replace_lock)
+    app.router.add_get("/_sandbox/faults", _armed_faults)
     app.router.add_post("/_sandbox/faults", _arm_fault)
     app.router.add_delete("/_sandbox/faults", _clear_faults)
     app.router.add_post("/_sandbox/reset", _reset)

@@ -1,4 +1,4 @@
--- A grant remembers where it was made and which generation it is (docs/architecture.md, rule 15).
+-- A grant remembers where it was made and which generation it is (docs/architecture.md rule 12).
 --
 -- generation / external_id: the externalId sent to Inlet. Generation 1 is the grant key itself,
 --   as every grant made before this migration; a grant made again after a confirmed revocation
