@@ -29,7 +29,9 @@ ASSUMED_INLET: tuple[tuple[str, str], ...] = (
     (
         "A7",
         "A revoked grant may or may not be handed back for a repeated `externalId`, so a new"
-        " grant after a revocation uses a new `externalId` generation (`…#2`).",
+        " grant after a revocation uses a new `externalId` generation: `<grant key>:#2`,"
+        " `:#3`, ... (the first generation is the grant key itself; IDs never hold `:`, so no"
+        " stay's key can pass for another stay's generation).",
     ),
     (
         "A8",
