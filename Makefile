@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
 	touch $@
 
 setup: $(BIN)/inlet-bridge

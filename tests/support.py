@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -88,16 +89,36 @@ def event(
 
 
 def signed_headers(
-    body: bytes, *, secret: str = SIGNING_SECRET, at: float | None = None
+    body: bytes,
+    *,
+    secret: str = SIGNING_SECRET,
+    at: float | None = None,
+    source: str | None = SOURCE,
+    msg_id: str | None = None,
 ) -> dict[str, str]:
+    """Standard Webhooks headers (a new webhook-id each time), naming `source` (None: not)."""
     ts = int(at if at is not None else time.time())
-    msg_id = f"msg_{ts}"
-    return {
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    headers = {
         "webhook-id": msg_id,
         "webhook-timestamp": str(ts),
         "webhook-signature": webhooks.sign(secret, msg_id, ts, body),
         "Content-Type": "application/json",
     }
+    if source is not None:
+        headers["Inlet-Bridge-Source"] = source
+    return headers
+
+
+def signed_read(
+    method: str, path: str, *, at: float, secret: str = SIGNING_SECRET, msg_id: str | None = None
+) -> dict[str, str]:
+    """Headers of a signed read: the signature covers `{METHOD} {path}` (our extension)."""
+    headers = signed_headers(
+        webhooks.read_content(method, path), secret=secret, at=at, source=None, msg_id=msg_id
+    )
+    del headers["Content-Type"]
+    return headers
 
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
