@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# A caller's request id is kept when it is an id (it is logged and echoed); anything else, or
-# anything longer than 128 characters, is replaced by a new one.
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# A caller's request id is kept when it is an id of letters, digits and `._:-` (it is logged
+# and echoed, so it can hold no email or markup); anything else, or anything longer than 128
+# characters, is replaced by a new one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # How often seen webhook-ids past their expiry are forgotten.
 PURGE_SECONDS = 60.0
 
