@@ -145,9 +145,9 @@ async def _ingest(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _validation_threads(app: web.Application) -> AsyncIterator[None]:
-    """Large bodies are decoded and validated here, so the event loop keeps answering."""
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="validate")
-    app[ingest.VALIDATION] = executor
+    """Large bodies are decoded here, one at a time, so the event loop keeps answering."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+    app[ingest.VALIDATION] = ingest.LargeBodies(executor)
     try:
         yield
     finally:

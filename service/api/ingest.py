@@ -3,8 +3,10 @@
 Order of checks: size (413), credentials (401), the source's rate limit (429), a replayed
 webhook-id (409), decoding (422 with every problem), the body's source against the credentials
 (403), each `booking.property_id`: configured (else 422) and served by the source (else 403),
-validation (422), then the group commit. Bodies over `OFF_LOOP_BYTES` are decoded and
-validated on a worker thread, so a few large batches never stall the event loop (`/healthz`).
+validation (422), then the group commit. A body over `OFF_LOOP_BYTES` is decoded on a worker
+thread (a refused one is walked there for every problem) and its events are validated in
+slices that give the event loop back every few milliseconds, as are the log lines of a large
+batch: a few maximum batches never stall `/healthz` or other requests.
 202 means committed; a repeat answers like the first; a changed body under a stored id is 409.
 An invalid email or phone does not refuse the event: it is dropped before the event is stored
 and the answer lists it under `warnings` (a 422 lists them too, beside the problems).
@@ -16,7 +18,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,17 +28,30 @@ from service.api.auth import SourceCaller, admit_source, forget_webhook_id
 from service.api.responses import error, json_response
 from service.domain.booking import BookingEvent, Problem
 from service.domain.decoding import decode_batch, decode_event
-from service.domain.validation import InvalidEvent, ValidEvent, validate_batch, validate_event
+from service.domain.validation import InvalidEvent, ValidEvent, combine_batch, validate_event
 from service.ingest import IngestUnavailable
 from service.keys import COMMITTER, HOTELS, METRICS, REQUEST_ID, SETTINGS
 from service.store.events import AppendResult
 
 log = logging.getLogger(__name__)
 
-# Bodies larger than this are decoded and validated on a worker thread (a batch of 500 events
-# takes tens of milliseconds of pure Python; a small event is quicker inline than handed over).
+# Bodies larger than this are decoded on a worker thread and validated in slices (a batch of
+# 500 events takes hundreds of milliseconds of pure Python; a small event is quicker inline).
 OFF_LOOP_BYTES = 64 * 1024
-VALIDATION: web.AppKey[ThreadPoolExecutor] = web.AppKey("validation", ThreadPoolExecutor)
+# How long the loop may be held between two yields while a large batch is validated or logged.
+SLICE_SECONDS = 0.002
+
+
+class LargeBodies:
+    """Where large bodies are decoded (one thread) and validated (one at a time, in slices):
+    however many arrive together, the loop is held for one slice at a time."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self.executor = executor
+        self.gate = asyncio.Semaphore(1)
+
+
+VALIDATION: web.AppKey[LargeBodies] = web.AppKey("validation", LargeBodies)
 _REASONS = {401: "unauthorized", 409: "replayed", 429: "rate_limited"}
 
 
@@ -114,10 +129,15 @@ async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
             configured=request.app[HOTELS].properties.keys(),
         )
         if len(body) > OFF_LOOP_BYTES:
-            executor = request.app[VALIDATION]
-            events = await asyncio.get_running_loop().run_in_executor(executor, decode)
+            large = request.app[VALIDATION]
+            async with large.gate:
+                loop = asyncio.get_running_loop()
+                decoded = await loop.run_in_executor(large.executor, decode)
+                verdicts = [verdict async for verdict in _validate_in_slices(decoded)]
         else:
-            events = decode()
+            decoded = decode()
+            verdicts = [validate_event(e) for e in decoded]
+        events = _judge(decoded, verdicts, batch=batch)
         results = await _commit(request, events, batch=batch)
     except _Refused as refused:
         if caller is not None:
@@ -137,7 +157,11 @@ async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
         return refused.response
     finally:
         metrics.ingest_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    last_yield = time.perf_counter()
     for result, valid in zip(results, events, strict=True):
+        if time.perf_counter() - last_yield > SLICE_SECONDS:
+            await asyncio.sleep(0)  # a large batch's log lines: let the loop breathe
+            last_yield = time.perf_counter()
         stored = result.status == "stored"
         counter = metrics.events_accepted if stored else metrics.events_duplicate
         counter.labels(source=source).inc()
@@ -188,7 +212,9 @@ def _decode(
     source: str,
     served: Collection[str],
     configured: Collection[str],
-) -> tuple[ValidEvent, ...]:
+) -> tuple[BookingEvent, ...]:
+    """The body's events, if they are structurally events of this source for its properties.
+    Runs on a worker thread for a large body: it touches nothing but its arguments."""
     decoded: tuple[BookingEvent, ...] | BookingEvent | list[Problem]
     decoded = decode_batch(body) if batch else decode_event(body)
     if isinstance(decoded, list):
@@ -248,7 +274,29 @@ def _decode(
             events=events,
             problems=repeated,
         )
-    validated = validate_batch(events) if batch else validate_event(events[0])
+    return events
+
+
+async def _validate_in_slices(
+    events: Sequence[BookingEvent],
+) -> AsyncIterator[ValidEvent | InvalidEvent]:
+    """Each event's verdict, giving the loop back every `SLICE_SECONDS`."""
+    last_yield = time.perf_counter()
+    for event in events:
+        if time.perf_counter() - last_yield > SLICE_SECONDS:
+            await asyncio.sleep(0)
+            last_yield = time.perf_counter()
+        yield validate_event(event)
+
+
+def _judge(
+    events: Sequence[BookingEvent],
+    verdicts: Sequence[ValidEvent | InvalidEvent],
+    *,
+    batch: bool,
+) -> tuple[ValidEvent, ...]:
+    """The events fit to store, or the 422 naming every problem (and what would be dropped)."""
+    validated = combine_batch(verdicts) if batch else verdicts[0]
     if isinstance(validated, InvalidEvent):
         what = "the batch is not valid" if batch else "the event is not valid"
         raise _Refused(

@@ -478,3 +478,30 @@ async def test_request_ids_are_kept_when_well_formed_and_replaced_otherwise(
         assert echoed != bad
         assert len(echoed) == 32
         assert echoed.isalnum()
+
+
+async def test_a_large_batch_is_validated_off_the_loop_with_the_same_answers(
+    client: TestClient,
+) -> None:
+    from service.api.ingest import OFF_LOOP_BYTES
+
+    events = [event(f"e{i}", booking_id=f"R-{i}") for i in range(400)]
+    events[123]["booking"]["stays"][0]["departure"] = "2026-11-20T10:00:00+01:00"
+    body = json.dumps({"events": events}).encode()
+    assert len(body) > OFF_LOOP_BYTES
+    refused = await client.post("/v1/events:batch", data=body, headers=BEARER)
+    assert refused.status == 422
+    assert [p["path"] for p in (await refused.json())["problems"]] == [
+        "events[123].booking.stays[0].departure"
+    ]
+    events[123] = event("e123", booking_id="R-123")
+    events[7]["booking"]["property_id"] = "bergen-1"
+    foreign = await client.post("/v1/events:batch", json={"events": events}, headers=BEARER)
+    assert foreign.status == 403
+    assert (await foreign.json())["problems"][0]["path"] == "events[7].booking.property_id"
+    assert await count(client) == 0
+    events[7] = event("e7", booking_id="R-7")
+    accepted = await client.post("/v1/events:batch", json={"events": events}, headers=BEARER)
+    assert accepted.status == 202
+    assert len((await accepted.json())["results"]) == 400
+    assert await count(client) == 400
