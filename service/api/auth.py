@@ -16,6 +16,7 @@ A token with anything but printable ASCII in it is no token: it is refused like 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from datetime import datetime, timedelta
 from typing import Literal
@@ -31,6 +32,8 @@ from service.properties import ADMIN_TOKEN_OPERATOR, HotelsConfig, OperatorRole,
 from service.secrets import Secret
 from service.store.audit import Actor
 from service.store.replay import SeenWebhookIds
+
+log = logging.getLogger(__name__)
 
 SOURCE_HEADER = "Inlet-Bridge-Source"
 MAX_TOKEN_CHARS = 1024
@@ -199,9 +202,16 @@ async def admit_source(
     expires = datetime.fromtimestamp(sent_at, now.tzinfo) + timedelta(
         seconds=webhooks.TOLERANCE_SECONDS + 1
     )
-    claimed = await SeenWebhookIds(request.app[DATABASE]).claim(
-        source, webhook_id, now=now, expires_at=expires
-    )
+    try:
+        claimed = await SeenWebhookIds(request.app[DATABASE]).claim(
+            source, webhook_id, now=now, expires_at=expires
+        )
+    except Exception as exc:  # the database is down: nothing was done, the sender retries
+        log.warning(
+            "webhook-id not recorded",
+            extra={"action": "auth.replay_check_failed", "error": type(exc).__name__},
+        )
+        return error(503, "unavailable", "the request could not be checked; retry later")
     if not claimed:
         return error(
             409,
@@ -216,9 +226,15 @@ async def admit_source(
 async def forget_webhook_id(request: web.Request, caller: SourceCaller) -> None:
     """A refused request gives its webhook-id back: the sender may retry it as it was."""
     if caller.webhook_id is not None and caller.seen_at is not None:
-        await SeenWebhookIds(request.app[DATABASE]).release(
-            caller.source, caller.webhook_id, seen_at=caller.seen_at
-        )
+        try:
+            await SeenWebhookIds(request.app[DATABASE]).release(
+                caller.source, caller.webhook_id, seen_at=caller.seen_at
+            )
+        except Exception as exc:  # the id then simply expires with its timestamp
+            log.warning(
+                "webhook-id not released",
+                extra={"action": "auth.release_failed", "error": type(exc).__name__},
+            )
 
 
 def authenticate_operator(request: web.Request) -> OperatorIdentity | None:

@@ -52,7 +52,7 @@ class LargeBodies:
 
 
 VALIDATION: web.AppKey[LargeBodies] = web.AppKey("validation", LargeBodies)
-_REASONS = {401: "unauthorized", 409: "replayed", 429: "rate_limited"}
+_REASONS = {401: "unauthorized", 409: "replayed", 429: "rate_limited", 503: "unavailable"}
 
 
 class _Refused(Exception):
