@@ -34,6 +34,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox = commands.add_parser("sandbox", help="run the Inlet sandbox")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8081)
+    sandbox.add_argument(
+        "--after-revoke",
+        choices=["new", "revoked"],
+        default="new",
+        help="a GrantAccess repeating a revoked grant's externalId makes a new grant, or hands"
+        " back the revoked one (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--accounts",
+        choices=["per_key", "shared"],
+        default="per_key",
+        help="each API key is its own Inlet account, or all keys share one (default: %(default)s)",
+    )
     emulator = commands.add_parser("spectra-emulator", help="run the Spectra PMS emulator")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8082)
@@ -51,9 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "sandbox":
         from service.inlet.sandbox import run_sandbox
+        from service.inlet.sandbox_state import Readings
 
         configure_logging("INFO", Masker(random_mask_key()))
-        return _run(run_sandbox(args.host, args.port))
+        readings = Readings(after_revoke=args.after_revoke, accounts=args.accounts)
+        return _run(run_sandbox(args.host, args.port, readings=readings))
     if args.command == "spectra-emulator":
         from service.adapters.spectra.emulator import run_spectra_emulator
 

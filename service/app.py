@@ -131,10 +131,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ingest(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
     committer = GroupCommitter(
         EventStore(app[DATABASE]),
         app[METRICS],
-        max_events=app[SETTINGS].group_commit_max_events,
+        app[CLOCK],
+        max_events=settings.group_commit_max_events,
+        max_queued_events=settings.ingest_max_queued_events,
+        wait_seconds=settings.ingest_wait_seconds,
+        unavailable_after=settings.ingest_unavailable_after_seconds,
     )
     committer.start()
     app[COMMITTER] = committer

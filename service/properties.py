@@ -8,9 +8,11 @@ resolved once while loading, from the environment mapping the caller passes in.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -115,12 +117,40 @@ class CommunicationDefaults(_Strict, frozen=True, kw_only=True, forbid_unknown_f
         return value
 
 
+class EventRules(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How time from a PMS is trusted: an event's `occurred_at` more than this ahead of its
+    receipt is refused (422), and never counts as later than receipt plus this in the fold."""
+
+    max_clock_skew_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 300.0
+
+    @property
+    def max_clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.max_clock_skew_seconds)
+
+
+class InletAccount(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a property's calls go: Inlet's base URL and the property's API key; `account` is a
+    digest of both, stored with each grant so a 404 is believed only from the grant's account."""
+
+    base_url: str
+    api_key: Secret
+    account: str
+
+
+def account_digest(base_url: str, api_key: str) -> str:
+    """A short, one-way digest naming an Inlet account (base URL and key) without the key."""
+    material = f"{base_url.rstrip('/')}\n{api_key}".encode()
+    return hashlib.sha256(material).hexdigest()[:24]
+
+
 class Property(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One hotel (or other site) and its access rules."""
 
     name: str
     timezone: ZoneInfo
     inlet_api_key: Secret
+    # The Inlet environment of this property; unset: [inlet] base_url.
+    inlet_base_url: str | None = None
     send_window_hours: WindowHours = 24.0
     group_window_hours: WindowHours | None = None
     common_doors: tuple[str, ...] = ()
@@ -162,6 +192,7 @@ class SpectraConnection(_Strict, frozen=True, kw_only=True, forbid_unknown_field
 class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     inlet: InletSettings
     retry: RetryPolicy = RetryPolicy()
+    events: EventRules = EventRules()
     sources: dict[str, Source] = {}
     properties: dict[str, Property] = {}
     spectra: dict[str, SpectraConnection] = {}
@@ -177,6 +208,17 @@ class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         if spectra is not None:
             served.add(spectra[1].property_id)
         return frozenset(served)
+
+    def inlet_account(self, property_id: str) -> InletAccount | None:
+        """The Inlet account a property's calls go to; None for a property not configured."""
+        prop = self.properties.get(property_id)
+        if prop is None:
+            return None
+        base_url = prop.inlet_base_url or self.inlet.base_url
+        key = prop.inlet_api_key
+        return InletAccount(
+            base_url=base_url, api_key=key, account=account_digest(base_url, key.reveal())
+        )
 
     def spectra_for_source(self, source: str) -> tuple[str, SpectraConnection] | None:
         """The Spectra connection whose events carry this source, if any."""
@@ -339,6 +381,8 @@ def _check_references(config: HotelsConfig) -> None:
                 )
         _unique_token(tokens, operator.token, f"operators.{name}.token")
     for prop_id, prop in config.properties.items():
+        if prop.inlet_base_url is not None and (problem := url_problem(prop.inlet_base_url)):
+            raise ConfigError(f"properties.{prop_id}.inlet_base_url: {problem}")
         for door in prop.doors:
             if door not in prop.common_doors and not any(
                 door in (res.common_doors or ()) or door in res.access_points

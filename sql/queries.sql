@@ -33,6 +33,10 @@ SELECT version FROM schema_migrations ORDER BY version;
 
 -- ---------------------------------------------------------------- event log
 
+-- name: ping
+-- Whether a connection answers (a group-commit writer checks its connection before taking work).
+SELECT 1;
+
 -- name: find_events
 -- The stored events with these (source, event_id) keys, to answer repeats like the first delivery.
 SELECT e.source, e.event_id, e.position, e.received_at, e.body_sha256
@@ -41,12 +45,13 @@ JOIN unnest($1::text[], $2::text[]) AS k(source, event_id)
   ON e.source = k.source AND e.event_id = k.event_id;
 
 -- name: insert_events
--- Append events in key order; a key another writer stored meanwhile is skipped (the caller retries).
+-- Append events in key order, received at $9 (the service's clock, the one `occurred_at` is
+-- checked against); a key another writer stored meanwhile is skipped (the caller retries).
 INSERT INTO events (source, event_id, booking_id, property_id, occurred_at, body_sha256, event,
-                    warnings)
-SELECT *
+                    warnings, received_at)
+SELECT k.*, $9::timestamptz
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[],
-            $7::jsonb[], $8::jsonb[])
+            $7::jsonb[], $8::jsonb[]) AS k
 ORDER BY 1, 2
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING source, event_id, position, received_at;
@@ -96,8 +101,31 @@ WHERE resolved_at IS NULL
 GROUP BY 1, 2;
 
 -- name: gauge_grants
--- Grants per state.
-SELECT state, count(*) AS n FROM grants GROUP BY state;
+-- Grants per grant state, as service/domain/states.py derives it: a pending call (granting,
+-- updating, revoking) before an open escalation of a failed call (grant_failed, update_failed,
+-- revoke_failed; a failed re-sync is an update that failed) before what Inlet holds.
+WITH calls AS (
+    SELECT grant_key,
+           CASE WHEN operation = 'revoke' OR reason = 'recover' THEN 'revoking'
+                WHEN operation = 'update' THEN 'updating'
+                ELSE 'granting' END AS state
+    FROM inlet_calls
+    WHERE state = 'pending'
+), failed AS (
+    SELECT DISTINCT ON (grant_key) grant_key,
+           CASE operation WHEN 'revoke' THEN 'revoke_failed'
+                          WHEN 'grant' THEN 'grant_failed'
+                          ELSE 'update_failed' END AS state
+    FROM escalations
+    WHERE resolved_at IS NULL AND call_id IS NOT NULL
+      AND operation IN ('grant', 'update', 'revoke', 'resync')
+    ORDER BY grant_key, id DESC
+)
+SELECT coalesce(c.state, f.state, g.state) AS state, count(*) AS n
+FROM grants g
+FULL JOIN calls c USING (grant_key)
+FULL JOIN failed f USING (grant_key)
+GROUP BY 1;
 
 -- name: gauge_reconcile_lag
 -- How long the oldest booking marked for a look (or overdue) has waited.
@@ -125,6 +153,17 @@ SET lease_owner = $2, lease_until = $1 + make_interval(secs => $4)
 FROM picked
 WHERE b.source = picked.source AND b.booking_id = picked.booking_id
 RETURNING b.source, b.booking_id, b.property_id, b.marked_seq;
+
+-- name: lock_booking
+-- Lock a leased booking's row for one reconcile: the call worker records outcomes under the same
+-- lock, so the grants and pending calls read after it are one consistent state (no read skew).
+SELECT property_id FROM bookings
+WHERE source = $1 AND booking_id = $2 AND lease_owner = $3
+FOR UPDATE;
+
+-- name: lock_booking_for_outcome
+-- Lock a booking's row before a call's outcome is recorded (see lock_booking).
+SELECT 1 FROM bookings WHERE source = $1 AND booking_id = $2 FOR UPDATE;
 
 -- name: finish_booking
 -- Record what the reconciler converged and when it must look again; a newer mark keeps it dirty.
@@ -158,7 +197,7 @@ WHERE b.due_at IS NOT NULL
 -- What Inlet holds for a booking's grants.
 SELECT grant_key, source, booking_id, stay_id, property_id, state, reference_id, code,
        code_formatted, link, access_points, valid_from, valid_to, fingerprint, message,
-       created_at, updated_at
+       created_at, updated_at, generation, coalesce(external_id, grant_key) AS external_id
 FROM grants
 WHERE source = $1 AND booking_id = $2
 ORDER BY grant_key;
@@ -186,10 +225,11 @@ WHERE id = $1 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $2
 RETURNING reason, resync_id;
 
 -- name: insert_call
--- Queue one Inlet call for a grant.
+-- Queue one Inlet call for a grant, to the property ($4) and grant generation ($13) it is about.
 INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason, request,
-                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $10, $12)
+                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id,
+                         generation, external_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $10, $12, $13, $14)
 RETURNING id;
 
 -- name: raise_escalation
@@ -229,7 +269,10 @@ FROM picked
 WHERE c.id = picked.id
 RETURNING c.id, c.grant_key, c.source, c.booking_id, c.property_id, c.operation, c.reason,
           c.request::text AS request, c.fingerprint, c.attempts, c.first_attempt_at, c.deadline,
-          (SELECT g.reference_id FROM grants g WHERE g.grant_key = c.grant_key) AS reference_id;
+          coalesce(c.generation, 1) AS generation,
+          coalesce(c.external_id, c.grant_key) AS external_id,
+          (SELECT g.reference_id FROM grants g WHERE g.grant_key = c.grant_key) AS reference_id,
+          (SELECT g.account FROM grants g WHERE g.grant_key = c.grant_key) AS grant_account;
 
 -- name: finish_call
 -- Record a call's final outcome, only if this worker still holds this attempt's lease.
@@ -261,17 +304,28 @@ ON CONFLICT (call_id, attempt) DO NOTHING;
 -- Store what Inlet now holds for a grant; a code or link Inlet did not return is kept.
 INSERT INTO grants AS g (grant_key, source, booking_id, stay_id, property_id, state, reference_id,
                          code, code_formatted, link, access_points, valid_from, valid_to,
-                         fingerprint, message, created_at, updated_at, resource_id, applied)
+                         fingerprint, message, created_at, updated_at, resource_id, applied,
+                         generation, external_id, account)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17,
-        $18::jsonb)
+        $18::jsonb, $19, $20, $21)
 ON CONFLICT (grant_key) DO UPDATE
 SET state = EXCLUDED.state,
+    property_id = EXCLUDED.property_id,
+    generation = EXCLUDED.generation,
+    external_id = EXCLUDED.external_id,
+    account = EXCLUDED.account,
     resource_id = EXCLUDED.resource_id,
     applied = EXCLUDED.applied,
-    reference_id = coalesce(EXCLUDED.reference_id, g.reference_id),
-    code = coalesce(EXCLUDED.code, g.code),
-    code_formatted = coalesce(EXCLUDED.code_formatted, g.code_formatted),
-    link = coalesce(EXCLUDED.link, g.link),
+    reference_id = CASE WHEN g.generation = EXCLUDED.generation
+                        THEN coalesce(EXCLUDED.reference_id, g.reference_id)
+                        ELSE EXCLUDED.reference_id END,
+    code = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.code, g.code)
+                ELSE EXCLUDED.code END,
+    code_formatted = CASE WHEN g.generation = EXCLUDED.generation
+                          THEN coalesce(EXCLUDED.code_formatted, g.code_formatted)
+                          ELSE EXCLUDED.code_formatted END,
+    link = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.link, g.link)
+                ELSE EXCLUDED.link END,
     access_points = EXCLUDED.access_points,
     valid_from = EXCLUDED.valid_from,
     valid_to = EXCLUDED.valid_to,
@@ -284,7 +338,7 @@ SET state = EXCLUDED.state,
 -- revocation: of grant $1 before call $2, or (both null) of every grant, for the plan. An
 -- attempt started but never recorded (its lease expired) comes back with a null outcome.
 SELECT c.grant_key, c.id AS call_id, c.request::text AS request, c.fingerprint, n.attempt,
-       a.outcome, a.http_status
+       a.outcome, a.http_status, coalesce(c.generation, 1) AS generation
 FROM inlet_calls c
 CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
 LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
@@ -431,8 +485,11 @@ GROUP BY r.id;
 -- ---------------------------------------------------------------- outbox and deliveries
 
 -- name: previous_access
--- A grant's stored code before this change (a replaced code is disabled in the PMS).
-SELECT code, code_formatted, link FROM grants WHERE grant_key = $1 FOR UPDATE;
+-- What the service held for a grant before this change: its code (a replaced code is disabled
+-- in the PMS), and its doors and times (what may still work when a call gave up).
+SELECT reference_id, code, code_formatted, link, state = 'active' AS active, access_points,
+       valid_from, valid_to, generation
+FROM grants WHERE grant_key = $1 FOR UPDATE;
 
 -- name: insert_access_change
 -- Record that a grant's access changed (in the same transaction as the change).

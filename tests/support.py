@@ -13,6 +13,7 @@ from typing import Any
 
 from service import webhooks
 from service.certify.stage import Stage, stage
+from service.inlet.sandbox_state import Readings
 from service.settings import Settings
 
 DEMO_PROPERTIES = Path(__file__).resolve().parent.parent / "service" / "demo" / "properties.toml"
@@ -137,14 +138,22 @@ class Harness(Stage):
 
 @asynccontextmanager
 async def harness(
-    database_url: str, *, start: datetime = START, **extra: str
+    database_url: str,
+    *,
+    start: datetime = START,
+    inlet_api_keys: list[str] | None = None,
+    readings: Readings | None = None,
+    **extra: str,
 ) -> AsyncIterator[Harness]:
+    """The stage with the demo hotel; `readings`: how the sandbox plays what Inlet does not
+    publish (one account per API key and a new grant after a revoke, unless told otherwise)."""
     async with stage(
         settings_for(database_url, **extra),
         start=start,
         source_token=TOKEN,
         admin_token=ADMIN,
-        inlet_api_keys=[INLET_KEY],
+        inlet_api_keys=inlet_api_keys or [INLET_KEY],
+        readings=readings,
         kind=Harness,
     ) as running:
         yield running

@@ -11,7 +11,6 @@ are scrubbed of emails and phone numbers, as everywhere they are shown.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 import msgspec
 from aiohttp import web
@@ -20,19 +19,22 @@ from service.api.auth import admit_source, forget_webhook_id
 from service.api.responses import error, json_response
 from service.api.scrub import is_id, masker, scrub
 from service.domain.access import access_over
+from service.domain.states import MAY_OPEN, GrantState, grant_state
 from service.keys import CLOCK, DATABASE, HOTELS
 from service.store.timeline import Timeline, current_decision, load_timeline
 
-# pending: access is yet to be sent; none: the stay wants no access and never had any
-# (cancelled, no-show or deleted before it was sent, or over); revoked: it had and lost it.
-StayAccessState = Literal["pending", "active", "revoked", "escalated", "none"]
-
 
 class StayAccess(msgspec.Struct, frozen=True, kw_only=True):
+    """One stay's access. `state` is a grant state (see service/domain/states.py); the doors,
+    times, code and link are what Inlet holds (or, before it holds anything, what is wanted);
+    in `revoke_failed` and `update_failed` they are what may still work."""
+
     stay_id: str
     grant_key: str
-    state: StayAccessState
+    state: GrantState
     resource_id: str | None = None
+    property_id: str | None = None
+    external_id: str | None = None
     access_points: tuple[str, ...] = ()
     valid_from: datetime | None = None
     valid_to: datetime | None = None
@@ -42,6 +44,7 @@ class StayAccess(msgspec.Struct, frozen=True, kw_only=True):
     code_formatted: str | None = None
     link: str | None = None
     message: str | None = None
+    escalation: str | None = None  # an open escalation's reason (e.g. "revoke: max_attempts")
     problems: tuple[str, ...] = ()
 
 
@@ -78,7 +81,9 @@ async def _answer(
     decision = await current_decision(request.app[DATABASE], timeline, hotels, now)
     desired = {g.stay_id: g for g in decision.desired.grants}
     grants = {g.stay_id: g for g in timeline.grants}
-    # A failed call or delivery escalates the stay; a stay problem (e.g. a full shared door)
+    held = timeline.held()
+    unsettled = timeline.unsettled()
+    # A failed call or delivery is named on the stay; a stay problem (e.g. a full shared door)
     # is listed under `problems` while its access works.
     escalated = {
         e.grant_key: e
@@ -101,31 +106,31 @@ async def _answer(
         grant = grants.get(stay_id)
         want = desired.get(stay_id)
         key = grant.grant_key if grant else f"{source}:{booking_id}:{stay_id}"
-        state: StayAccessState = "pending"
-        if key in escalated:
-            state = "escalated"
-        elif grant is not None:
-            state = "active" if grant.state == "active" else "revoked"
-        elif want is None and stay_id in over:
-            state = "none"
-        message = escalated[key].message if key in escalated else (grant.message if grant else None)
+        wanted = want is not None or (stay_id not in over and booking is not None)
+        state = grant_state(wanted=wanted, held=held.get(key), call=unsettled.get(key))
+        failure = escalated.get(key)
+        message = failure.message if failure else (grant.message if grant else None)
+        shown = grant if grant is not None and (grant.state == "active" or want is None) else None
         stays.append(
             StayAccess(
                 stay_id=stay_id,
                 grant_key=key,
                 state=state,
                 resource_id=want.resource_id if want else None,
-                access_points=grant.access_points
-                if grant
+                property_id=grant.property_id if grant else (want.property_id if want else None),
+                external_id=grant.external_id if grant else None,
+                access_points=shown.access_points
+                if shown
                 else (want.access_points if want else ()),
-                valid_from=grant.valid_from if grant else (want.valid_from if want else None),
-                valid_to=grant.valid_to if grant else (want.valid_to if want else None),
-                send_after=want.send_after if want and grant is None else None,
+                valid_from=shown.valid_from if shown else (want.valid_from if want else None),
+                valid_to=shown.valid_to if shown else (want.valid_to if want else None),
+                send_after=want.send_after if want and state == "pending" else None,
                 reference_id=grant.reference_id if grant else None,
-                code=grant.code if grant else None,
-                code_formatted=grant.code_formatted if grant else None,
-                link=grant.link if grant else None,
+                code=grant.code if grant and state in MAY_OPEN else None,
+                code_formatted=grant.code_formatted if grant and state in MAY_OPEN else None,
+                link=grant.link if grant and state in MAY_OPEN else None,
                 message=scrub(scrubber, message),
+                escalation=f"{failure.operation}: {failure.reason}" if failure else None,
                 problems=tuple(issues.get(stay_id, ())),
             )
         )

@@ -28,9 +28,15 @@ from service.api.auth import SourceCaller, admit_source, forget_webhook_id
 from service.api.responses import error, json_response
 from service.domain.booking import BookingEvent, Problem
 from service.domain.decoding import decode_batch, decode_event
-from service.domain.validation import InvalidEvent, ValidEvent, combine_batch, validate_event
+from service.domain.validation import (
+    InvalidEvent,
+    ReceivedAt,
+    ValidEvent,
+    combine_batch,
+    validate_event,
+)
 from service.ingest import IngestUnavailable
-from service.keys import COMMITTER, HOTELS, METRICS, REQUEST_ID, SETTINGS
+from service.keys import CLOCK, COMMITTER, HOTELS, METRICS, REQUEST_ID, SETTINGS
 from service.store.events import AppendResult
 
 log = logging.getLogger(__name__)
@@ -120,6 +126,13 @@ async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
             raise _Refused(admitted, _REASONS.get(admitted.status, "unauthorized"))
         caller = admitted
         source = caller.source
+        try:  # refuse at once, before any work, while the database is known to be down
+            request.app[COMMITTER].check_available()
+        except IngestUnavailable as exc:
+            raise _unavailable(exc) from None
+        received = ReceivedAt(
+            at=request.app[CLOCK].now(), max_skew=request.app[HOTELS].events.max_clock_skew
+        )
         decode = functools.partial(
             _decode,
             body,
@@ -133,10 +146,10 @@ async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
             async with large.gate:
                 loop = asyncio.get_running_loop()
                 decoded = await loop.run_in_executor(large.executor, decode)
-                verdicts = [verdict async for verdict in _validate_in_slices(decoded)]
+                verdicts = [v async for v in _validate_in_slices(decoded, received)]
         else:
             decoded = decode()
-            verdicts = [validate_event(e) for e in decoded]
+            verdicts = [validate_event(e, received) for e in decoded]
         events = _judge(decoded, verdicts, batch=batch)
         results = await _commit(request, events, batch=batch)
     except _Refused as refused:
@@ -278,7 +291,7 @@ def _decode(
 
 
 async def _validate_in_slices(
-    events: Sequence[BookingEvent],
+    events: Sequence[BookingEvent], received: ReceivedAt
 ) -> AsyncIterator[ValidEvent | InvalidEvent]:
     """Each event's verdict, giving the loop back every `SLICE_SECONDS`."""
     last_yield = time.perf_counter()
@@ -286,7 +299,7 @@ async def _validate_in_slices(
         if time.perf_counter() - last_yield > SLICE_SECONDS:
             await asyncio.sleep(0)
             last_yield = time.perf_counter()
-        yield validate_event(event)
+        yield validate_event(event, received)
 
 
 def _judge(
@@ -313,10 +326,8 @@ async def _commit(
 ) -> tuple[AppendResult, ...]:
     try:
         unit = await request.app[COMMITTER].append(events)
-    except IngestUnavailable:
-        raise _Refused(
-            error(503, "unavailable", "the event could not be stored; retry later"), "unavailable"
-        ) from None
+    except IngestUnavailable as exc:
+        raise _unavailable(exc) from None
     if unit.conflict:
         problems = [
             Problem(
@@ -335,6 +346,13 @@ async def _commit(
             problems=problems,
         )
     return unit.results
+
+
+def _unavailable(exc: IngestUnavailable) -> _Refused:
+    """503 with Retry-After: nothing was stored, the sender should send it again later."""
+    response = error(503, "unavailable", f"the event was not stored ({exc.reason}); retry later")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return _Refused(response, "unavailable")
 
 
 def _answer(result: AppendResult, valid: ValidEvent) -> dict[str, object]:

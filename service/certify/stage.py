@@ -24,6 +24,7 @@ from service.app import create_app
 from service.clock import ManualClock
 from service.inlet.client import InletClient
 from service.inlet.sandbox import create_sandbox_app
+from service.inlet.sandbox_state import Readings
 from service.keys import COMMITTER, DATABASE, HOTELS, METRICS
 from service.metrics import Metrics
 from service.properties import HotelsConfig, SpectraConnection
@@ -238,6 +239,7 @@ async def stage(
     inlet_api_keys: list[str] | None = None,
     inlet_url: str | None = None,
     kind: type[S] = Stage,  # type: ignore[assignment]
+    readings: Readings | None = None,
 ) -> AsyncIterator[S]:
     """Start the sandbox and the service (workers off); yield the stage; stop everything.
 
@@ -246,7 +248,7 @@ async def stage(
     """
     clock = ManualClock(start)
     sandbox_runner, sandbox_url = await start_on_loopback(
-        create_sandbox_app(api_keys=inlet_api_keys, clock=clock.now)
+        create_sandbox_app(api_keys=inlet_api_keys, clock=clock.now, readings=readings)
     )
     hotels = settings.require_hotels()
     spectra_runner, spectra_url = await _spectra_emulator(hotels, clock)

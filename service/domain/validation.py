@@ -85,13 +85,27 @@ class _Findings:
         self.dropped.append((path, value))
 
 
-def validate_event(event: BookingEvent) -> ValidEvent | InvalidEvent:
-    """A normalized copy of `event` with its warnings, or every semantic problem with it."""
+class ReceivedAt(msgspec.Struct, frozen=True, kw_only=True):
+    """When an event was received, and how far ahead of that its `occurred_at` may be."""
+
+    at: datetime
+    max_skew: timedelta
+
+
+def validate_event(
+    event: BookingEvent, received: ReceivedAt | None = None
+) -> ValidEvent | InvalidEvent:
+    """A normalized copy of `event` with its warnings, or every semantic problem with it.
+
+    With `received`, an `occurred_at` too far ahead of the receipt is a problem: `occurred_at`
+    orders a booking's events, and a PMS clock running fast must not outrank a later change.
+    """
     found = _Findings()
     out = found.problems
     _check_id(event.event_id, "event_id", out)
     _check_id(event.source, "source", out)
-    _check_aware(event.occurred_at, "occurred_at", out)
+    if _check_aware(event.occurred_at, "occurred_at", out) and received is not None:
+        _check_not_ahead(event.occurred_at, received, "occurred_at", out)
     booking = _validate_booking(event.booking, "booking", found)
     warnings = tuple(truncate_problems(found.warnings, what="warnings"))
     if found.problems:
@@ -105,12 +119,14 @@ def validate_event(event: BookingEvent) -> ValidEvent | InvalidEvent:
     )
 
 
-def validate_batch(events: Sequence[BookingEvent]) -> tuple[ValidEvent, ...] | InvalidEvent:
+def validate_batch(
+    events: Sequence[BookingEvent], received: ReceivedAt | None = None
+) -> tuple[ValidEvent, ...] | InvalidEvent:
     """All `events` validated, or every problem (and warning) under `events[i]`; all or nothing.
 
     The warnings of a valid event stay relative to that event: each answer carries its own.
     """
-    return combine_batch([validate_event(event) for event in events])
+    return combine_batch([validate_event(event, received) for event in events])
 
 
 def combine_batch(
@@ -305,3 +321,16 @@ def _check_aware(value: datetime, path: str, out: list[Problem]) -> bool:
         out.append(Problem(path=path, message=f"must include a UTC offset, {OFFSET_EXAMPLE}"))
         return False
     return True
+
+
+def _check_not_ahead(value: datetime, received: ReceivedAt, path: str, out: list[Problem]) -> None:
+    if value - received.at > received.max_skew:
+        seconds = int(received.max_skew.total_seconds())
+        out.append(
+            Problem(
+                path=path,
+                message=f"is more than {seconds} s ahead of the time the event was received"
+                f" ({received.at.isoformat()}); send the time of the change in the PMS, with"
+                " its offset",
+            )
+        )

@@ -3,7 +3,9 @@
 A call is claimed with FOR UPDATE SKIP LOCKED and a lease that bounds one attempt; an expired
 lease is simply claimable again. Every outcome is written only if this worker still holds this
 attempt (state, owner and attempt re-checked in the UPDATE), and the outcome, the actual access
-and the booking's next look commit in one transaction. After a GrantAccess, the content is
+and the booking's next look commit in one transaction, after the booking's row is locked (as the
+reconciler locks it before it plans: a plan never sees a call half-recorded). A grant is stored
+with the property, generation and Inlet account it was made under. After a GrantAccess, the content is
 recorded as unverified when an earlier GrantAccess of the grant may have left other content at
 Inlet (see `fingerprint_after_grant`). A recovery (a GrantAccess to get back a grant that must
 go) records only the ReferenceId, unverified, and tells the sinks nothing: the next plan revokes
@@ -28,9 +30,16 @@ from service.domain.changes import (
     change_after_failure,
     change_after_success,
 )
-from service.domain.plan import RECOVER, UNVERIFIED, EarlierGrantAttempt, fingerprint_after_grant
+from service.domain.plan import (
+    RECOVER,
+    UNVERIFIED,
+    Target,
+    attempts_toward,
+    fingerprint_after_grant,
+)
 from service.domain.retry import escalation_operation
 from service.store.db import Connection, Database
+from service.store.history import grant_history
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,13 @@ class ClaimedCall(msgspec.Struct, frozen=True, kw_only=True):
     first_attempt_at: datetime
     deadline: datetime | None
     reference_id: str | None
+    generation: int = 1
+    external_id: str = ""
+    grant_account: str | None = None  # the Inlet account the grant was made with, if known
+
+    @property
+    def target(self) -> Target:
+        return Target(property_id=self.property_id, generation=self.generation)
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,6 +113,9 @@ class CallStore:
                 first_attempt_at=r["first_attempt_at"],
                 deadline=r["deadline"],
                 reference_id=r["reference_id"],
+                generation=r["generation"],
+                external_id=r["external_id"],
+                grant_account=r["grant_account"],
             )
             for r in rows
         ]
@@ -109,9 +128,10 @@ class CallStore:
         attempt: AttemptRecord,
         access: AccessData,
         sinks: Sequence[str] = (),
+        account: str | None = None,
     ) -> bool:
         """Record success, the access Inlet now holds and the change for each sink, together;
-        False if the lease was lost (nothing written)."""
+        False if the lease was lost (nothing written). `account`: the Inlet account called."""
         now = attempt.finished_at
         recovery = call.reason == RECOVER
         if recovery:
@@ -122,9 +142,12 @@ class CallStore:
             )
         try:
             async with self._db.transaction() as conn:
+                await self._lock_booking(conn, call)
                 await self._finish(conn, call, owner, "succeeded", attempt)
                 previous = await conn.fetchrow(self._db.sql("previous_access"), call.grant_key)
-                await self._apply_access(conn, call, attempt, access)
+                if previous is not None and previous["generation"] != call.generation:
+                    previous = None  # another generation's code is not this grant's
+                await self._apply_access(conn, call, attempt, access, account)
                 if sinks and not recovery:
                     change = change_after_success(
                         _call_facts(call),
@@ -146,6 +169,7 @@ class CallStore:
         call: ClaimedCall,
         attempt: AttemptRecord,
         access: AccessData,
+        account: str | None,
     ) -> None:
         now = attempt.finished_at
         if call.operation == "revoke":
@@ -158,21 +182,15 @@ class CallStore:
             fingerprint = desired.fingerprint
             if call.operation == "grant" or call.reference_id is None:
                 # A GrantAccess: Inlet may have answered with a grant an earlier call made.
-                rows = await conn.fetch(
-                    self._db.sql("earlier_grant_attempts"),
-                    call.grant_key,
-                    call.id,
+                history = await grant_history(
+                    self._db,
+                    conn,
                     call.source,
                     call.booking_id,
+                    grant_key=call.grant_key,
+                    before_call=call.id,
                 )
-                earlier = [
-                    EarlierGrantAttempt(
-                        fingerprint=r["fingerprint"],
-                        outcome=r["outcome"],
-                        http_status=r["http_status"],
-                    )
-                    for r in rows
-                ]
+                earlier = attempts_toward(history.get(call.grant_key, ()), call.target)
                 fingerprint = fingerprint_after_grant(desired.fingerprint, earlier)
                 if fingerprint == UNVERIFIED and call.reason != RECOVER:
                     log.info(
@@ -205,6 +223,9 @@ class CallStore:
                 now,
                 desired.resource_id,
                 msgspec.json.encode(desired).decode(),
+                call.generation,
+                call.external_id or call.grant_key,
+                account,
             )
 
     async def retry_later(
@@ -257,16 +278,19 @@ class CallStore:
         """Mark the call failed and open an escalation; its id, or None if the lease was lost."""
         try:
             async with self._db.transaction() as conn:
+                await self._lock_booking(conn, call)
                 await self._finish(conn, call, owner, "failed", attempt)
                 escalation_id: int | None = await self._escalate(
                     conn, call, severity, reason, attempt.message, attempt.finished_at
                 )
-                if sinks and call.reason != RECOVER:  # the sinks never heard of a recovery
+                if sinks:
+                    held = await conn.fetchrow(self._db.sql("previous_access"), call.grant_key)
                     change = change_after_failure(
                         _call_facts(call),
                         message=attempt.message,
                         at=attempt.finished_at,
                         reason=reason,
+                        held=_access(held),
                     )
                     await self._record_change(conn, change, sinks)
                 # The booking is looked at again; the plan will not repeat the escalated call.
@@ -284,6 +308,9 @@ class CallStore:
     async def next_due(self) -> datetime | None:
         value: datetime | None = await self._db.fetchval("next_call_due")
         return value
+
+    async def _lock_booking(self, conn: Connection, call: ClaimedCall) -> None:
+        await conn.execute(self._db.sql("lock_booking_for_outcome"), call.source, call.booking_id)
 
     async def _finish(
         self,
@@ -379,6 +406,7 @@ def _call_facts(call: ClaimedCall) -> CallFacts:
         property_id=call.property_id,
         reference_id=call.reference_id,
         desired=call.desired,
+        recovery=call.reason == RECOVER,
     )
 
 
@@ -388,10 +416,14 @@ def _access(values: AccessData | Record | None) -> Access | None:
     if isinstance(values, AccessData):
         return Access(**msgspec.structs.asdict(values))
     return Access(
-        reference_id=None,
+        reference_id=values["reference_id"],
         code=values["code"],
         code_formatted=values["code_formatted"],
         link=values["link"],
+        active=values["active"],
+        access_points=tuple(values["access_points"] or ()),
+        valid_from=values["valid_from"],
+        valid_to=values["valid_to"],
     )
 
 

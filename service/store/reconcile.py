@@ -1,9 +1,13 @@
 """How is one booking's plan written? Claim marked bookings, load their facts, write the plan.
 
 Everything a reconcile writes (superseded calls, new calls, escalations, the next look) commits
-in one transaction; a crash leaves the booking marked, and its lease expires. A recovery is
-stored as a GrantAccess call with the reason `recover` (so a release that does not know it
-sends it as the contact-free GrantAccess it is).
+in one transaction; a crash leaves the booking marked, and its lease expires. The transaction
+first locks the booking's row, as the call worker does before it records an outcome: the grants
+and pending calls read after the lock are one state, so a call that finishes meanwhile is seen
+either as pending or as done, never as neither (which would send its change twice). A recovery
+is stored as a GrantAccess call with the reason `recover` (so a release that does not know it
+sends it as the contact-free GrantAccess it is). Each call is stored with the property and
+grant generation it goes to (`Operation.target`).
 """
 
 from __future__ import annotations
@@ -14,19 +18,12 @@ from typing import Literal, cast
 
 import msgspec
 
-from service.domain.access import DesiredGrant
 from service.domain.booking import BookingEvent, grant_key
 from service.domain.fold import LoggedEvent
-from service.domain.plan import (
-    RECOVER,
-    ActualGrant,
-    EarlierGrantAttempt,
-    GrantCall,
-    PendingCall,
-    call_deadline,
-)
+from service.domain.plan import RECOVER, ActualGrant, PendingCall, call_deadline
 from service.domain.reconcile import BookingInputs, Decision
 from service.store.db import Connection, Database
+from service.store.history import grant_history
 
 PRIORITY = {"revoke": 0, "update": 1, "grant": 2}
 # A recovery is the first half of a revocation: it goes before grants and updates.
@@ -77,6 +74,11 @@ class ReconcileStore:
         is loaded so the decision can keep within it.
         """
         async with self._db.transaction() as conn:
+            held = await conn.fetchrow(
+                self._db.sql("lock_booking"), claimed.source, claimed.booking_id, owner
+            )
+            if held is None:
+                raise LeaseLost
             inputs = await self._inputs(conn, claimed, now, capped_doors)
             decision = decide(inputs)
             await self._write(conn, claimed, decision, now)
@@ -129,7 +131,7 @@ class ReconcileStore:
         grants = await conn.fetch(self._db.sql("booking_grants"), *key)
         locked = await conn.fetch(self._db.sql("lock_pending_calls"), *key)
         escalated = await conn.fetch(self._db.sql("escalated_calls"), *key)
-        attempts = await conn.fetch(self._db.sql("earlier_grant_attempts"), None, None, *key)
+        sent = await grant_history(self._db, conn, *key)
         pending: dict[str, PendingCall] = {
             r["grant_key"]: PendingCall(
                 call_id=r["id"],
@@ -149,18 +151,6 @@ class ReconcileStore:
                 fingerprint=r["fingerprint"],
                 status="in_flight" if in_flight else "queued",
             )
-        sent: dict[str, list[GrantCall]] = {}
-        for r in attempts:  # ordered by grant, call and attempt
-            calls = sent.setdefault(r["grant_key"], [])
-            attempt = EarlierGrantAttempt(
-                fingerprint=r["fingerprint"], outcome=r["outcome"], http_status=r["http_status"]
-            )
-            if calls and calls[-1].call_id == r["call_id"]:
-                last = calls[-1]
-                calls[-1] = msgspec.structs.replace(last, attempts=(*last.attempts, attempt))
-            else:
-                request = msgspec.json.decode(r["request"], type=DesiredGrant)
-                calls.append(GrantCall(call_id=r["call_id"], request=request, attempts=(attempt,)))
         return BookingInputs(
             source=claimed.source,
             booking_id=claimed.booking_id,
@@ -179,12 +169,14 @@ class ReconcileStore:
                     state=r["state"],
                     reference_id=r["reference_id"],
                     fingerprint=r["fingerprint"],
+                    property_id=r["property_id"],
+                    generation=r["generation"],
                 )
                 for r in grants
             },
             pending=pending,
             door_usage=usage,
-            sent={k: tuple(v) for k, v in sent.items()},
+            sent=sent,
         )
 
     async def _write(
@@ -200,7 +192,7 @@ class ReconcileStore:
                 if replaced["reason"] == "resync" and op.kind in ("grant", "update"):
                     # the newer state still owes the guest the re-sync's new code
                     reason, resync_id = "resync", replaced["resync_id"]
-            if op.kind == "cancel":
+            if op.kind == "cancel" or op.target is None:
                 continue
             desired = op.desired
             if op.kind == "recover":
@@ -214,7 +206,7 @@ class ReconcileStore:
                 op.grant_key,
                 claimed.source,
                 claimed.booking_id,
-                property_id,
+                op.target.property_id,
                 operation,
                 reason,
                 msgspec.json.encode(desired).decode() if desired else "{}",
@@ -223,6 +215,8 @@ class ReconcileStore:
                 now,
                 deadline,
                 resync_id,
+                op.target.generation,
+                op.target.external_id(op.grant_key),
             )
         open_issues = []
         for issue in decision.desired.issues:

@@ -9,6 +9,7 @@ import msgspec
 
 from service.domain.booking import BookingEvent, Problem
 from service.domain.fold import LoggedEvent
+from service.domain.plan import RECOVER, ActualGrant, PendingCall
 from service.domain.reconcile import BookingInputs, Decision, decide
 from service.properties import HotelsConfig
 from service.store.db import Database
@@ -40,8 +41,14 @@ class CallView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class GrantView(msgspec.Struct, frozen=True, kw_only=True):
+    """What Inlet holds for a grant: where it was made (property), which generation
+    (externalId), and its reference, code and link."""
+
     grant_key: str
     stay_id: str
+    property_id: str
+    generation: int
+    external_id: str
     state: str
     reference_id: str | None
     code: str | None
@@ -78,6 +85,47 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     grants: tuple[GrantView, ...]
     calls: tuple[CallView, ...]
     escalations: tuple[EscalationView, ...]
+
+    def held(self) -> dict[str, ActualGrant]:
+        """What Inlet holds for each grant, as the plan sees it."""
+        return {
+            g.grant_key: ActualGrant(
+                grant_key=g.grant_key,
+                state="active" if g.state == "active" else "revoked",
+                reference_id=g.reference_id,
+                fingerprint="",
+                property_id=g.property_id,
+                generation=g.generation,
+            )
+            for g in self.grants
+        }
+
+    def unsettled(self) -> dict[str, PendingCall]:
+        """Each grant's call not yet settled: pending, or failed with an open escalation
+        (a pending call outranks an escalated one, as in the reconciler)."""
+        open_calls = {
+            e.call_id for e in self.escalations if e.call_id is not None and e.resolved_at is None
+        }
+        unsettled: dict[str, PendingCall] = {}
+        for call in self.calls:  # oldest first: a later call of a grant replaces an earlier
+            if call.state == "pending":
+                status = "queued"
+            elif call.state == "failed" and call.id in open_calls:
+                status = "escalated"
+            else:
+                continue
+            known = unsettled.get(call.grant_key)
+            if known is not None and known.status == "queued" and status == "escalated":
+                continue
+            operation = "recover" if call.reason == RECOVER else call.operation
+            unsettled[call.grant_key] = PendingCall(
+                call_id=call.id,
+                grant_key=call.grant_key,
+                operation=operation,  # type: ignore[arg-type]
+                fingerprint="",
+                status=status,  # type: ignore[arg-type]
+            )
+        return unsettled
 
 
 async def current_decision(
@@ -136,6 +184,9 @@ async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline 
             GrantView(
                 grant_key=r["grant_key"],
                 stay_id=r["stay_id"],
+                property_id=r["property_id"],
+                generation=r["generation"],
+                external_id=r["external_id"],
                 state=r["state"],
                 reference_id=r["reference_id"],
                 code=r["code"],

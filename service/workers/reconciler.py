@@ -41,6 +41,11 @@ class Reconciler:
         self._batch = batch
         self._lease_seconds = lease_seconds
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed booking is this reconciler's before another may take it over."""
+        return self._lease_seconds
+
     async def run_once(self) -> int:
         """Reconcile every booking marked or due now (in batches); returns how many."""
         total = 0
