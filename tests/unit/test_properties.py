@@ -318,6 +318,12 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         " ::1, localhost)",
     ),
     (
+        "property-inlet-base-url-plain-http",
+        changed(((*P, "inlet_base_url"), "http://inlet-eu.example")),
+        "properties.oslo-1.inlet_base_url: must be an https:// URL (plain http only for"
+        " loopback: 127.0.0.1, ::1, localhost)",
+    ),
+    (
         "source-without-properties",
         changed((("sources", SOURCE, "properties"), REMOVE)),
         "Object missing required field `properties` - at `sources.acme-pms`",
