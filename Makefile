@@ -3,12 +3,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo serve test lint typecheck check bench
+.PHONY: setup demo serve test lint typecheck check bench bench-healthz
 
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
 	touch $@
 
 setup: $(BIN)/inlet-bridge
@@ -33,3 +33,6 @@ check: lint typecheck test
 
 bench: setup
 	$(BIN)/python bench/ingest.py
+
+bench-healthz: setup
+	$(BIN)/python bench/healthz.py

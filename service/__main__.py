@@ -16,6 +16,7 @@ from aiohttp import web
 from service import cli_ops, cli_resync
 from service.logs import Masker, configure_logging
 from service.settings import Settings, SettingsError, random_mask_key
+from service.store.db import EMBEDDED_MISSING, embedded_available
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,11 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"inlet-bridge: {exc}", file=sys.stderr)
         return 2
+    if settings.database_url is None and not embedded_available():
+        # Production is explicit: no quiet PostgreSQL in /tmp when DATABASE_URL was forgotten.
+        print(f"inlet-bridge: {EMBEDDED_MISSING}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, Masker(settings.log_mask_key))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "escalations":
         return asyncio.run(cli_ops.run_escalations(settings, args))
+    if args.command == "audit":
+        return asyncio.run(cli_ops.run_audit(settings, args))
     if args.command == "resync":
         return asyncio.run(cli_resync.run_resync(settings, args))
     return _serve(settings)

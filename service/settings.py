@@ -91,6 +91,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     f" {LEASE_MARGIN_SECONDS:g} s ({needed:g}); raise it or lower the timeout"
                 )
         admin = environ.get("ADMIN_TOKEN")
+        if admin and hotels is not None:
+            _check_admin_token(Secret(admin), hotels)
         # Unset: a key drawn now, so tags agree within this process but with no other one.
         mask_key = get("LOG_MASK_KEY", _mask_key, None)
         return cls(
@@ -124,6 +126,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.hotels is None:
             raise SettingsError("PROPERTIES_FILE: not set (the hotels' configuration is required)")
         return self.hotels
+
+
+def _check_admin_token(admin: Secret, hotels: HotelsConfig) -> None:
+    """ADMIN_TOKEN must name the admin alone: a source's or an operator's token is not it."""
+    shared = [f"sources.{n}.token" for n, s in hotels.sources.items() if s.token == admin]
+    shared += [f"operators.{n}.token" for n, o in hotels.operators.items() if o.token == admin]
+    if shared:
+        raise SettingsError(f"ADMIN_TOKEN: the same token as {shared[0]}; give each its own")
 
 
 def _port(raw: str) -> int:

@@ -520,10 +520,12 @@ WITH picked AS (
 )
 UPDATE deliveries d
 SET lease_owner = $2, lease_until = $1 + make_interval(secs => $4), attempts = d.attempts + 1,
-    first_attempt_at = coalesce(d.first_attempt_at, $1)
+    first_attempt_at = coalesce(d.first_attempt_at, $1),
+    webhook_id = coalesce(d.webhook_id, uuid_v7())  -- rows from before ids were stored
 FROM picked, access_changes c
 WHERE d.id = picked.id AND c.id = d.change_id
-RETURNING d.id, d.change_id, d.sink, d.grant_key, d.attempts, d.first_attempt_at, c.kind,
+RETURNING d.id, d.change_id, d.sink, d.grant_key, d.attempts, d.first_attempt_at, d.webhook_id,
+          c.kind,
           c.source, c.booking_id, c.stay_id, c.property_id, c.payload::text AS payload,
           c.created_at;
 
@@ -624,12 +626,14 @@ FROM escalations
 WHERE ($1::boolean IS NULL OR (resolved_at IS NULL) = $1)
   AND ($2::text IS NULL OR severity = $2)
   AND ($3::text IS NULL OR operation = $3)
+  AND ($5::text[] IS NULL OR property_id = ANY ($5))
 ORDER BY id DESC
 LIMIT $4;
 
 -- name: lock_escalation
 -- One open escalation, locked while an operator acts on it.
-SELECT e.id, e.grant_key, e.source, e.booking_id, e.call_id, e.delivery_id, e.operation,
+SELECT e.id, e.grant_key, e.source, e.booking_id, e.property_id, e.call_id, e.delivery_id,
+       e.operation,
        c.reason AS call_reason, c.request::text AS call_request, c.fingerprint AS call_fingerprint,
        c.operation AS call_operation, c.property_id AS call_property_id, c.deadline AS call_deadline,
        c.resync_id AS call_resync_id
@@ -666,3 +670,47 @@ WHERE state = 'pending' AND lease_owner = $1;
 -- name: release_bookings
 -- Give back the booking leases this reconciler holds (graceful shutdown).
 UPDATE bookings SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1;
+
+-- ---------------------------------------------------------------- trust boundaries
+
+-- name: claim_webhook_id
+-- Record a signed request's webhook-id for its source; no row back: seen and not yet expired.
+INSERT INTO seen_webhook_ids (source, webhook_id, seen_at, expires_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (source, webhook_id) DO UPDATE
+SET seen_at = EXCLUDED.seen_at, expires_at = EXCLUDED.expires_at
+WHERE seen_webhook_ids.expires_at <= EXCLUDED.seen_at
+RETURNING 1;
+
+-- name: release_webhook_id
+-- Forget a webhook-id whose request was refused, so the sender may retry it.
+DELETE FROM seen_webhook_ids WHERE source = $1 AND webhook_id = $2 AND seen_at = $3;
+
+-- name: purge_webhook_ids
+-- Forget webhook-ids whose timestamps are too old to be accepted anyway.
+DELETE FROM seen_webhook_ids WHERE expires_at <= $1;
+
+-- name: insert_audit
+-- One operator action or reveal, appended to the audit trail.
+INSERT INTO audit_log (at, operator, role, action, source, booking_id, property_id,
+                       escalation_id, resync_id, note, detail, request_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)
+RETURNING id;
+
+-- name: list_audit
+-- The audit trail, newest first, filtered by booking, operator, action and properties.
+SELECT id, at, operator, role, action, source, booking_id, property_id, escalation_id,
+       resync_id, note, detail::text AS detail, request_id
+FROM audit_log
+WHERE ($1::text IS NULL OR source = $1)
+  AND ($2::text IS NULL OR booking_id = $2)
+  AND ($3::text IS NULL OR operator = $3)
+  AND ($4::text IS NULL OR action = $4)
+  AND ($5::text[] IS NULL OR property_id = ANY ($5))
+  AND ($6::bigint IS NULL OR id < $6)
+ORDER BY id DESC
+LIMIT $7;
+
+-- name: escalation_scope
+-- The property of one escalation (which operators may see it).
+SELECT property_id FROM escalations WHERE id = $1;

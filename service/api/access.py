@@ -2,8 +2,10 @@
 
 The PMS puts the code, formatted code and link in its booking notes, shows them at the front
 desk, or sends them itself when Inlet's messages are suppressed (agency and group bookings).
-Only the source that owns the booking may read it; another source gets 404, as if it did not
-exist.
+Only the source that owns the booking may read it, and only while the booking's property is one
+it serves; any other caller gets 404, as if the booking did not exist. A signed read covers the
+method and the path (`webhooks.read_content`) and its webhook-id is used once. Inlet's messages
+are scrubbed of emails and phone numbers, as everywhere they are shown.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from datetime import datetime
 import msgspec
 from aiohttp import web
 
-from service.api.auth import authenticate_source
+from service.api.auth import admit_source, forget_webhook_id
 from service.api.responses import error, json_response
+from service.api.scrub import is_id, masker, scrub
 from service.domain.access import access_over
 from service.domain.states import MAY_OPEN, GrantState, grant_state
 from service.keys import CLOCK, DATABASE, HOTELS
-from service.store.timeline import current_decision, load_timeline
+from service.store.timeline import Timeline, current_decision, load_timeline
 
 
 class StayAccess(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,16 +59,23 @@ def add_routes(app: web.Application) -> None:
 
 
 async def booking_access(request: web.Request) -> web.Response:
-    caller = authenticate_source(request, b"")
-    if caller is None:
-        return error(401, "unauthorized", "missing or invalid credentials")
     source = request.match_info["source"]
     booking_id = request.match_info["booking_id"]
-    timeline = (
-        await load_timeline(request.app[DATABASE], source, booking_id) if caller == source else None
-    )
-    if timeline is None:
+    caller = await admit_source(request, b"", named=source if is_id(source) else None)
+    if isinstance(caller, web.Response):
+        return caller
+    timeline = None
+    if caller.source == source and is_id(booking_id):
+        timeline = await load_timeline(request.app[DATABASE], source, booking_id)
+    if timeline is None or timeline.property_id not in caller.served:
+        await forget_webhook_id(request, caller)
         return error(404, "not_found", "no such booking")
+    return await _answer(request, timeline, source, booking_id)
+
+
+async def _answer(
+    request: web.Request, timeline: Timeline, source: str, booking_id: str
+) -> web.Response:
     now = request.app[CLOCK].now()
     hotels = request.app[HOTELS]
     decision = await current_decision(request.app[DATABASE], timeline, hotels, now)
@@ -91,6 +101,7 @@ async def booking_access(request: web.Request) -> web.Response:
     stay_ids = [s.stay.stay_id for s in booking.stays] if booking else []
     stay_ids += [s for s in grants if s not in stay_ids]
     stays = []
+    scrubber = masker(request)
     for stay_id in stay_ids:
         grant = grants.get(stay_id)
         want = desired.get(stay_id)
@@ -118,7 +129,7 @@ async def booking_access(request: web.Request) -> web.Response:
                 code=grant.code if grant and state in MAY_OPEN else None,
                 code_formatted=grant.code_formatted if grant and state in MAY_OPEN else None,
                 link=grant.link if grant and state in MAY_OPEN else None,
-                message=message,
+                message=scrub(scrubber, message),
                 escalation=f"{failure.operation}: {failure.reason}" if failure else None,
                 problems=tuple(issues.get(stay_id, ())),
             )

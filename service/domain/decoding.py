@@ -27,6 +27,7 @@ MAX_PROBLEMS: Final = 100
 MAX_KEY_IN_PATH: Final = 64
 
 NOT_JSON: Final = "the body is not valid JSON"
+TOO_DEEP: Final = "is nested too deeply"
 OFFSET_EXAMPLE: Final = "e.g. 2026-11-23T15:00:00+01:00"
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -69,6 +70,14 @@ def join_path(prefix: str, key: str) -> str:
 
 
 def _decode(body: bytes, kind: type[_T]) -> _T | list[Problem]:
+    try:
+        return _decode_checked(body, kind)
+    except RecursionError:
+        # JSON nested thousands deep: no event is shaped like that, so refuse it as a whole.
+        return [Problem(path="", message=TOO_DEEP)]
+
+
+def _decode_checked(body: bytes, kind: type[_T]) -> _T | list[Problem]:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as first:

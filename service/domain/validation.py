@@ -126,11 +126,17 @@ def validate_batch(
 
     The warnings of a valid event stay relative to that event: each answer carries its own.
     """
+    return combine_batch([validate_event(event, received) for event in events])
+
+
+def combine_batch(
+    results: Sequence[ValidEvent | InvalidEvent],
+) -> tuple[ValidEvent, ...] | InvalidEvent:
+    """A batch's verdict from its events' own, in order (see `validate_batch`)."""
     valid: list[ValidEvent] = []
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    for index, event in enumerate(events):
-        result = validate_event(event, received)
+    for index, result in enumerate(results):
         warnings.extend(problems_under(f"events[{index}]", result.warnings))
         if isinstance(result, ValidEvent):
             valid.append(result)

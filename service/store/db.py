@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -253,6 +254,20 @@ async def open_database(
         await db.close()
         if embedded is not None:
             embedded.stop()
+
+
+EMBEDDED_MISSING = (
+    "DATABASE_URL is not set and the embedded PostgreSQL is not installed"
+    " (pip install 'inlet-bridge[embedded]'); set DATABASE_URL to a PostgreSQL server"
+)
+
+
+def embedded_available() -> bool:
+    """Whether the `embedded` extra (pgserver) is installed, without importing it."""
+    try:
+        return importlib.util.find_spec("pgserver") is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        return False
 
 
 class EmbeddedPostgres:

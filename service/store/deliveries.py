@@ -6,6 +6,7 @@ per sink and grant is claimable, so a PMS hears a stay's changes in order.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import msgspec
@@ -21,6 +22,8 @@ class ClaimedDelivery(msgspec.Struct, frozen=True, kw_only=True):
     grant_key: str
     attempts: int
     first_attempt_at: datetime
+    # Globally unique (UUIDv7, stored with the delivery): the same on every attempt.
+    webhook_id: uuid.UUID
     change: AccessChange
 
 
@@ -40,6 +43,7 @@ class DeliveryStore:
                 grant_key=r["grant_key"],
                 attempts=r["attempts"],
                 first_attempt_at=r["first_attempt_at"],
+                webhook_id=r["webhook_id"],
                 change=msgspec.json.decode(r["payload"], type=AccessChange),
             )
             for r in rows

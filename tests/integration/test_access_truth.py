@@ -51,9 +51,15 @@ access_points = ["B-L12"]
 
 @pytest.fixture
 def two_hotels(tmp_path: Path) -> Path:
-    """The demo hotel (oslo-1) and a second one (bergen-1) with its own Inlet API key."""
+    """The demo hotel (oslo-1) and a second one (bergen-1) with its own Inlet API key, both
+    served by the demo PMS."""
     properties = tmp_path / "properties.toml"
-    properties.write_text(DEMO_PROPERTIES.read_text() + BERGEN)
+    demo = DEMO_PROPERTIES.read_text()
+    served = '\nproperties = ["oslo-1"]\n'
+    assert served in demo
+    properties.write_text(
+        demo.replace(served, '\nproperties = ["oslo-1", "bergen-1"]\n', 1) + BERGEN
+    )
     return properties
 
 

@@ -61,7 +61,7 @@ async def h(
         'signing_secrets = [{ env = "DEMO_PMS_WEBHOOK_SECRET" }]\n'
         f'webhook_url = "{url}"\n'
         'webhook_secret = { env = "DEMO_PMS_OUTBOUND_SECRET" }\n\n'
-        '[sources.other-pms]\ntoken = { env = "OTHER_PMS_TOKEN" }',
+        '[sources.other-pms]\nproperties = ["oslo-1"]\ntoken = { env = "OTHER_PMS_TOKEN" }',
     )
     properties = tmp_path / "properties.toml"
     properties.write_text(text)

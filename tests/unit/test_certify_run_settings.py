@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def hotels_of(retry: RetryPolicy) -> HotelsConfig:
-    return HotelsConfig(inlet=InletSettings(partner="Acme"), retry=retry)
+    return HotelsConfig(
+        inlet=InletSettings(partner="Acme", base_url="https://inlet.example"), retry=retry
+    )
 
 
 @pytest.fixture

@@ -316,7 +316,7 @@ def test_properties_key_error_is_prefixed_with_the_variable() -> None:
 def test_properties_bad_key_is_prefixed_with_the_variable(tmp_path: Path) -> None:
     path = tmp_path / "properties.toml"
     path.write_text(
-        '[inlet]\npartner = "P"\n\n[properties.h1]\nname = "H"\ntimezone = "Mars/Olympus"\n'
+        '[inlet]\npartner = "P"\nbase_url = "https://inlet.example"\n\n[properties.h1]\nname = "H"\ntimezone = "Mars/Olympus"\n'
         'inlet_api_key = { env = "KEY" }\n'
     )
 
