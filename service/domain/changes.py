@@ -19,6 +19,7 @@ from typing import Literal
 import msgspec
 
 from service.domain.access import DesiredGrant
+from service.domain.vocab import CallOperation
 from service.properties import HotelsConfig
 
 ChangeKind = Literal[
@@ -99,7 +100,7 @@ class Access(msgspec.Struct, frozen=True, kw_only=True):
 class CallFacts(msgspec.Struct, frozen=True, kw_only=True):
     """The call whose outcome changed a stay's access."""
 
-    operation: Literal["grant", "update", "revoke"]
+    operation: CallOperation
     source: str
     booking_id: str
     grant_key: str

@@ -18,7 +18,8 @@ from typing import Any, Final, TypeVar
 import msgspec
 from msgspec import inspect as mi
 
-from service.domain.booking import BookingEvent, EventBatch, Problem
+from service.domain.booking import BookingEvent, Problem
+from service.domain.wire import BookingEventIn, EventBatch
 
 # A 422 listing thousands of lines helps nobody and costs memory; the first ones are enough
 # for a sender to see what its adapter does wrong.
@@ -39,7 +40,7 @@ _T = TypeVar("_T")
 
 def decode_event(body: bytes) -> BookingEvent | list[Problem]:
     """The event in `body`, or every structural problem with it."""
-    return _decode(body, BookingEvent)
+    return _decode(body, BookingEventIn)
 
 
 def decode_batch(body: bytes) -> tuple[BookingEvent, ...] | list[Problem]:

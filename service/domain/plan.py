@@ -30,13 +30,10 @@ from typing import Literal
 import msgspec
 
 from service.domain.access import DesiredGrant
+from service.domain.vocab import OperationKind, Outcome, PlannedOperation
 
-OperationKind = Literal["grant", "update", "revoke", "recover", "cancel"]
 _ORDER: dict[str, int] = {"revoke": 0, "recover": 0, "cancel": 1, "update": 2, "grant": 3}
 
-# The reason of a recovery call in the retry table: a GrantAccess sent to learn the ReferenceId
-# of a grant that must go (see `recovery_request`).
-RECOVER = "recover"
 
 # The fingerprint of a grant Inlet holds with content we cannot vouch for. No desired state has
 # it, so the plan sends an UpdateAccess with the desired content (idempotent on the ReferenceId).
@@ -73,7 +70,7 @@ class PendingCall(msgspec.Struct, frozen=True, kw_only=True):
 
     call_id: int
     grant_key: str
-    operation: Literal["grant", "update", "revoke", "recover"]
+    operation: PlannedOperation
     fingerprint: str
     status: Literal["queued", "in_flight", "escalated"]
 
@@ -212,7 +209,7 @@ class EarlierGrantAttempt(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     fingerprint: str
-    outcome: Literal["success", "temporary", "permanent"] | None
+    outcome: Outcome | None
     http_status: int | None
 
 

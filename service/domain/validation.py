@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 import phonenumbers
@@ -111,7 +111,7 @@ def validate_event(
     if found.problems:
         return InvalidEvent(problems=tuple(truncate_problems(found.problems)), warnings=warnings)
     return ValidEvent(
-        event=msgspec.structs.replace(event, booking=booking),
+        event=_domain(event, BookingEvent, booking=booking),
         warnings=warnings,
         dropped_digest=hashlib.sha256(msgspec.json.encode(found.dropped)).digest()
         if found.dropped
@@ -148,6 +148,17 @@ def combine_batch(
             warnings=tuple(truncate_problems(warnings, what="warnings")),
         )
     return tuple(valid)
+
+
+_S = TypeVar("_S", Booking, BookingEvent, Stay)
+
+
+def _domain(value: Any, cls: type[_S], **changes: Any) -> _S:
+    """`value` as the domain's own Struct, with `changes`: what comes in on the wire is a
+    stricter subclass, and what is stored is the domain's (so it compares as equal)."""
+    fields = {name: getattr(value, name) for name in cls.__struct_fields__}
+    fields.update(changes)
+    return cls(**fields)
 
 
 def clean_text(value: str) -> str:
@@ -200,9 +211,7 @@ def _validate_booking(booking: Booking, path: str, found: _Findings) -> Booking:
         else:
             first_index[stay.stay_id] = index
         stays.append(_validate_stay(stay, stay_path, found))
-    return msgspec.structs.replace(
-        booking, organizer=organizer, company=company, stays=tuple(stays)
-    )
+    return _domain(booking, Booking, organizer=organizer, company=company, stays=tuple(stays))
 
 
 def _validate_stay(stay: Stay, path: str, found: _Findings) -> Stay:
@@ -224,7 +233,7 @@ def _validate_stay(stay: Stay, path: str, found: _Findings) -> Stay:
         _validate_contact(guest, f"{path}.guests[{index}]", found)
         for index, guest in enumerate(stay.guests)
     )
-    return msgspec.structs.replace(stay, guests=guests)
+    return _domain(stay, Stay, guests=guests)
 
 
 def _validate_contact(contact: Contact, path: str, found: _Findings) -> Contact:
@@ -239,7 +248,7 @@ def _validate_contact(contact: Contact, path: str, found: _Findings) -> Contact:
         phone, why = _normalize_phone(contact.phone)
         if why is not None:
             found.drop(f"{path}.phone", contact.phone, why)
-    return msgspec.structs.replace(contact, name=name, email=email, phone=phone)
+    return Contact(name=name, email=email, phone=phone)
 
 
 def _clean_required_text(value: str, path: str, out: list[Problem]) -> str:

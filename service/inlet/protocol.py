@@ -14,9 +14,10 @@ from typing import Annotated, Literal
 import msgspec
 import phonenumbers
 
+from service.domain.vocab import CallOperation, Outcome
+
 AccessOperation = Literal["code", "unlock"]
-CallKind = Literal["grant", "update", "revoke"]
-Outcome = Literal["success", "temporary", "permanent"]
+CallKind = CallOperation  # Inlet's three calls are the service's call operations
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 MESSAGE_LIMIT = 500  # Inlet's messages are kept for operators; bound them for storage and logs

@@ -52,24 +52,8 @@ class AuditStore:
 
     async def record(self, entry: AuditEntry, *, conn: Connection | None = None) -> int:
         """Append `entry` (inside `conn`'s transaction when given); its id."""
-        args = (
-            entry.at,
-            entry.operator,
-            entry.role,
-            entry.action,
-            entry.source,
-            entry.booking_id,
-            entry.property_id,
-            entry.escalation_id,
-            entry.resync_id,
-            entry.note,
-            None if entry.detail is None else msgspec.json.encode(entry.detail).decode(),
-            entry.request_id,
-        )
-        if conn is not None:
-            value: int = await conn.fetchval(self._db.sql("insert_audit"), *args)
-            return value
-        value = await self._db.fetchval("insert_audit", *args)
+        queries = self._db if conn is None else self._db.on(conn)
+        value: int = await queries.fetchval("insert_audit", **msgspec.structs.asdict(entry))
         return value
 
     async def list(
@@ -85,13 +69,13 @@ class AuditStore:
     ) -> list[AuditRecord]:
         rows = await self._db.fetch(
             "list_audit",
-            source,
-            booking_id,
-            operator,
-            action,
-            None if properties is None else sorted(properties),
-            before_id,
-            limit,
+            source=source,
+            booking_id=booking_id,
+            operator=operator,
+            action=action,
+            properties=None if properties is None else sorted(properties),
+            before_id=before_id,
+            limit=limit,
         )
         return [
             AuditRecord(

@@ -14,9 +14,9 @@ from typing import Literal
 import asyncpg
 import msgspec
 
+from service.domain.vocab import PRIORITY, RESYNC
 from service.store.audit import Actor, AuditAction, AuditEntry, AuditStore
 from service.store.db import Connection, Database
-from service.store.reconcile import PRIORITY
 
 
 class Escalation(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,7 +55,12 @@ class EscalationStore:
         """Newest first; only those of `properties` when given (an operator's scope)."""
         scope = None if properties is None else sorted(properties)
         rows = await self._db.fetch(
-            "list_escalations", open_only, severity, operation, limit, scope
+            "list_escalations",
+            open_only=open_only,
+            severity=severity,
+            operation=operation,
+            limit=limit,
+            properties=scope,
         )
         return [Escalation(**dict(r)) for r in rows]
 
@@ -127,21 +132,23 @@ class EscalationStore:
             await conn.execute(
                 self._db.sql("resolve_escalation"), escalation_id, now, f"retried: {note}"
             )
-            if row["call_id"] is not None and row["call_reason"] == "resync":
-                await conn.fetchval(
-                    self._db.sql("requeue_call"),
-                    row["grant_key"],
-                    row["source"],
-                    row["booking_id"],
-                    row["call_property_id"],
-                    row["call_operation"],
-                    "resync",
-                    row["call_request"],
-                    row["call_fingerprint"],
-                    PRIORITY[row["call_operation"]],
-                    now,
-                    row["call_deadline"],
-                    row["call_resync_id"],
+            if row["call_id"] is not None and row["call_reason"] == RESYNC:
+                await self._db.on(conn).fetchval(
+                    "requeue_call",
+                    grant_key=row["grant_key"],
+                    source=row["source"],
+                    booking_id=row["booking_id"],
+                    property_id=row["call_property_id"],
+                    operation=row["call_operation"],
+                    reason=RESYNC,
+                    request=row["call_request"],
+                    fingerprint=row["call_fingerprint"],
+                    priority=PRIORITY[row["call_operation"]],
+                    now=now,
+                    deadline=row["call_deadline"],
+                    resync_id=row["call_resync_id"],
+                    generation=row["call_generation"],
+                    external_id=row["call_external_id"],
                 )
             if row["delivery_id"] is not None:
                 await conn.execute(self._db.sql("requeue_delivery"), row["delivery_id"], now)

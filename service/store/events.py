@@ -21,6 +21,7 @@ from asyncpg import Record
 
 from service.domain.booking import BookingEvent, Problem
 from service.domain.fold import LoggedEvent
+from service.domain.stored import CURRENT_VERSION, decode_stored_event
 from service.domain.validation import ValidEvent
 from service.store.db import Connection, Database
 
@@ -233,19 +234,18 @@ class EventStore:
         self, conn: Connection, rows: Sequence[tuple[ValidEvent, bytes]], received_at: datetime
     ) -> list[Record]:
         """Insert in key order; keys already stored are skipped (not returned)."""
-        return list(
-            await conn.fetch(
-                self._db.sql("insert_events"),
-                [v.event.source for v, _ in rows],
-                [v.event.event_id for v, _ in rows],
-                [v.event.booking.booking_id for v, _ in rows],
-                [v.event.booking.property_id for v, _ in rows],
-                [v.event.occurred_at for v, _ in rows],
-                [d for _, d in rows],
-                [msgspec.json.encode(v.event).decode() for v, _ in rows],
-                [_warnings_json(v) for v, _ in rows],
-                received_at,
-            )
+        return await self._db.on(conn).fetch(
+            "insert_events",
+            sources=[v.event.source for v, _ in rows],
+            event_ids=[v.event.event_id for v, _ in rows],
+            booking_ids=[v.event.booking.booking_id for v, _ in rows],
+            property_ids=[v.event.booking.property_id for v, _ in rows],
+            occurred_ats=[v.event.occurred_at for v, _ in rows],
+            digests=[d for _, d in rows],
+            events=[msgspec.json.encode(v.event).decode() for v, _ in rows],
+            warnings=[_warnings_json(v) for v, _ in rows],
+            received_at=received_at,
+            schema_version=CURRENT_VERSION,
         )
 
     async def _mark(self, conn: Connection, stored: Sequence[BookingEvent]) -> None:
@@ -347,16 +347,20 @@ class EventStore:
         return UnitResult(results=tuple(results))
 
     async def booking_events(self, source: str, booking_id: str) -> list[LoggedEvent]:
-        records = await self._db.fetch("booking_events", source, booking_id)
-        return [
-            LoggedEvent(
-                position=r["position"],
-                received_at=r["received_at"],
-                event=msgspec.json.decode(r["event"], type=BookingEvent),
-            )
-            for r in records
-        ]
+        return list(logged_events(await self._db.fetch("booking_events", source, booking_id)))
 
 
 def _key(valid: ValidEvent) -> tuple[str, str]:
     return (valid.event.source, valid.event.event_id)
+
+
+def logged_events(rows: Sequence[Record]) -> tuple[LoggedEvent, ...]:
+    """Rows of `booking_events` as the fold reads them: the one way stored events are decoded."""
+    return tuple(
+        LoggedEvent(
+            position=r["position"],
+            received_at=r["received_at"],
+            event=decode_stored_event(r["event"], r["schema_version"]),
+        )
+        for r in rows
+    )

@@ -75,13 +75,13 @@ class ResyncStore:
         """Queue the re-sync's calls and its audit row in one transaction."""
         async with self._db.transaction() as conn:
             rows = await conn.fetch(self._db.sql("resync_candidates"), *_args(selector))
-            resync_id: int = await conn.fetchval(
-                self._db.sql("insert_resync"),
-                now,
-                actor.operator,
-                msgspec.json.encode(selector).decode(),
-                len(rows),
-                note,
+            resync_id: int = await self._db.on(conn).fetchval(
+                "insert_resync",
+                now=now,
+                requested_by=actor.operator,
+                selector=selector,
+                matched=len(rows),
+                note=note,
             )
             booking = selector.bookings[0].split(":", 1) if selector.bookings else None
             entry = AuditEntry(
@@ -101,17 +101,19 @@ class ResyncStore:
             queued = 0
             for row in rows:
                 applied = msgspec.json.decode(row["applied"], type=DesiredGrant)
-                call_id = await conn.fetchval(
-                    self._db.sql("queue_resync_call"),
-                    row["grant_key"],
-                    row["source"],
-                    row["booking_id"],
-                    row["property_id"],
-                    row["applied"],
-                    applied.fingerprint,
-                    now,
-                    call_deadline(applied, now),
-                    resync_id,
+                call_id = await self._db.on(conn).fetchval(
+                    "queue_resync_call",
+                    grant_key=row["grant_key"],
+                    source=row["source"],
+                    booking_id=row["booking_id"],
+                    property_id=row["property_id"],
+                    request=row["applied"],
+                    fingerprint=applied.fingerprint,
+                    now=now,
+                    deadline=call_deadline(applied, now),
+                    resync_id=resync_id,
+                    generation=row["generation"],
+                    external_id=row["external_id"],
                 )
                 if call_id is None:
                     call_id = await conn.fetchval(

@@ -7,13 +7,14 @@ from typing import Any
 
 import msgspec
 
-from service.domain.booking import BookingEvent, Problem
+from service.domain.booking import Problem
+from service.domain.calls import stored_operation
 from service.domain.fold import LoggedEvent
-from service.domain.plan import RECOVER, ActualGrant, PendingCall
+from service.domain.plan import ActualGrant, PendingCall
 from service.domain.reconcile import BookingInputs, Decision, decide
 from service.properties import HotelsConfig
 from service.store.db import Database
-from service.store.events import decode_warnings
+from service.store.events import decode_warnings, logged_events
 
 
 class EventView(LoggedEvent, frozen=True, kw_only=True):
@@ -117,11 +118,10 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
             known = unsettled.get(call.grant_key)
             if known is not None and known.status == "queued" and status == "escalated":
                 continue
-            operation = "recover" if call.reason == RECOVER else call.operation
             unsettled[call.grant_key] = PendingCall(
                 call_id=call.id,
                 grant_key=call.grant_key,
-                operation=operation,  # type: ignore[arg-type]
+                operation=stored_operation(call.operation, call.reason),
                 fingerprint="",
                 status=status,  # type: ignore[arg-type]
             )
@@ -173,12 +173,12 @@ async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline 
         reconciled_at=row["reconciled_at"],
         events=tuple(
             EventView(
-                position=r["position"],
-                received_at=r["received_at"],
-                event=msgspec.json.decode(r["event"], type=BookingEvent),
+                position=logged.position,
+                received_at=logged.received_at,
+                event=logged.event,
                 warnings=decode_warnings(r["warnings"]),
             )
-            for r in events
+            for logged, r in zip(logged_events(events), events, strict=True)
         ),
         grants=tuple(
             GrantView(

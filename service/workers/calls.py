@@ -17,14 +17,14 @@ import time
 
 from service.clock import Clock
 from service.domain.access import DesiredGrant
-from service.domain.changes import sinks_for
+from service.domain.changes import Access, sinks_for
 from service.domain.plan import revocation_believed
 from service.domain.retry import GiveUp, after_failure
 from service.inlet.client import InletClient, redact_message
 from service.inlet.protocol import GrantRequest, InletResult, split_phone, update_from_grant
 from service.metrics import Metrics
 from service.properties import HotelsConfig
-from service.store.calls import AccessData, AttemptRecord, CallStore, ClaimedCall
+from service.store.calls import AttemptRecord, CallStore, ClaimedCall
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class CallWorker:
             "inlet_message": redact_message(result.message, _personal(call.desired)),
         }
         if result.outcome == "success":
-            access = AccessData(
+            access = Access(
                 reference_id=result.reference_id,
                 code=result.code,
                 code_formatted=result.code_formatted,

@@ -14,7 +14,8 @@ from service.clock import Clock
 from service.domain.reconcile import Decision, decide
 from service.metrics import Metrics
 from service.properties import HotelsConfig
-from service.store.reconcile import ClaimedBooking, LeaseLost, ReconcileStore
+from service.store.db import LeaseLost
+from service.store.reconcile import ClaimedBooking, ReconcileStore
 
 log = logging.getLogger(__name__)
 

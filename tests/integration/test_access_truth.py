@@ -6,6 +6,7 @@ taken over within its lease. Checked at the Inlet sandbox: which code opens whic
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -188,7 +189,7 @@ async def test_a_row_dated_far_ahead_cannot_outrank_a_later_cancellation(h: Harn
     from service.domain.decoding import decode_event
     from service.domain.validation import validate_event
 
-    decoded = decode_event(__import__("json").dumps(ahead).encode())
+    decoded = decode_event(json.dumps(ahead).encode())
     valid = validate_event(decoded)  # type: ignore[arg-type]
     assert isinstance(valid, ValidEvent)
     await EventStore(h.app[DATABASE]).append_group([[valid]], h.clock.now())
@@ -302,3 +303,33 @@ async def test_a_crashed_reconcilers_booking_is_taken_over_when_its_lease_ends(
 
         (grant,) = await h.grants()
         assert grant["state"] == "active"
+
+
+async def test_a_stored_row_the_api_refuses_today_still_folds_into_access(h: Harness) -> None:
+    """A row written under an older API (an unknown field, a name longer than allowed now) is
+    read by the reconciler all the same: the guest gets access."""
+    body = event("e-old", booking_id="R-1", arrival=START + HOUR)
+    body["booking"]["legacy_channel"] = "fax"
+    body["booking"]["stays"][0]["guests"][0]["name"] = "Ola " + "N" * 300
+    await h.db.pool.execute(
+        "INSERT INTO events (source, event_id, booking_id, property_id, occurred_at,"
+        " body_sha256, event, received_at, schema_version)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)",
+        SOURCE,
+        "e-old",
+        "R-1",
+        "oslo-1",
+        START,
+        b"old",
+        json.dumps(body),
+        START,
+    )
+    await h.db.pool.execute(
+        "INSERT INTO bookings (source, booking_id, property_id) VALUES ($1, 'R-1', 'oslo-1')",
+        SOURCE,
+    )
+    await h.settle()
+
+    (grant,) = await h.grants()
+    assert (grant["state"], grant["externalId"]) == ("active", KEY)
+    assert grant["guestName"].startswith("Ola NNN")

@@ -119,6 +119,11 @@ def revoke_op(
     return Operation(kind="revoke", grant_key=key, supersedes=supersedes, target=target)
 
 
+def cancel_op(key: str, *, supersedes: int) -> Operation:
+    """Withdraw a queued call no longer wanted."""
+    return Operation(kind="cancel", grant_key=key, supersedes=supersedes)
+
+
 def recover_op(
     request: DesiredGrant, key: str = K1, *, supersedes: int | None = None, generation: int = 1
 ) -> Operation:
