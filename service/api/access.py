@@ -10,42 +10,15 @@ are scrubbed of emails and phone numbers, as everywhere they are shown.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import msgspec
 from aiohttp import web
 
 from service.api.auth import admit_source, forget_webhook_id
 from service.api.responses import error, json_response
 from service.api.scrub import is_id, masker, scrub
-from service.domain.access import access_over
-from service.domain.states import MAY_OPEN, GrantState, grant_state
+from service.domain.stay_access import StayAccess, stays_access
 from service.keys import CLOCK, DATABASE, HOTELS
 from service.store.timeline import Timeline, current_decision, load_timeline
-
-
-class StayAccess(msgspec.Struct, frozen=True, kw_only=True):
-    """One stay's access. `state` is a grant state (see service/domain/states.py); the doors,
-    times, code and link are what Inlet holds (or, before it holds anything, what is wanted);
-    in `revoke_failed` and `update_failed` they are what may still work."""
-
-    stay_id: str
-    grant_key: str
-    state: GrantState
-    resource_id: str | None = None
-    property_id: str | None = None
-    external_id: str | None = None
-    access_points: tuple[str, ...] = ()
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
-    send_after: datetime | None = None
-    reference_id: str | None = None
-    code: str | None = None
-    code_formatted: str | None = None
-    link: str | None = None
-    message: str | None = None
-    escalation: str | None = None  # an open escalation's reason (e.g. "revoke: max_attempts")
-    problems: tuple[str, ...] = ()
 
 
 class BookingAccess(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,59 +52,21 @@ async def _answer(
     now = request.app[CLOCK].now()
     hotels = request.app[HOTELS]
     decision = await current_decision(request.app[DATABASE], timeline, hotels, now)
-    desired = {g.stay_id: g for g in decision.desired.grants}
-    grants = {g.stay_id: g for g in timeline.grants}
-    held = timeline.held()
-    unsettled = timeline.unsettled()
-    # A failed call or delivery is named on the stay; a stay problem (e.g. a full shared door)
-    # is listed under `problems` while its access works.
-    escalated = {
-        e.grant_key: e
-        for e in timeline.escalations
-        if e.resolved_at is None and (e.call_id is not None or e.delivery_id is not None)
-    }
-    issues: dict[str, list[str]] = {}
-    for issue in decision.desired.issues:
-        issues.setdefault(issue.stay_id, []).append(f"{issue.kind}: {issue.message}")
-    booking = decision.state
-    over: set[str] = set()
-    if booking is not None:
-        prop = hotels.properties.get(booking.booking.property_id)
-        over = {s.stay.stay_id for s in booking.stays if access_over(booking, s, prop, now)}
-    stay_ids = [s.stay.stay_id for s in booking.stays] if booking else []
-    stay_ids += [s for s in grants if s not in stay_ids]
-    stays = []
+    property_id = decision.state.booking.property_id if decision.state else timeline.property_id
     scrubber = masker(request)
-    for stay_id in stay_ids:
-        grant = grants.get(stay_id)
-        want = desired.get(stay_id)
-        key = grant.grant_key if grant else f"{source}:{booking_id}:{stay_id}"
-        wanted = want is not None or (stay_id not in over and booking is not None)
-        state = grant_state(wanted=wanted, held=held.get(key), call=unsettled.get(key))
-        failure = escalated.get(key)
-        message = failure.message if failure else (grant.message if grant else None)
-        shown = grant if grant is not None and (grant.state == "active" or want is None) else None
-        stays.append(
-            StayAccess(
-                stay_id=stay_id,
-                grant_key=key,
-                state=state,
-                resource_id=want.resource_id if want else None,
-                property_id=grant.property_id if grant else (want.property_id if want else None),
-                external_id=grant.external_id if grant else None,
-                access_points=shown.access_points
-                if shown
-                else (want.access_points if want else ()),
-                valid_from=shown.valid_from if shown else (want.valid_from if want else None),
-                valid_to=shown.valid_to if shown else (want.valid_to if want else None),
-                send_after=want.send_after if want and state == "pending" else None,
-                reference_id=grant.reference_id if grant else None,
-                code=grant.code if grant and state in MAY_OPEN else None,
-                code_formatted=grant.code_formatted if grant and state in MAY_OPEN else None,
-                link=grant.link if grant and state in MAY_OPEN else None,
-                message=scrub(scrubber, message),
-                escalation=f"{failure.operation}: {failure.reason}" if failure else None,
-                problems=tuple(issues.get(stay_id, ())),
-            )
+    stays = tuple(
+        # Inlet's messages are scrubbed of emails and phone numbers, as everywhere they show.
+        msgspec.structs.replace(stay, message=scrub(scrubber, stay.message))
+        for stay in stays_access(
+            source=source,
+            booking_id=booking_id,
+            state=decision.state,
+            desired=decision.desired,
+            grants=timeline.grants,
+            unsettled=timeline.unsettled(),
+            escalations=timeline.open_escalations(),
+            prop=hotels.properties.get(property_id),
+            now=now,
         )
+    )
     return json_response(BookingAccess(source=source, booking_id=booking_id, stays=tuple(stays)))

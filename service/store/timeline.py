@@ -10,8 +10,9 @@ import msgspec
 from service.domain.booking import Problem
 from service.domain.calls import stored_operation
 from service.domain.fold import LoggedEvent
-from service.domain.plan import ActualGrant, PendingCall
+from service.domain.plan import PendingCall
 from service.domain.reconcile import BookingInputs, Decision, decide
+from service.domain.stay_access import HeldGrant, OpenEscalation
 from service.properties import HotelsConfig
 from service.store.db import Database
 from service.store.events import decode_warnings, logged_events
@@ -41,27 +42,6 @@ class CallView(msgspec.Struct, frozen=True, kw_only=True):
     attempt_log: tuple[dict[str, Any], ...] = ()
 
 
-class GrantView(msgspec.Struct, frozen=True, kw_only=True):
-    """What Inlet holds for a grant: where it was made (property), which generation
-    (externalId), and its reference, code and link."""
-
-    grant_key: str
-    stay_id: str
-    property_id: str
-    generation: int
-    external_id: str
-    state: str
-    reference_id: str | None
-    code: str | None
-    code_formatted: str | None
-    link: str | None
-    access_points: tuple[str, ...]
-    valid_from: datetime | None
-    valid_to: datetime | None
-    message: str | None
-    updated_at: datetime
-
-
 class EscalationView(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     grant_key: str
@@ -83,23 +63,19 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     due_at: datetime | None
     reconciled_at: datetime | None
     events: tuple[EventView, ...]
-    grants: tuple[GrantView, ...]
+    grants: tuple[HeldGrant, ...]
     calls: tuple[CallView, ...]
     escalations: tuple[EscalationView, ...]
 
-    def held(self) -> dict[str, ActualGrant]:
-        """What Inlet holds for each grant, as the plan sees it."""
-        return {
-            g.grant_key: ActualGrant(
-                grant_key=g.grant_key,
-                state="active" if g.state == "active" else "revoked",
-                reference_id=g.reference_id,
-                fingerprint="",
-                property_id=g.property_id,
-                generation=g.generation,
+    def open_escalations(self) -> list[OpenEscalation]:
+        """The escalations of a call or a delivery still waiting for a person."""
+        return [
+            OpenEscalation(
+                grant_key=e.grant_key, operation=e.operation, reason=e.reason, message=e.message
             )
-            for g in self.grants
-        }
+            for e in self.escalations
+            if e.resolved_at is None and (e.call_id is not None or e.delivery_id is not None)
+        ]
 
     def unsettled(self) -> dict[str, PendingCall]:
         """Each grant's call not yet settled: pending, or failed with an open escalation
@@ -157,7 +133,7 @@ async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline 
     if row is None:
         return None
     events = await db.fetch("booking_events", source, booking_id)
-    grants = await db.fetch("booking_grants", source, booking_id)
+    grants = await db.fetch_as(HeldGrant, "booking_grants", source, booking_id)
     calls = await db.fetch("booking_calls", source, booking_id)
     attempts = await db.fetch("booking_attempts", source, booking_id)
     escalations = await db.fetch("booking_escalations", source, booking_id)
@@ -180,26 +156,7 @@ async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline 
             )
             for logged, r in zip(logged_events(events), events, strict=True)
         ),
-        grants=tuple(
-            GrantView(
-                grant_key=r["grant_key"],
-                stay_id=r["stay_id"],
-                property_id=r["property_id"],
-                generation=r["generation"],
-                external_id=r["external_id"],
-                state=r["state"],
-                reference_id=r["reference_id"],
-                code=r["code"],
-                code_formatted=r["code_formatted"],
-                link=r["link"],
-                access_points=tuple(r["access_points"]),
-                valid_from=r["valid_from"],
-                valid_to=r["valid_to"],
-                message=r["message"],
-                updated_at=r["updated_at"],
-            )
-            for r in grants
-        ),
+        grants=tuple(grants),
         calls=tuple(
             CallView(**dict(r), attempt_log=tuple(by_call.get(r["id"], []))) for r in calls
         ),
