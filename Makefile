@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo serve test lint typecheck check bench bench-healthz
+.PHONY: setup demo serve test unit lint typecheck ops check bench bench-healthz
 
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ serve: setup
 test: setup
 	$(BIN)/pytest -q
 
+# The pure core alone: no database, no event loop, a few seconds.
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
 lint: setup
 	$(BIN)/ruff check service tests bench scripts
 	$(BIN)/ruff format --check service tests bench scripts
@@ -29,7 +33,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-check: lint typecheck test
+# Kubernetes manifests, alert rules and the dashboard (scripts/check-ops.sh).
+ops: setup
+	bash scripts/check-ops.sh $(VENV)
+
+check: lint typecheck ops test
 
 bench: setup
 	$(BIN)/python bench/ingest.py
