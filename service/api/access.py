@@ -21,6 +21,7 @@ from service.api.scrub import is_id, masker, scrub
 from service.domain.access import access_over
 from service.domain.states import MAY_OPEN, GrantState, grant_state
 from service.keys import CLOCK, DATABASE, HOTELS
+from service.logs import Masker
 from service.store.timeline import Timeline, current_decision, load_timeline
 
 
@@ -76,9 +77,19 @@ async def booking_access(request: web.Request) -> web.Response:
 async def _answer(
     request: web.Request, timeline: Timeline, source: str, booking_id: str
 ) -> web.Response:
-    now = request.app[CLOCK].now()
-    hotels = request.app[HOTELS]
-    decision = await current_decision(request.app[DATABASE], timeline, hotels, now)
+    stays = await stays_access(request.app, timeline, masker(request))
+    return json_response(BookingAccess(source=source, booking_id=booking_id, stays=stays))
+
+
+async def stays_access(
+    app: web.Application, timeline: Timeline, scrubber: Masker
+) -> tuple[StayAccess, ...]:
+    """Each stay's access now, in the grant states of service/domain/states.py: for the PMS
+    (this API) and for operators (the console) alike."""
+    source, booking_id = timeline.source, timeline.booking_id
+    now = app[CLOCK].now()
+    hotels = app[HOTELS]
+    decision = await current_decision(app[DATABASE], timeline, hotels, now)
     desired = {g.stay_id: g for g in decision.desired.grants}
     grants = {g.stay_id: g for g in timeline.grants}
     held = timeline.held()
@@ -101,7 +112,6 @@ async def _answer(
     stay_ids = [s.stay.stay_id for s in booking.stays] if booking else []
     stay_ids += [s for s in grants if s not in stay_ids]
     stays = []
-    scrubber = masker(request)
     for stay_id in stay_ids:
         grant = grants.get(stay_id)
         want = desired.get(stay_id)
@@ -134,4 +144,4 @@ async def _answer(
                 problems=tuple(issues.get(stay_id, ())),
             )
         )
-    return json_response(BookingAccess(source=source, booking_id=booking_id, stays=tuple(stays)))
+    return tuple(stays)
