@@ -224,9 +224,10 @@ def local(moment: datetime | str | None, zone: ZoneInfo = UTC_ZONE) -> str:
         return "-"
     if isinstance(moment, str):
         try:
-            moment = datetime.fromisoformat(moment)
+            parsed = datetime.fromisoformat(moment)
         except ValueError:
             return moment
+        return parsed.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 

@@ -60,7 +60,8 @@ async def test_the_person_on_call_finds_a_booking_retries_and_resyncs(
     page = await context.new_page()
     await sign_in(page, base)
     cookie = next(c for c in await context.cookies() if c["name"] == "inlet_bridge_console")
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
     assert not cookie["secure"]  # loopback: http; anywhere else the cookie is Secure
 
     # find a booking, read its access in plain words
