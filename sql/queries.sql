@@ -94,11 +94,20 @@ WHERE state = 'pending'
 GROUP BY operation;
 
 -- name: gauge_escalations
--- Open escalations per operation and severity.
-SELECT coalesce(operation, 'none') AS operation, severity, count(*) AS open
+-- Open escalations per operation, severity and hotel.
+SELECT coalesce(operation, 'none') AS operation, severity, property_id, count(*) AS open
 FROM escalations
 WHERE resolved_at IS NULL
-GROUP BY 1, 2;
+GROUP BY 1, 2, 3;
+
+-- name: gauge_revocations
+-- Per hotel, how long its longest-failing pending revocation has been failing.
+SELECT property_id,
+       coalesce(extract(epoch FROM $1::timestamptz - min(first_attempt_at)), 0)::float8
+           AS failing_for
+FROM inlet_calls
+WHERE state = 'pending' AND operation = 'revoke' AND last_outcome IN ('temporary', 'permanent')
+GROUP BY property_id;
 
 -- name: gauge_grants
 -- Grants per grant state, as service/domain/states.py derives it: a pending call (granting,
