@@ -178,7 +178,7 @@ async def failed_revocation(ctx: Context) -> None:
     metrics = await (await ctx.stage.service.get("/metrics")).text()
     ctx.check(
         "the page alert's series is raised (InletBridgeRevocationEscalated)",
-        'inlet_bridge_escalations_open{operation="revoke",severity="critical",property="oslo-1"} 1.0'
+        'inlet_bridge_escalations_open{operation="revoke",property="oslo-1",severity="critical"} 1.0'
         in metrics,
     )
     await ctx.stage.clear_faults()

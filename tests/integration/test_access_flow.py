@@ -207,7 +207,7 @@ async def test_failed_revocation_is_escalated_as_critical(h: Harness) -> None:
     assert (escalation["operation"], escalation["severity"]) == ("revoke", "critical")
     text = await (await h.service.get("/metrics")).text()
     assert (
-        'inlet_bridge_escalations_open{operation="revoke",severity="critical",property="oslo-1"} 1.0'
+        'inlet_bridge_escalations_open{operation="revoke",property="oslo-1",severity="critical"} 1.0'
         in text
     )
 
@@ -507,7 +507,7 @@ async def test_a_failed_recovery_is_escalated_like_a_failed_revocation(h: Harnes
     ]
     text = await (await h.service.get("/metrics")).text()
     assert (
-        'inlet_bridge_escalations_open{operation="revoke",severity="critical",property="oslo-1"} 1.0'
+        'inlet_bridge_escalations_open{operation="revoke",property="oslo-1",severity="critical"} 1.0'
         in text
     )
     # The escalated recovery is not repeated blindly; the grant is still at Inlet for a person.

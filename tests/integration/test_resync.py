@@ -84,7 +84,7 @@ async def test_failed_resync_is_escalated_as_its_own_series(h: Harness) -> None:
     )
     text = await (await h.service.get("/metrics")).text()
     assert (
-        'inlet_bridge_escalations_open{operation="resync",severity="high",property="oslo-1"} 2.0'
+        'inlet_bridge_escalations_open{operation="resync",property="oslo-1",severity="high"} 2.0'
         in text
     )
 
