@@ -219,7 +219,7 @@ def test_postgresql_gauges_are_aggregated_with_max() -> None:
 def test_every_alert_is_labelled_and_annotated() -> None:
     for rule in alert_rules():
         assert "alert" in rule, rule
-        assert rule["labels"]["severity"] in ("page", "warning"), rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         annotations = rule["annotations"]
         assert set(annotations) == {"summary", "description", "runbook_url"}, rule["alert"]
         assert all(v.strip() for v in annotations.values()), rule["alert"]
@@ -237,7 +237,7 @@ def test_every_runbook_url_points_at_a_section_of_the_operations_guide() -> None
 
 def test_the_required_alerts_exist() -> None:
     rules = {r["alert"]: r for r in alert_rules()}
-    pages = {name for name, r in rules.items() if r["labels"]["severity"] == "page"}
+    pages = {name for name, r in rules.items() if r["labels"]["severity"] == "critical"}
     assert {"InletBridgeRevocationEscalated", "InletBridgeRevocationFailing"} <= pages
     assert 'operation="revoke"' in rules["InletBridgeRevocationEscalated"]["expr"]
     assert "inlet_bridge_escalations_open" in rules["InletBridgeRevocationEscalated"]["expr"]
@@ -302,7 +302,7 @@ def test_every_escalation_the_service_exports_reaches_an_alert() -> None:
         for severity in SEVERITIES:
             alerts = escalation_alerts_for(operation, severity)
             assert len(alerts) == 1, (operation, severity, alerts)
-            paging = rules[alerts[0]]["labels"]["severity"] == "page"
+            paging = rules[alerts[0]]["labels"]["severity"] == "critical"
             assert paging == (operation == "revoke"), (operation, alerts)
 
 
