@@ -181,6 +181,11 @@ class SpectraConnection(_Strict, frozen=True, kw_only=True, forbid_unknown_field
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0
     # Hold access while the reservation's balance is unpaid (Inlet's Spectra link can too).
     hold_unpaid: bool = False
+    # Hold a stay's access, before its arrival and until check-in, while its room is not in one
+    # of these housekeeping states (e.g. ["Clean", "Inspected"]); empty: no room hold.
+    hold_until_room_status: tuple[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=50)], ...
+    ] = ()
     write_back: bool = True
     # How far back a first start (or a gap too old for the feed) fills from the reservation list.
     backfill_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 30)] = 72.0
