@@ -53,6 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.add_argument("--username", default="inlet")
     emulator.add_argument("--password", default="inlet-demo")
     emulator.add_argument("--hotel-code", default="OSL")
+    apaleo = commands.add_parser("apaleo-emulator", help="run the apaleo emulator")
+    apaleo.add_argument("--host", default="127.0.0.1")
+    apaleo.add_argument("--port", type=int, default=8083)
+    apaleo.add_argument("--client-id", default="inlet-bridge")
+    apaleo.add_argument("--client-secret", default="inlet-demo")
+    apaleo.add_argument("--property-id", default="OSL")
     cli_resync.add_parser(commands)
     certify = commands.add_parser("certify", help="run Inlet's certification scenarios")
     certify.add_argument("--target", choices=["sandbox", "inlet-test"], default="sandbox")
@@ -93,6 +99,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 username=args.username,
                 password=args.password,
                 hotel_code=args.hotel_code,
+            )
+        )
+    if args.command == "apaleo-emulator":
+        from service.adapters.apaleo.emulator import run_apaleo_emulator
+
+        configure_logging("INFO", Masker(random_mask_key()))
+        return _run(
+            run_apaleo_emulator(
+                args.host,
+                args.port,
+                client_id=args.client_id,
+                client_secret=args.client_secret,
+                property_id=args.property_id,
             )
         )
     if args.command == "certify":
