@@ -360,3 +360,23 @@ async def test_the_code_written_back_follows_a_new_code(account: ApaleoAccount) 
     code = (await account.inlet_grant())["codeFormatted"]
     assert code != grant["codeFormatted"]
     assert await account.comment() == f"Inlet access code: {code}"
+
+
+async def test_a_refused_client_is_retried_and_counted_as_an_auth_error(
+    account: ApaleoAccount,
+) -> None:
+    await account.put()
+    account.state.client_secret = "rotated-on-apaleos-side"  # our secret no longer works
+    await account.notify("created")
+    assert await account.work() == 1
+    (row,) = await account.notifications()
+    assert (row["state"], row["attempts"]) == ("pending", 1)
+    assert "token refused: HTTP 400" in row["last_error"]
+    errors = account.h.metrics.registry.get_sample_value(
+        "inlet_bridge_poller_errors_total", {"connection": f"apaleo-{CONNECTION}", "kind": "auth"}
+    )
+    assert errors == 1.0
+    account.state.client_secret = "apaleo-client-secret"  # the operator fixed it
+    account.h.clock.advance(timedelta(seconds=10))
+    assert await account.work() == 1
+    assert (await account.notifications())[0]["state"] == "done"
