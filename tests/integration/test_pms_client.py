@@ -20,8 +20,12 @@ from service.pms_client import BridgeClient, BridgeError, InvalidSignature, veri
 from ..support import DEMO_PROPERTIES, SIGNING_SECRET, SOURCE, TOKEN, Harness, event, harness, stay
 
 OUTBOUND = "whsec_" + "b3V0Ym91bmQtc2VjcmV0LWZvci10ZXN0cw=="
-# The wall clock: signatures made by the standardwebhooks library are checked against real time.
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def wall() -> datetime:
+    """The wall clock: the standardwebhooks library checks signatures against real time, so the
+    service's clock starts at it too (read when a test starts, never at import)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class Receiver:
@@ -55,17 +59,21 @@ async def h(database_url: str, pms: tuple[Receiver, str], tmp_path: Path) -> Asy
     properties = tmp_path / "properties.toml"
     properties.write_text(text)
     async with harness(
-        database_url, start=NOW, PROPERTIES_FILE=str(properties), DEMO_PMS_OUTBOUND_SECRET=OUTBOUND
+        database_url,
+        start=wall(),
+        PROPERTIES_FILE=str(properties),
+        DEMO_PMS_OUTBOUND_SECRET=OUTBOUND,
     ) as running:
         yield running
 
 
 def booking(event_id: str, booking_id: str = "R-2001", **extra: Any) -> dict[str, Any]:
+    now = wall()
     return event(
         event_id,
         booking_id=booking_id,
-        occurred_at=NOW,
-        stays=[stay(arrival=NOW + timedelta(hours=3))],
+        occurred_at=now,
+        stays=[stay(arrival=now + timedelta(hours=3))],
         **extra,
     )
 
@@ -78,10 +86,11 @@ async def test_post_a_signed_event_read_its_access_and_verify_the_webhook(
     h: Harness, pms: tuple[Receiver, str]
 ) -> None:
     async with signed_client(h) as client:
-        answer = await client.post_event(booking("kit-1"))
+        first = booking("kit-1")
+        answer = await client.post_event(first)
         assert (answer.event_id, answer.replayed) == ("kit-1", False)
         assert answer.position is not None
-        repeat = await client.post_event(booking("kit-1"))
+        repeat = await client.post_event(first)
         assert (repeat.position, repeat.replayed) == (answer.position, True)
         await h.settle()
         access = await client.access("R-2001")
