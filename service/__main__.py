@@ -57,6 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.add_argument("--username", default="inlet", help="the login it accepts")
     emulator.add_argument("--password", default="inlet-demo", help="the password it accepts")
     emulator.add_argument("--hotel-code", default="OSL", help="the hotel it serves")
+    apaleo = commands.add_parser("apaleo-emulator", help="run the apaleo emulator")
+    apaleo.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    apaleo.add_argument("--port", type=int, default=8083, help="port to listen on")
+    apaleo.add_argument(
+        "--client-id", default="inlet-bridge", help="the OAuth client id it accepts"
+    )
+    apaleo.add_argument(
+        "--client-secret", default="inlet-demo", help="the OAuth client secret it accepts"
+    )
+    apaleo.add_argument("--property-id", default="OSL", help="the apaleo property it serves")
     cli_resync.add_parser(commands)
     certify = commands.add_parser("certify", help="run Inlet's certification scenarios")
     certify.add_argument(
@@ -111,6 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 username=args.username,
                 password=args.password,
                 hotel_code=args.hotel_code,
+            )
+        )
+    if args.command == "apaleo-emulator":
+        from service.adapters.apaleo.emulator import run_apaleo_emulator
+
+        configure_logging("INFO", Masker(random_mask_key()))
+        return _run(
+            run_apaleo_emulator(
+                args.host,
+                args.port,
+                client_id=args.client_id,
+                client_secret=args.client_secret,
+                property_id=args.property_id,
             )
         )
     if args.command == "certify":

@@ -911,3 +911,63 @@ WHERE g.state = 'active' AND g.applied IS NOT NULL
 GROUP BY g.source, g.booking_id, g.property_id
 ORDER BY g.source, g.booking_id
 LIMIT :limit;
+-- ---------------------------------------------------------------- apaleo notifications
+
+-- name: insert_apaleo_notification
+-- Store one apaleo notification once per (connection, apaleo's id); true when it is new.
+INSERT INTO apaleo_notifications (connection, notification_id, topic, type, entity_id, sent_at,
+                                  received_at, next_attempt_at)
+VALUES (:connection, :notification_id, :topic, :type, :entity_id, :sent_at, :received_at, :received_at)
+ON CONFLICT (connection, notification_id) DO NOTHING
+RETURNING id;
+
+-- name: claim_apaleo_notifications
+-- Lease due notifications (SKIP LOCKED); the attempt is counted when claimed.
+WITH picked AS (
+    SELECT id
+    FROM apaleo_notifications
+    WHERE state = 'pending' AND next_attempt_at <= $1
+      AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY next_attempt_at, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE apaleo_notifications n
+SET lease_owner = $2, lease_until = $1 + make_interval(secs => $4), attempts = n.attempts + 1,
+    first_attempt_at = coalesce(n.first_attempt_at, $1)
+FROM picked
+WHERE n.id = picked.id
+RETURNING n.id, n.connection, n.notification_id, n.type, n.entity_id, n.received_at,
+          n.attempts, n.first_attempt_at;
+
+-- name: finish_apaleo_notification
+-- Record a notification's outcome, only if this worker still holds its lease.
+UPDATE apaleo_notifications
+SET state = :state, finished_at = :now, event_id = :event_id, last_error = :error, lease_owner = NULL,
+    lease_until = NULL
+WHERE id = :notification AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt;
+
+-- name: settle_apaleo_notifications
+-- Close the other pending notifications of a reservation received before a fetch that read it.
+UPDATE apaleo_notifications
+SET state = :state, finished_at = :now, event_id = :event_id, lease_owner = NULL, lease_until = NULL
+WHERE connection = :connection AND entity_id = :entity_id AND state = 'pending' AND received_at <= :fetched_at
+  AND (lease_until IS NULL OR lease_until < :now);
+
+-- name: retry_apaleo_notification
+-- Put a notification whose fetch failed back for a later attempt, if this worker holds it.
+UPDATE apaleo_notifications
+SET next_attempt_at = :retry_at, last_error = :error, lease_owner = NULL, lease_until = NULL
+WHERE id = :notification AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt;
+
+-- name: release_apaleo_notifications
+-- Give back this worker's leases (shutdown); the attempt is not counted again.
+UPDATE apaleo_notifications
+SET lease_owner = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0)
+WHERE state = 'pending' AND lease_owner = $1;
+
+-- name: next_apaleo_notification_due
+-- When the earliest pending notification becomes due.
+SELECT min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))
+FROM apaleo_notifications
+WHERE state = 'pending';

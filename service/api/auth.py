@@ -92,7 +92,9 @@ class Credentials:
                 webhooks.secret_key(s.reveal()) for s in source.signing_secrets
             )
             self._limits[name] = source.rate_limit
-        for name in (*hotels.sources, *(c.source(n) for n, c in hotels.spectra.items())):
+        adapters = [c.source(n) for n, c in hotels.spectra.items()]
+        adapters += [c.source(n) for n, c in hotels.apaleo.items()]
+        for name in (*hotels.sources, *adapters):
             self._served[name] = hotels.served_properties(name)
         self._operators: dict[bytes, OperatorIdentity] = {}
         for name, operator in hotels.operators.items():

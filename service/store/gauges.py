@@ -15,8 +15,8 @@ from service.store.db import Database
 
 OPERATIONS = ("grant", "update", "revoke")
 # Escalations also count failed re-syncs ("resync"), write-backs to the PMS that gave up (the
-# sink kinds "webhook" and "spectra") and stay problems with no call ("none").
-ESCALATION_OPERATIONS = (*OPERATIONS, "resync", "webhook", "spectra", "none")
+# sink kinds "webhook", "spectra" and "apaleo") and stay problems with no call ("none").
+ESCALATION_OPERATIONS = (*OPERATIONS, "resync", "webhook", "spectra", "apaleo", "none")
 SEVERITIES = ("critical", "high", "warning")
 # The grant states a gauge can count from the tables alone (pending and none need the desired
 # access of every booking, which only a reconcile computes).
