@@ -33,6 +33,7 @@ unit: setup
 lint: setup
 	$(BIN)/ruff check service tests bench scripts
 	$(BIN)/ruff format --check service tests bench scripts
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy

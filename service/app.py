@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from service import console
-from service.adapters.apaleo import receiver as apaleo_receiver
-from service.api import access, audit, escalations, health, ingest, operators, resync
+from service.api import access, apaleo, audit, escalations, health, ingest, operators, resync
 from service.api.auth import CREDENTIALS, RATE_LIMITS, Credentials, RateLimits
 from service.api.responses import error
 from service.clock import Clock, SystemClock
@@ -110,7 +109,7 @@ def create_app(
     escalations.add_routes(app)
     audit.add_routes(app)
     console.add_routes(app)
-    apaleo_receiver.add_routes(app)
+    apaleo.add_routes(app)
     return app
 
 

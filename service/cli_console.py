@@ -26,20 +26,11 @@ from service.api.auth import OperatorIdentity
 from service.api.operators import booking_view
 from service.cli_ops import actor, add_as_option, database
 from service.clock import SystemClock
+from service.domain.config import HotelsConfig, Operator, Property, Source, SpectraConnection
 from service.domain.wording import access_in_words
 from service.keys import CLOCK, DATABASE, HOTELS, SETTINGS
 from service.logs import Masker
-from service.properties import (
-    ConfigError,
-    HotelsConfig,
-    Operator,
-    Property,
-    Source,
-    SpectraConnection,
-    _check_references,
-    _convert,
-    _decoder,
-)
+from service.properties import ConfigError, _check_references, _convert, _decoder
 from service.settings import Settings, SettingsError
 from service.store.db import EMBEDDED_MISSING, embedded_available
 from service.store.timeline import load_timeline

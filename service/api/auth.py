@@ -26,10 +26,11 @@ from aiohttp import web
 
 from service import webhooks
 from service.api.responses import error
+from service.domain.config import HotelsConfig, OperatorRole, RateLimit
 from service.domain.ratelimit import Bucket, take
+from service.domain.secret import Secret
 from service.keys import CLOCK, DATABASE, REQUEST_ID
-from service.properties import ADMIN_TOKEN_OPERATOR, HotelsConfig, OperatorRole, RateLimit
-from service.secrets import Secret
+from service.properties import ADMIN_TOKEN_OPERATOR
 from service.store.audit import Actor
 from service.store.replay import SeenWebhookIds
 

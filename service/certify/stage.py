@@ -29,13 +29,13 @@ from service.adapters.spectra.emulator import create_spectra_emulator
 from service.adapters.spectra.poller import PollReport, SpectraPoller
 from service.app import create_app
 from service.clock import Clock, ManualClock, SystemClock
+from service.domain.config import ApaleoConnection, HotelsConfig, RetryPolicy, SpectraConnection
+from service.domain.secret import Secret
 from service.inlet.client import InletClient
 from service.inlet.sandbox import create_sandbox_app
 from service.inlet.sandbox_state import Readings
 from service.keys import COMMITTER, DATABASE, HOTELS, METRICS
 from service.metrics import Metrics
-from service.properties import ApaleoConnection, HotelsConfig, RetryPolicy, SpectraConnection
-from service.secrets import Secret
 from service.serving import start_on_loopback
 from service.settings import Settings
 from service.store.db import Database

@@ -32,10 +32,10 @@ from service.adapters.apaleo.emulator import create_apaleo_emulator
 from service.adapters.spectra.emulator import create_spectra_emulator
 from service.app import create_app
 from service.clock import SystemClock
+from service.domain.config import ApaleoConnection, HotelsConfig, SpectraConnection
+from service.domain.secret import Secret
 from service.inlet.sandbox import create_sandbox_app
 from service.logs import JsonFormatter, Masker
-from service.properties import ApaleoConnection, HotelsConfig, SpectraConnection
-from service.secrets import Secret
 from service.serving import start_on_loopback
 from service.settings import Settings
 

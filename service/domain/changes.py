@@ -19,8 +19,8 @@ from typing import Literal
 import msgspec
 
 from service.domain.access import DesiredGrant
+from service.domain.config import HotelsConfig
 from service.domain.vocab import CallOperation
-from service.properties import HotelsConfig
 
 ChangeKind = Literal[
     "access.granted",

@@ -9,11 +9,11 @@ import msgspec
 
 from service.domain.booking import Problem
 from service.domain.calls import stored_operation
+from service.domain.config import HotelsConfig
 from service.domain.fold import LoggedEvent
 from service.domain.plan import PendingCall
 from service.domain.reconcile import BookingInputs, Decision, decide
 from service.domain.stay_access import HeldGrant, OpenEscalation
-from service.properties import HotelsConfig
 from service.store.db import Database
 from service.store.events import decode_warnings, logged_events
 

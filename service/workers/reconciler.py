@@ -11,9 +11,9 @@ import logging
 from datetime import timedelta
 
 from service.clock import Clock
+from service.domain.config import HotelsConfig
 from service.domain.reconcile import Decision, decide
 from service.metrics import Metrics
-from service.properties import HotelsConfig
 from service.store.db import LeaseLost
 from service.store.reconcile import ClaimedBooking, ReconcileStore
 

@@ -25,12 +25,12 @@ from service.adapters.spectra.client import SpectraClient, SpectraError
 from service.adapters.spectra.poller import SpectraPoller
 from service.adapters.spectra.writeback import SpectraSink
 from service.clock import Clock
+from service.domain.config import HotelsConfig
 from service.domain.retry import DeliveryPolicy, poll_delay
 from service.ingest import GroupCommitter
 from service.inlet.client import InletClient
 from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, RUNTIME, SETTINGS
 from service.metrics import Metrics
-from service.properties import HotelsConfig
 from service.settings import Settings
 from service.sinks.webhook import WebhookSink
 from service.store.apaleo import NotificationStore

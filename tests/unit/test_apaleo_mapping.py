@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from service.adapters.apaleo import mapping
-from service.adapters.apaleo.receiver import ApaleoLogins
+from service.api.apaleo import ApaleoLogins
 from service.properties import ConfigError, parse_properties
 
 FETCHED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

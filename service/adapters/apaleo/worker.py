@@ -28,11 +28,11 @@ import msgspec
 from service.adapters.apaleo import mapping
 from service.adapters.apaleo.client import ApaleoClient, ApaleoError
 from service.clock import Clock
+from service.domain.config import HARD_MAX_WINDOW_HOURS, ApaleoConnection, HotelsConfig
 from service.domain.retry import DeliveryPolicy, after_delivery_failure
 from service.domain.validation import InvalidEvent, validate_event
 from service.ingest import GroupCommitter, IngestUnavailable
 from service.metrics import Metrics
-from service.properties import HARD_MAX_WINDOW_HOURS, ApaleoConnection, HotelsConfig
 from service.store.apaleo import ClaimedNotification, NotificationStore, Outcome
 from service.store.cursors import CursorStore
 

@@ -26,10 +26,10 @@ from service.adapters.spectra import holds, mapping
 from service.adapters.spectra.client import SpectraClient, SpectraError
 from service.clock import Clock
 from service.domain.booking import BookingEvent
+from service.domain.config import HARD_MAX_WINDOW_HOURS, Property, SpectraConnection
 from service.domain.validation import InvalidEvent, validate_event
 from service.ingest import GroupCommitter
 from service.metrics import Metrics
-from service.properties import HARD_MAX_WINDOW_HOURS, Property, SpectraConnection
 from service.store.cursors import Cursor, CursorStore
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from aiohttp import web
 
 from service.adapters.apaleo import mapping
 from service.api.responses import error, json_response
+from service.domain.config import HotelsConfig
 from service.keys import CLOCK, DATABASE, HOTELS, REQUEST_ID, RUNTIME
-from service.properties import HotelsConfig
 from service.store.apaleo import NotificationStore, StoredNotification
 
 log = logging.getLogger(__name__)
