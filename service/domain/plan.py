@@ -39,6 +39,12 @@ _ORDER: dict[str, int] = {"revoke": 0, "recover": 0, "cancel": 1, "update": 2, "
 # it, so the plan sends an UpdateAccess with the desired content (idempotent on the ReferenceId).
 UNVERIFIED = "unverified"
 
+# The fingerprint of a grant whose RevokeAccess may have happened at Inlet without the service
+# hearing of it (the answer was lost, then the call was given up): it may already be dead. It is
+# revoked for certain (a 404 from its own account counts) before the stay is granted again, as a
+# new generation; never reported as working on the strength of a doubt.
+REVOCATION_DOUBT = "revocation-doubt"
+
 
 def external_id(grant_key: str, generation: int) -> str:
     """The externalId of one generation of a grant: the grant key itself for the first (as every
@@ -66,13 +72,22 @@ class ActualGrant(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PendingCall(msgspec.Struct, frozen=True, kw_only=True):
-    """A call not yet settled: queued, in flight (leased), or failed and waiting for a person."""
+    """A call not yet settled: queued, in flight (leased), or failed and waiting for a person.
+
+    `attempts`: its attempts so far, as far as their outcomes are known (loaded for updates and
+    revocations: whether one may already have changed what Inlet holds)."""
 
     call_id: int
     grant_key: str
     operation: PlannedOperation
     fingerprint: str
     status: Literal["queued", "in_flight", "escalated"]
+    attempts: tuple[EarlierGrantAttempt, ...] = ()
+
+    @property
+    def may_have_reached(self) -> bool:
+        """Whether an attempt may have changed what Inlet holds (see `may_have_reached`)."""
+        return any(may_have_reached(a) for a in self.attempts)
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +107,8 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
 
     `desired` is what a grant or update sends, or the request of a recovery. `supersedes` names
     the pending call this operation replaces. `target` says where a call goes (None: a cancel).
+    `doubt`: the fingerprint to record on the held grant as the replaced call is withdrawn, when
+    that call may already have changed it (UNVERIFIED after an unanswered UpdateAccess).
     """
 
     kind: OperationKind
@@ -99,6 +116,7 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     desired: DesiredGrant | None = None
     supersedes: int | None = None
     target: Target | None = None
+    doubt: str | None = None
 
 
 def plan(
@@ -123,6 +141,41 @@ def plan(
 
 
 def _step(
+    want: DesiredGrant | None,
+    have: ActualGrant | None,
+    call: PendingCall | None,
+    sent: Sequence[GrantCall],
+    now: datetime,
+) -> Operation | None:
+    """One grant's step, once what an unanswered call may have done is taken into account."""
+    doubt = None
+    active = have is not None and have.state == "active"
+    queued = call if call is not None and call.status == "queued" else None
+    if queued is not None and queued.may_have_reached:
+        if queued.operation == "revoke":
+            # A RevokeAccess that may have happened is sent again until Inlet confirms it (a
+            # 404 from the grant's own account counts): withdrawn, it would leave the service
+            # reporting as working a grant that Inlet has revoked.
+            return None
+        if queued.operation == "update" and have is not None and active:
+            # An UpdateAccess that may have changed the grant: what Inlet holds is unknown until
+            # an update with the desired content succeeds.
+            have = msgspec.structs.replace(have, fingerprint=UNVERIFIED)
+            doubt = UNVERIFIED
+    if have is not None and active and have.fingerprint == REVOCATION_DOUBT:
+        if call is not None and call.operation == "revoke":
+            return None  # queued, or escalated for a person: not repeated
+        supersedes = queued.call_id if queued is not None else None
+        return Operation(
+            kind="revoke", grant_key=have.grant_key, supersedes=supersedes, target=_held(have)
+        )
+    step = _converge(want, have, call, sent, now)
+    if step is not None and doubt is not None and step.supersedes is not None:
+        step = msgspec.structs.replace(step, doubt=doubt)
+    return step
+
+
+def _converge(
     want: DesiredGrant | None,
     have: ActualGrant | None,
     call: PendingCall | None,
@@ -221,7 +274,7 @@ def fingerprint_after_grant(sent: str, earlier: Sequence[EarlierGrantAttempt]) -
     success only says that some grant exists: record UNVERIFIED, not the content sent.
     """
     for attempt in earlier:
-        if attempt.fingerprint != sent and _may_have_reached(attempt):
+        if attempt.fingerprint != sent and may_have_reached(attempt):
             return UNVERIFIED
     return sent
 
@@ -260,7 +313,7 @@ def recovery_request(sent: Sequence[GrantCall], now: datetime) -> GrantCall | No
     Inlet answers with the grant it holds for the externalId (or makes one, to be revoked at
     once). Its fingerprint is UNVERIFIED: the content Inlet answers with is not ours to vouch for.
     """
-    reached = [c for c in sent if any(_may_have_reached(a) for a in c.attempts)]
+    reached = [c for c in sent if any(may_have_reached(a) for a in c.attempts)]
     if not reached or max(c.request.valid_to for c in reached) <= now:
         return None
     latest = reached[-1]
@@ -270,7 +323,7 @@ def recovery_request(sent: Sequence[GrantCall], now: datetime) -> GrantCall | No
     return msgspec.structs.replace(latest, request=request)
 
 
-def _may_have_reached(attempt: EarlierGrantAttempt) -> bool:
+def may_have_reached(attempt: EarlierGrantAttempt) -> bool:
     """Whether the attempt may have made or changed the grant at Inlet.
 
     Only a 4xx refusal (429 included) is known to have changed nothing, and so is a call never

@@ -227,6 +227,35 @@ JOIN escalations e ON e.call_id = c.id AND e.resolved_at IS NULL
 WHERE c.source = $1 AND c.booking_id = $2 AND c.state = 'failed'
 ORDER BY c.grant_key, c.id DESC;
 
+-- name: unsettled_call_attempts
+-- The attempts of a booking's unsettled updates and revocations (pending, or failed and still
+-- escalated), as far as their outcomes are known: whether one may already have changed what
+-- Inlet holds. An attempt started but never recorded comes back with a null outcome.
+SELECT c.id AS call_id, c.fingerprint, n.attempt, a.outcome, a.http_status
+FROM inlet_calls c
+CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
+LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
+WHERE c.source = $1 AND c.booking_id = $2 AND c.operation IN ('update', 'revoke')
+  AND (c.state = 'pending'
+       OR (c.state = 'failed' AND EXISTS (SELECT 1 FROM escalations e
+                                          WHERE e.call_id = c.id AND e.resolved_at IS NULL)))
+ORDER BY c.id, n.attempt;
+
+-- name: call_attempt_outcomes
+-- One call's attempts before attempt $2, as far as their outcomes are known (null: never
+-- recorded), for what a call that gives up may have left at Inlet.
+SELECT c.fingerprint, n.attempt, a.outcome, a.http_status
+FROM inlet_calls c
+CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
+LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
+WHERE c.id = $1 AND n.attempt < $2
+ORDER BY n.attempt;
+
+-- name: doubt_grant
+-- Record that an active grant's content ('unverified') or existence ('revocation-doubt') is in
+-- doubt: a call that may have changed it was withdrawn or gave up without an answer.
+UPDATE grants SET fingerprint = $2 WHERE grant_key = $1 AND state = 'active';
+
 -- name: supersede_call
 -- Withdraw a pending call that is not in flight (a newer desired state replaces it).
 UPDATE inlet_calls

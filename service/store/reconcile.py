@@ -19,7 +19,7 @@ import msgspec
 
 from service.domain.booking import grant_key
 from service.domain.calls import Superseded, new_calls, stored_operation
-from service.domain.plan import ActualGrant, PendingCall
+from service.domain.plan import ActualGrant, EarlierGrantAttempt, PendingCall
 from service.domain.reconcile import BookingInputs, Decision
 from service.store.db import Connection, Database, LeaseLost, touched
 from service.store.events import logged_events
@@ -125,6 +125,13 @@ class ReconcileStore:
         grants = await conn.fetch(self._db.sql("booking_grants"), *key)
         locked = await conn.fetch(self._db.sql("lock_pending_calls"), *key)
         escalated = await conn.fetch(self._db.sql("escalated_calls"), *key)
+        attempts: dict[int, list[EarlierGrantAttempt]] = {}
+        for r in await self._db.on(conn).fetch("unsettled_call_attempts", *key):
+            attempts.setdefault(r["call_id"], []).append(
+                EarlierGrantAttempt(
+                    fingerprint=r["fingerprint"], outcome=r["outcome"], http_status=r["http_status"]
+                )
+            )
         sent = await grant_history(self._db, conn, *key)
         pending: dict[str, PendingCall] = {
             r["grant_key"]: PendingCall(
@@ -133,6 +140,7 @@ class ReconcileStore:
                 operation=stored_operation(r["operation"], r["reason"]),
                 fingerprint=r["fingerprint"],
                 status="escalated",
+                attempts=tuple(attempts.get(r["id"], ())),
             )
             for r in escalated
         }
@@ -144,6 +152,7 @@ class ReconcileStore:
                 operation=stored_operation(r["operation"], r["reason"]),
                 fingerprint=r["fingerprint"],
                 status="in_flight" if in_flight else "queued",
+                attempts=tuple(attempts.get(r["id"], ())),
             )
         return BookingInputs(
             source=claimed.source,
@@ -181,6 +190,9 @@ class ReconcileStore:
             superseded[op.supersedes] = Superseded(
                 call_id=op.supersedes, reason=replaced["reason"], resync_id=replaced["resync_id"]
             )
+            if op.doubt is not None:
+                # the withdrawn call may have changed the grant: Inlet's content is in doubt
+                await queries.execute("doubt_grant", op.grant_key, op.doubt)
         for call in new_calls(decision.operations, superseded, now):
             await queries.fetchval(
                 "insert_call",

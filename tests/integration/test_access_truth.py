@@ -333,3 +333,4 @@ async def test_a_stored_row_the_api_refuses_today_still_folds_into_access(h: Har
     (grant,) = await h.grants()
     assert (grant["state"], grant["externalId"]) == ("active", KEY)
     assert grant["guestName"].startswith("Ola NNN")
+

@@ -22,7 +22,7 @@ from service.domain.booking import BookingEvent, Contact, grant_key
 from service.domain.config import HotelsConfig
 from service.domain.plan import external_id
 from service.properties import parse_properties
-from tests.unit.access_model import OK, Call, Fault, ModelWorld, Screen
+from tests.unit.access_model import OK, Fault, ModelWorld, Screen
 from tests.unit.inlet_model import Content, InletGrant
 
 SOURCE = "acme-pms"
@@ -208,29 +208,3 @@ def converge(world: ModelWorld) -> None:
         world.now = max(windows)
         heal(world)
     check_converged(world, all_sendable=True)
-
-
-def known_defect(world: ModelWorld, scenario: Scenario) -> bool:
-    """Whether a failing history failed because of the known defect shown in
-    test_unheard_calls.py: it holds the defect's trigger (an UpdateAccess or RevokeAccess that
-    Inlet carried out, whose answer was never recorded, and that never succeeded afterwards:
-    withdrawn by a newer plan, or given up), and the same history converges when every such
-    attempt is one Inlet never carried out."""
-    triggered = any(
-        c.operation != "grant" and c.unheard and c.state != "succeeded" for c in world.calls
-    )
-    if not triggered:
-        return False
-    replay = world_for(scenario, world.inlet.after_revoke)
-    try:
-        play(replay, scenario, _unheard_updates_not_carried_out)
-        converge(replay)
-    except AssertionError:
-        return False
-    return True
-
-
-def _unheard_updates_not_carried_out(call: Call, fault: Fault) -> Fault:
-    if call.operation != "grant" and fault.kind in ("lost", "crash"):
-        return Fault("temporary", None)  # a timeout before Inlet acted
-    return fault

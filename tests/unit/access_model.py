@@ -26,6 +26,7 @@ from typing import Literal
 
 from service.domain.access import DesiredGrant
 from service.domain.booking import BookingEvent
+from service.domain.calls import doubt_after_give_up
 from service.domain.config import HotelsConfig
 from service.domain.fold import LoggedEvent
 from service.domain.plan import (
@@ -212,6 +213,10 @@ class ModelWorld:
                 assert replaced.state == "pending", f"superseding {replaced}"
                 assert replaced.lease_until is None or replaced.lease_until < self.now
                 replaced.state, replaced.lease_until = "superseded", None
+                if op.doubt is not None and op.grant_key in self.grants:
+                    row = self.grants[op.grant_key]
+                    if row.state == "active":  # doubt_grant
+                        row.fingerprint = op.doubt
             if op.kind == "cancel" or op.target is None:
                 self.log(f"plan: cancel call {op.supersedes} of {op.grant_key}")
                 continue
@@ -391,6 +396,12 @@ class ModelWorld:
         if isinstance(step, GiveUp):
             call.state = "failed"
             self._escalate(call.grant_key, call.id, step.reason)
+            doubt = doubt_after_give_up(
+                operation=call.operation, reason=call.reason, attempts=_attempts(call)
+            )
+            row = self.grants.get(call.grant_key)
+            if doubt is not None and row is not None and row.state == "active":  # doubt_grant
+                row.fingerprint = doubt
             return
         call.next_attempt_at = step.at
         if step.late:
@@ -459,6 +470,20 @@ def _pending(call: Call, status: Literal["queued", "in_flight", "escalated"]) ->
         operation=operation,
         fingerprint=call.fingerprint,
         status=status,
+        # unsettled_call_attempts: loaded for updates and revocations
+        attempts=_attempts(call) if call.operation in ("update", "revoke") else (),
+    )
+
+
+def _attempts(call: Call) -> tuple[EarlierGrantAttempt, ...]:
+    """A call's attempts as far as their outcomes are known (None: never recorded)."""
+    return tuple(
+        EarlierGrantAttempt(
+            fingerprint=call.fingerprint,
+            outcome=a.outcome if a else None,
+            http_status=a.http_status if a else None,
+        )
+        for a in call.attempts
     )
 
 

@@ -17,8 +17,7 @@ step may a stay have two live grants at Inlet, or a grant two pending calls.
 The world is `access_model.py` and `inlet_model.py`, test doubles of the store, the workers and
 Inlet; every decision comes from the real domain functions; the judge is `access_cases.py`. Both
 readings of Inlet's idempotency after a revocation are played. The budget is the hypothesis
-profile in tests/conftest.py. A history that fails only because of the known defect shown in
-test_unheard_calls.py is set aside (`known_defect`) until that defect is fixed.
+profile in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 import pytest
-from hypothesis import given, note, reject
+from hypothesis import given, note
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
@@ -46,7 +45,6 @@ from tests.unit.access_cases import (
     Scenario,
     Step,
     converge,
-    known_defect,
     play,
     world_for,
 )
@@ -208,12 +206,5 @@ def test_any_history_converges_to_the_desired_access_once(
     try:
         play(world, scenario)
         converge(world)
-    except AssertionError:
-        # Until the defect of test_unheard_calls.py is fixed, a history that fails because of
-        # it (and converges without its trigger) is set aside; any other failure fails the
-        # test. Remove this when test_unheard_calls.py passes.
-        if known_defect(world, scenario):
-            reject()
-        raise
     finally:
         note("\n".join(world.trace))

@@ -10,10 +10,11 @@ and forgets that Inlet may already have done it: the service reports the old gra
 while Inlet has revoked it (a dead code reported as working), holds the undone change's doors
 (a stale code), or updates a revoked grant, is refused with 404 and escalates for ever.
 
-Only GrantAccess calls are remembered across a withdrawal (`GrantCall`, `recovery_request`,
-`fingerprint_after_grant`); the same doubt about UpdateAccess and RevokeAccess is not, and the
-plan cannot see it: a `PendingCall` does not say whether an attempt may have reached Inlet. These
-cases are expected to fail until it does.
+GrantAccess calls are remembered across a withdrawal by their history (`GrantCall`,
+`recovery_request`, `fingerprint_after_grant`); updates and revocations by their attempts
+(`PendingCall.attempts`): a RevokeAccess that may have happened is sent again until Inlet
+confirms it, an UpdateAccess that may have changed the grant leaves it unverified when it is
+withdrawn, and either one that gives up records the doubt on the grant (`doubt_after_give_up`).
 """
 
 from __future__ import annotations
@@ -119,12 +120,6 @@ CASES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known defect: a withdrawn or given-up UpdateAccess/RevokeAccess that may have reached"
-    " Inlet is forgotten by the plan (PendingCall carries no attempt outcomes)",
-)
 @pytest.mark.parametrize("reading", ["new", "revoked"])
 @pytest.mark.parametrize(("changed", "undone", "faults"), CASES)
 def test_an_unheard_call_is_not_forgotten_when_its_change_is_undone(
