@@ -273,12 +273,22 @@ VALUES (:grant_key, :source, :booking_id, :property_id, :operation, :reason, :re
 RETURNING id;
 
 -- name: raise_escalation
--- Open an escalation unless the same one is already open for this grant.
+-- Open an escalation, or, when the same one is already open for this grant, make it about the
+-- call that failed last (its operation and Inlet's message), as severe as the worse of the two:
+-- the plan reads the escalated call to avoid repeating it, and a revocation failing after an
+-- update must still page. A stay problem (no call) already open is left as it is.
 INSERT INTO escalations (grant_key, source, booking_id, property_id, call_id, operation, severity,
                          reason, message, created_at)
 VALUES (:grant_key, :source, :booking_id, :property_id, :call_id, :operation, :severity, :reason,
         :message, :now)
-ON CONFLICT (grant_key, reason) WHERE resolved_at IS NULL DO NOTHING
+ON CONFLICT (grant_key, reason) WHERE resolved_at IS NULL DO UPDATE
+SET call_id = EXCLUDED.call_id,
+    operation = EXCLUDED.operation,
+    message = EXCLUDED.message,
+    severity = CASE WHEN 'critical' IN (escalations.severity, EXCLUDED.severity) THEN 'critical'
+                    WHEN 'high' IN (escalations.severity, EXCLUDED.severity) THEN 'high'
+                    ELSE 'warning' END
+WHERE EXCLUDED.call_id IS NOT NULL
 RETURNING id;
 
 -- name: resolve_stay_escalations
