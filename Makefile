@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo serve test lint typecheck check bench
+.PHONY: setup demo serve test lint typecheck check bench faults faults-short
 
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,3 +33,11 @@ check: lint typecheck test
 
 bench: setup
 	$(BIN)/python bench/ingest.py
+
+# The fault campaign (bench/faults.py): real processes, real faults, a table of figures;
+# exits non-zero if any figure that must be 0 is not. faults-short is the form CI runs.
+faults: setup
+	$(BIN)/python -m bench.faults
+
+faults-short: setup
+	$(BIN)/python -m bench.faults --short

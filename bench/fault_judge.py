@@ -1,0 +1,279 @@
+"""Did a fault scenario end with the truth at Inlet? The judge of `bench/faults.py`.
+
+Pure functions over what was observed (the PMS's ledger, the events stored, the grants and the
+request log of the Inlet sandbox, the grants and call attempts of the database); no I/O, so
+the definitions below are tested on their own (tests/unit/test_fault_judge.py).
+
+Per stay (one grant per stay, keyed `source:booking_id:stay_id`), the latest stored event of
+its booking says what is wanted: a confirmed stay wants one grant with its room's locks and
+the common doors, from arrival to departure; a cancelled stay wants none.
+
+- missing: a wanted stay with no active grant at Inlet.
+- duplicate: a stay with more than one active grant at Inlet.
+- stale: a wanted stay whose one active grant has other locks, start or end than wanted.
+- cancelled with access: a stay that wants no access but has an active grant at Inlet.
+- db≠inlet: the database tells another story than Inlet: it reports a grant active that Inlet
+  does not hold as such (another ReferenceId or code, other locks or times, revoked), or
+  reports none while Inlet holds one.
+
+A double call is a request that makes again a change Inlet had already made *and the service
+knew it*: an earlier request with the same effect (GrantAccess: the same externalId; an
+UpdateAccess: the same ReferenceId and body; RevokeAccess: the same ReferenceId) was answered
+with success and that answer was recorded (a `call_attempts` row with outcome success whose
+attempt spans the earlier request's arrival) before the repeat arrived, and nothing recorded
+in between made the repeat needed again (for a GrantAccess: a recorded revocation of the
+stay's grant; for an UpdateAccess: any other recorded change of the grant). A repeat after an
+answer that was lost (a timeout, a cut connection) or never recorded (the caller was killed,
+or its lease had expired and its late outcome was refused) is legitimate and counted apart,
+as a repeat.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+GRANT, UPDATE, REVOKE = "/GrantAccess", "/UpdateAccess", "/RevokeAccess"
+
+
+@dataclass(frozen=True)
+class ExpectedStay:
+    """What one stay should have at Inlet once the system has converged."""
+
+    key: str
+    wanted: bool
+    locks: frozenset[str]
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class DbGrant:
+    """One row of the `grants` table: what the service believes Inlet holds for a stay."""
+
+    key: str
+    state: str
+    reference_id: str | None
+    code: str | None
+    locks: frozenset[str]
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One recorded call attempt (`call_attempts` joined with its call's grant key)."""
+
+    key: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: str
+
+
+@dataclass
+class StayFigures:
+    wanted: int = 0
+    active: int = 0
+    missing: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    duplicate: list[str] = field(default_factory=list)
+    cancelled_with_access: list[str] = field(default_factory=list)
+    db_mismatch: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return not (
+            self.missing
+            or self.stale
+            or self.duplicate
+            or self.cancelled_with_access
+            or self.db_mismatch
+        )
+
+
+@dataclass
+class CallFigures:
+    requests: int = 0
+    repeats: int = 0  # legitimate repeats: the earlier answer was lost or never recorded
+    double: list[str] = field(default_factory=list)  # "path key #seq" of each double call
+
+
+def lost_events(acknowledged: Iterable[str], stored: Iterable[str]) -> list[str]:
+    """Events answered 202 that the database does not hold."""
+    held = set(stored)
+    return sorted(e for e in acknowledged if e not in held)
+
+
+def _when(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def judge_stays(
+    expected: Mapping[str, ExpectedStay],
+    inlet_grants: Sequence[Mapping[str, Any]],
+    db_grants: Mapping[str, DbGrant],
+    key_of: Callable[[str], str],
+) -> StayFigures:
+    """The per-stay figures: Inlet's grants (GET /_sandbox/grants) against what is wanted,
+    and the database's grants against Inlet's."""
+    active: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for grant in inlet_grants:
+        if grant["state"] == "active":
+            active[key_of(str(grant["externalId"]))].append(grant)
+    figures = StayFigures()
+    for key in sorted(set(expected) | set(active)):
+        held = active.get(key, [])
+        stay = expected.get(key)
+        figures.active += bool(held)
+        if len(held) > 1:
+            figures.duplicate.append(key)
+        if stay is None or not stay.wanted:
+            if held:
+                figures.cancelled_with_access.append(key)
+        else:
+            figures.wanted += 1
+            if not held:
+                figures.missing.append(key)
+            elif len(held) == 1 and not _as_wanted(held[0], stay):
+                figures.stale.append(key)
+        if not _db_agrees(db_grants.get(key), held):
+            figures.db_mismatch.append(key)
+    return figures
+
+
+def _as_wanted(grant: Mapping[str, Any], stay: ExpectedStay) -> bool:
+    return (
+        frozenset(grant["locks"]) == stay.locks
+        and _when(grant["start"]) == stay.start
+        and _when(grant["end"]) == stay.end
+    )
+
+
+def _db_agrees(row: DbGrant | None, held: Sequence[Mapping[str, Any]]) -> bool:
+    reports_active = row is not None and row.state == "active"
+    if not held:
+        return not reports_active
+    if not reports_active or len(held) != 1:
+        return False
+    assert row is not None
+    grant = held[0]
+    return (
+        row.reference_id == grant["ReferenceId"]
+        and row.code == grant["code"]
+        and row.locks == frozenset(grant["locks"])
+        and row.start is not None
+        and row.end is not None
+        and row.start == _when(grant["start"])
+        and row.end == _when(grant["end"])
+    )
+
+
+def _signature(path: str, body: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """What a request changes at Inlet: requests with equal signatures make the same change."""
+    if path == GRANT:
+        return (GRANT, str(body.get("externalId")))
+    if path == UPDATE:
+        return (UPDATE, str(body.get("ReferenceId")), json.dumps(body, sort_keys=True))
+    if path == REVOKE:
+        return (REVOKE, str(body.get("ReferenceId")))
+    return None
+
+
+def _undoes(later: tuple[str, ...], earlier: tuple[str, ...]) -> bool:
+    """Whether a recorded change `later` makes repeating `earlier` needed again."""
+    if earlier[0] == GRANT:
+        return later[0] == REVOKE
+    if earlier[0] == UPDATE:
+        return later != earlier
+    return False
+
+
+def _still_made(
+    changes: Sequence[tuple[datetime, tuple[str, ...]]],
+    signature: tuple[str, ...],
+    since: datetime,
+    until: datetime,
+) -> bool:
+    """Whether no change recorded between `since` and `until` made `signature` needed again."""
+    return not any(since < t < until and _undoes(other, signature) for t, other in changes)
+
+
+def judge_calls(
+    requests: Sequence[Mapping[str, Any]],
+    attempts: Iterable[Attempt],
+    inlet_grants: Sequence[Mapping[str, Any]],
+    key_of: Callable[[str], str],
+) -> CallFigures:
+    """Double calls and legitimate repeats in the sandbox's request log (arrival order).
+
+    A request's answer counts as recorded when an attempt of the same stay with outcome
+    success spans its arrival: while a call is in flight no other call of that stay may be
+    sent, so the attempt that spans it is the one that sent it."""
+    external_of = {str(g["ReferenceId"]): str(g["externalId"]) for g in inlet_grants}
+    by_key: dict[str, list[Attempt]] = defaultdict(list)
+    for attempt in attempts:
+        by_key[attempt.key].append(attempt)
+
+    def stay_of(path: str, body: Mapping[str, Any]) -> str | None:
+        if path == REVOKE:
+            external = external_of.get(str(body.get("ReferenceId")))
+            return None if external is None else key_of(external)
+        external = body.get("externalId")
+        return None if external is None else key_of(str(external))
+
+    def recorded_at(key: str, at: datetime) -> datetime | None:
+        done = [
+            a.finished_at
+            for a in by_key.get(key, ())
+            if a.outcome == "success" and a.started_at <= at <= a.finished_at
+        ]
+        return min(done) if done else None
+
+    figures = CallFigures()
+    # per stay: (recorded at, signature) of every request whose success the service recorded
+    known: dict[str, list[tuple[datetime, tuple[str, ...]]]] = defaultdict(list)
+    # per signature: (seq, arrival, recorded at or None) of every earlier request
+    seen: dict[tuple[str, ...], list[tuple[int, datetime, datetime | None]]] = defaultdict(list)
+    for request in sorted(requests, key=lambda r: int(r["seq"])):
+        body = request["body"]
+        if not isinstance(body, Mapping):
+            continue
+        path = str(request["path"])
+        signature = _signature(path, body)
+        key = stay_of(path, body)
+        if signature is None or key is None:
+            continue
+        figures.requests += 1
+        at = _when(request["at"])
+        changes = known[key]
+        earlier = seen[signature]
+        known_before = [
+            (seq, done)
+            for seq, _, done in earlier
+            if done is not None and done < at and _still_made(changes, signature, done, at)
+        ]
+        if known_before:
+            seq, done = known_before[-1]
+            figures.double.append(
+                f"{path.lstrip('/')} {key} #{request['seq']}"
+                f" ({(at - done).total_seconds() * 1000:.0f} ms after #{seq}'s success was recorded)"
+            )
+        elif any(
+            _still_made(changes, signature, done or arrived, at) for _, arrived, done in earlier
+        ):
+            figures.repeats += 1
+        # no answer left the sandbox: nothing can have been recorded
+        done_at = recorded_at(key, at) if request.get("status") is not None else None
+        earlier.append((int(request["seq"]), at, done_at))
+        if done_at is not None:
+            known[key].append((done_at, signature))
+    return figures
+
+
+def count_by_kind(items: Iterable[str]) -> Counter[str]:
+    """`GrantAccess ...` lines counted by their first word, for the table's notes."""
+    return Counter(item.split(" ", 1)[0] for item in items)
