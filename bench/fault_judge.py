@@ -17,15 +17,19 @@ the common doors, from arrival to departure; a cancelled stay wants none.
   reports none while Inlet holds one.
 
 A double call is a request that makes again a change Inlet had already made *and the service
-knew it*: an earlier request with the same effect (GrantAccess: the same externalId; an
-UpdateAccess: the same ReferenceId and body; RevokeAccess: the same ReferenceId) was answered
-with success and that answer was recorded (a `call_attempts` row with outcome success whose
-attempt spans the earlier request's arrival) before the repeat arrived, and nothing recorded
-in between made the repeat needed again (for a GrantAccess: a recorded revocation of the
-stay's grant; for an UpdateAccess: any other recorded change of the grant). A repeat after an
-answer that was lost (a timeout, a cut connection) or never recorded (the caller was killed,
-or its lease had expired and its late outcome was refused) is legitimate and counted apart,
-as a repeat.
+knew it*: an earlier request with the same effect (GrantAccess: the same externalId, whatever
+the body, since Inlet answers a repeat with the grant it holds; UpdateAccess: the same
+ReferenceId and body; RevokeAccess: the same ReferenceId) was answered with success, that
+answer was recorded (a `call_attempts` row with outcome success whose attempt spans the
+earlier request's arrival at the sandbox), the repeat arrived after that attempt ended, and
+nothing recorded in between made the change needed again (for a GrantAccess: a recorded
+revocation of the stay's grant; for an UpdateAccess: any other recorded change of the grant).
+The attempt's end is stamped just before its commit; that is sound because the call stays
+pending and leased until the commit, so no other call of the stay can be sent in between (a
+lease that ran out first makes the commit refuse the outcome, and then nothing is recorded).
+A repeat after an answer that was lost (a timeout, a cut connection) or never recorded (the
+caller was killed, or its late outcome was refused) is legitimate and counted apart, as a
+repeat; so is a request sent while the identical one is still in flight.
 """
 
 from __future__ import annotations
@@ -260,7 +264,8 @@ def judge_calls(
             seq, done = known_before[-1]
             figures.double.append(
                 f"{path.lstrip('/')} {key} #{request['seq']}"
-                f" ({(at - done).total_seconds() * 1000:.0f} ms after #{seq}'s success was recorded)"
+                f" ({(at - done).total_seconds() * 1000:.0f} ms after the attempt that"
+                f" recorded #{seq}'s success)"
             )
         elif any(
             _still_made(changes, signature, done or arrived, at) for _, arrived, done in earlier
