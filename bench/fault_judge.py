@@ -16,20 +16,22 @@ the common doors, from arrival to departure; a cancelled stay wants none.
   does not hold as such (another ReferenceId or code, other locks or times, revoked), or
   reports none while Inlet holds one.
 
-A double call is a request that makes again a change Inlet had already made *and the service
-knew it*: an earlier request with the same effect (GrantAccess: the same externalId, whatever
-the body, since Inlet answers a repeat with the grant it holds; UpdateAccess: the same
-ReferenceId and body; RevokeAccess: the same ReferenceId) was answered with success, that
-answer was recorded (a `call_attempts` row with outcome success whose attempt spans the
-earlier request's arrival at the sandbox), the repeat arrived after that attempt ended, and
-nothing recorded in between made the change needed again (for a GrantAccess: a recorded
-revocation of the stay's grant; for an UpdateAccess: any other recorded change of the grant).
+A double call is a request that asks again for a change Inlet had already answered *and the
+service knew it*: an earlier request with the same effect (GrantAccess: the same externalId,
+whatever the body, since Inlet answers a repeat with the grant it holds; UpdateAccess: the
+same ReferenceId and body; RevokeAccess: the same ReferenceId) got a final answer (success,
+or a refusal the service takes as permanent), that answer was recorded (a `call_attempts`
+row with that outcome whose attempt spans the earlier request's arrival at the sandbox), the
+repeat arrived after that attempt ended, and nothing recorded in between made the change
+needed again (for a GrantAccess: a recorded revocation of the stay's grant; for an
+UpdateAccess: another update, grant or revocation of the grant with a final answer).
 The attempt's end is stamped just before its commit; that is sound because the call stays
 pending and leased until the commit, so no other call of the stay can be sent in between (a
 lease that ran out first makes the commit refuse the outcome, and then nothing is recorded).
-A repeat after an answer that was lost (a timeout, a cut connection) or never recorded (the
-caller was killed, or its late outcome was refused) is legitimate and counted apart, as a
-repeat; so is a request sent while the identical one is still in flight.
+A repeat after an answer that was temporary (a 503: retried by the policy), lost (a timeout,
+a cut connection) or never recorded (the caller was killed, or its late outcome was refused)
+is legitimate and counted apart, as a repeat; so is a request sent while the identical one
+is still in flight.
 """
 
 from __future__ import annotations
@@ -187,23 +189,33 @@ def _signature(path: str, body: Mapping[str, Any]) -> tuple[str, ...] | None:
     return None
 
 
-def _undoes(later: tuple[str, ...], earlier: tuple[str, ...]) -> bool:
-    """Whether a recorded change `later` makes repeating `earlier` needed again."""
+FINAL = ("success", "permanent")  # answers the service does not retry by itself
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A request whose answer the service recorded: when the attempt ended, and how."""
+
+    at: datetime
+    signature: tuple[str, ...]
+    outcome: str
+
+
+def _undoes(later: _Known, earlier: tuple[str, ...]) -> bool:
+    """Whether the recorded answer `later` makes repeating `earlier` needed again: a grant is
+    made again after a revocation, an update after another change was sent."""
     if earlier[0] == GRANT:
-        return later[0] == REVOKE
+        return later.signature[0] == REVOKE and later.outcome == "success"
     if earlier[0] == UPDATE:
-        return later != earlier
+        return later.signature != earlier and later.outcome in FINAL
     return False
 
 
-def _still_made(
-    changes: Sequence[tuple[datetime, tuple[str, ...]]],
-    signature: tuple[str, ...],
-    since: datetime,
-    until: datetime,
+def _still_settled(
+    known: Sequence[_Known], signature: tuple[str, ...], since: datetime, until: datetime
 ) -> bool:
-    """Whether no change recorded between `since` and `until` made `signature` needed again."""
-    return not any(since < t < until and _undoes(other, signature) for t, other in changes)
+    """Whether nothing recorded between `since` and `until` made `signature` needed again."""
+    return not any(since < k.at < until and _undoes(k, signature) for k in known)
 
 
 def judge_calls(
@@ -214,9 +226,10 @@ def judge_calls(
 ) -> CallFigures:
     """Double calls and legitimate repeats in the sandbox's request log (arrival order).
 
-    A request's answer counts as recorded when an attempt of the same stay with outcome
-    success spans its arrival: while a call is in flight no other call of that stay may be
-    sent, so the attempt that spans it is the one that sent it."""
+    A request's answer counts as recorded when an attempt of the same stay spans its arrival
+    and ended with a final outcome (success, or a permanent refusal): while a call is in
+    flight no other call of that stay may be sent, so the attempt that spans it is the one
+    that sent it."""
     external_of = {str(g["ReferenceId"]): str(g["externalId"]) for g in inlet_grants}
     by_key: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in attempts:
@@ -229,19 +242,18 @@ def judge_calls(
         external = body.get("externalId")
         return None if external is None else key_of(str(external))
 
-    def recorded_at(key: str, at: datetime) -> datetime | None:
-        done = [
-            a.finished_at
+    def recorded(key: str, at: datetime) -> Attempt | None:
+        spanning = [
+            a
             for a in by_key.get(key, ())
-            if a.outcome == "success" and a.started_at <= at <= a.finished_at
+            if a.outcome in FINAL and a.started_at <= at <= a.finished_at
         ]
-        return min(done) if done else None
+        return min(spanning, key=lambda a: a.finished_at) if spanning else None
 
     figures = CallFigures()
-    # per stay: (recorded at, signature) of every request whose success the service recorded
-    known: dict[str, list[tuple[datetime, tuple[str, ...]]]] = defaultdict(list)
-    # per signature: (seq, arrival, recorded at or None) of every earlier request
-    seen: dict[tuple[str, ...], list[tuple[int, datetime, datetime | None]]] = defaultdict(list)
+    known: dict[str, list[_Known]] = defaultdict(list)  # per stay, answers recorded
+    # per signature: (seq, arrival, the recorded answer or None) of every earlier request
+    seen: dict[tuple[str, ...], list[tuple[int, datetime, _Known | None]]] = defaultdict(list)
     for request in sorted(requests, key=lambda r: int(r["seq"])):
         body = request["body"]
         if not isinstance(body, Mapping):
@@ -253,29 +265,34 @@ def judge_calls(
             continue
         figures.requests += 1
         at = _when(request["at"])
-        changes = known[key]
+        settled = known[key]
         earlier = seen[signature]
         known_before = [
             (seq, done)
             for seq, _, done in earlier
-            if done is not None and done < at and _still_made(changes, signature, done, at)
+            if done is not None and done.at < at and _still_settled(settled, signature, done.at, at)
         ]
         if known_before:
             seq, done = known_before[-1]
+            answer = "success" if done.outcome == "success" else "refusal"
             figures.double.append(
                 f"{path.lstrip('/')} {key} #{request['seq']}"
-                f" ({(at - done).total_seconds() * 1000:.0f} ms after the attempt that"
-                f" recorded #{seq}'s success)"
+                f" ({(at - done.at).total_seconds() * 1000:.0f} ms after the attempt that"
+                f" recorded #{seq}'s {answer})"
             )
         elif any(
-            _still_made(changes, signature, done or arrived, at) for _, arrived, done in earlier
+            _still_settled(settled, signature, done.at if done else arrived, at)
+            for _, arrived, done in earlier
         ):
             figures.repeats += 1
         # no answer left the sandbox: nothing can have been recorded
-        done_at = recorded_at(key, at) if request.get("status") is not None else None
-        earlier.append((int(request["seq"]), at, done_at))
-        if done_at is not None:
-            known[key].append((done_at, signature))
+        attempt = recorded(key, at) if request.get("status") is not None else None
+        done_now = (
+            None if attempt is None else _Known(attempt.finished_at, signature, attempt.outcome)
+        )
+        earlier.append((int(request["seq"]), at, done_now))
+        if done_now is not None:
+            settled.append(done_now)
     return figures
 
 

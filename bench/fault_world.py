@@ -213,6 +213,7 @@ class Tuning:
     call_lease_seconds: float = 10.0  # LEASE_SECONDS: a killed replica's calls come back
     reconcile_lease_seconds: float = 10.0  # RECONCILE_LEASE_SECONDS, once it is a setting
     shutdown_seconds: float = 5.0
+    call_concurrency: int = 8  # CALL_CONCURRENCY
 
 
 def properties_for(folder: Path, inlet_port: int, tuning: Tuning) -> Path:
@@ -274,6 +275,7 @@ class World:
             SHUTDOWN_TIMEOUT_SECONDS=f"{t.shutdown_seconds:g}",
             LEASE_SECONDS=f"{t.call_lease_seconds:g}",
             RECONCILE_LEASE_SECONDS=f"{t.reconcile_lease_seconds:g}",
+            CALL_CONCURRENCY=str(t.call_concurrency),
         )
 
     async def _run(self, process: Process, ready_path: str) -> Process:

@@ -108,6 +108,24 @@ def test_a_repeat_after_a_lost_answer_or_a_killed_caller_is_legitimate() -> None
     assert unanswered.judge() == ([], 1)
 
 
+def test_a_call_repeated_after_a_recorded_refusal_is_a_double_call() -> None:
+    loop = Log()
+    loop.grant(0)
+    for n in range(3):  # Inlet answers 404 "revoked"; the service sends the same update again
+        loop.update(100 + 20 * n, ["L-102"], recorded="permanent")
+    double, repeats = loop.judge()
+    assert [d.split(" (")[0] for d in double] == [
+        f"UpdateAccess {KEY} #3",
+        f"UpdateAccess {KEY} #4",
+    ]
+    assert double[0].endswith("recorded #2's refusal)")
+    assert repeats == 0
+    retried = Log()
+    retried.grant(0, recorded="temporary")  # a 503: the retry policy sends it again
+    retried.grant(3000)
+    assert retried.judge() == ([], 1)
+
+
 def test_a_grant_while_the_first_is_still_in_flight_is_not_yet_a_double_call() -> None:
     log = Log()
     log.call("/GrantAccess", {"externalId": KEY}, sent=0)  # recorded at 5 ms
