@@ -23,9 +23,10 @@ RUN python -m venv /opt/venv
 WORKDIR /app
 
 # Dependencies first, read from pyproject.toml: this layer is rebuilt only when they change.
-# Every dependency ships binary wheels for CPython 3.11 on linux/amd64, so the build stage needs
-# no compiler either. (pgserver, used only without DATABASE_URL, has no linux/arm64 wheel: build
-# with --platform linux/amd64.)
+# Every dependency ships binary wheels for CPython 3.11, so the build stage needs no compiler
+# either. Only [project] dependencies are installed: not the `embedded` extra (pgserver), so
+# the image never starts a PostgreSQL of its own; without DATABASE_URL, `serve` and `migrate`
+# stop with one line saying so.
 COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
@@ -50,8 +51,7 @@ LABEL org.opencontainers.image.title="inlet-bridge" \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PORT=8080 \
-    INLET_BRIDGE_DATA=/tmp/inlet-bridge
+    PORT=8080
 
 RUN groupadd --system --gid 10001 inlet \
     && useradd --system --uid 10001 --gid inlet --no-create-home \

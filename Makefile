@@ -3,12 +3,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo serve test lint typecheck check bench faults faults-short
+.PHONY: setup demo serve test unit lint typecheck ops check bench bench-healthz faults faults-short
 
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
 	touch $@
 
 setup: $(BIN)/inlet-bridge
@@ -22,6 +22,10 @@ serve: setup
 test: setup
 	$(BIN)/pytest -q
 
+# The pure core alone: no database, no event loop, a few seconds.
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
 lint: setup
 	$(BIN)/ruff check service tests bench scripts
 	$(BIN)/ruff format --check service tests bench scripts
@@ -29,10 +33,17 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-check: lint typecheck test
+# Kubernetes manifests, alert rules and the dashboard (scripts/check-ops.sh).
+ops: setup
+	bash scripts/check-ops.sh $(VENV)
+
+check: lint typecheck ops test
 
 bench: setup
 	$(BIN)/python bench/ingest.py
+
+bench-healthz: setup
+	$(BIN)/python bench/healthz.py
 
 # The fault campaign (bench/faults.py): real processes, real faults, a table of figures;
 # exits non-zero if any figure that must be 0 is not. faults-short is the form CI runs.

@@ -71,11 +71,22 @@ RETURNING position, received_at
 # ------------------------------------------------------------------ the servers (child processes)
 
 
+def unlimited_properties() -> Path:
+    """The demo hotel with the demo source's rate limit lifted: a benchmark is a flood."""
+    path = Path(tempfile.gettempdir()) / f"inlet-bridge-bench-{os.getpid()}.toml"
+    text = PROPERTIES.read_text().replace(
+        "rate_limit = { per_second = 50, burst = 100 }",
+        "rate_limit = { per_second = 100000, burst = 100000 }",
+    )
+    path.write_text(text)
+    return path
+
+
 def service_environ(dsn: str) -> dict[str, str]:
     """The service's settings, as tests/support.py builds them (demo hotel, bearer token)."""
     return {
         "DATABASE_URL": dsn,
-        "PROPERTIES_FILE": str(PROPERTIES),
+        "PROPERTIES_FILE": str(unlimited_properties()),
         "DEMO_PMS_TOKEN": TOKEN,
         "DEMO_PMS_WEBHOOK_SECRET": "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM=",
         "INLET_API_KEY_OSLO_1": "inlet-key-oslo-1",

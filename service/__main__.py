@@ -16,6 +16,7 @@ from aiohttp import web
 from service import cli_ops, cli_resync
 from service.logs import Masker, configure_logging
 from service.settings import Settings, SettingsError, random_mask_key
+from service.store.db import EMBEDDED_MISSING, embedded_available
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +34,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox = commands.add_parser("sandbox", help="run the Inlet sandbox")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8081)
+    sandbox.add_argument(
+        "--after-revoke",
+        choices=["new", "revoked"],
+        default="new",
+        help="a GrantAccess repeating a revoked grant's externalId makes a new grant, or hands"
+        " back the revoked one (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--accounts",
+        choices=["per_key", "shared"],
+        default="per_key",
+        help="each API key is its own Inlet account, or all keys share one (default: %(default)s)",
+    )
     emulator = commands.add_parser("spectra-emulator", help="run the Spectra PMS emulator")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8082)
@@ -45,14 +59,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     certify.add_argument("--scope", nargs="*", help="scenario ids or prefixes (api, pms.3, ...)")
     certify.add_argument("--out", type=Path, default=Path("certification-report"))
     certify.add_argument("--properties", type=Path, help="the hotels' configuration to certify")
+    certify.add_argument(
+        "--retry-interval",
+        type=float,
+        metavar="SECONDS",
+        help="with --target inlet-test: retry temporary failures every SECONDS (default 2)",
+    )
+    certify.add_argument(
+        "--retry-max",
+        type=float,
+        metavar="SECONDS",
+        help="with --target inlet-test: give up after SECONDS (default: as many intervals as"
+        " the properties file's [retry], 12 for 5 and 60 minutes)",
+    )
     cli_ops.add_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "sandbox":
         from service.inlet.sandbox import run_sandbox
+        from service.inlet.sandbox_state import Readings
 
         configure_logging("INFO", Masker(random_mask_key()))
-        return _run(run_sandbox(args.host, args.port))
+        readings = Readings(after_revoke=args.after_revoke, accounts=args.accounts)
+        return _run(run_sandbox(args.host, args.port, readings=readings))
     if args.command == "spectra-emulator":
         from service.adapters.spectra.emulator import run_spectra_emulator
 
@@ -76,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 target=args.target,
                 scope=args.scope,
                 properties=args.properties,
+                retry_interval=args.retry_interval,
+                retry_max=args.retry_max,
             )
         )
     if args.command == "demo":
@@ -95,11 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"inlet-bridge: {exc}", file=sys.stderr)
         return 2
+    if settings.database_url is None and not embedded_available():
+        # Production is explicit: no quiet PostgreSQL in /tmp when DATABASE_URL was forgotten.
+        print(f"inlet-bridge: {EMBEDDED_MISSING}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, Masker(settings.log_mask_key))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "escalations":
         return asyncio.run(cli_ops.run_escalations(settings, args))
+    if args.command == "audit":
+        return asyncio.run(cli_ops.run_audit(settings, args))
     if args.command == "resync":
         return asyncio.run(cli_resync.run_resync(settings, args))
     return _serve(settings)

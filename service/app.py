@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from service.api import access, escalations, health, ingest, operators, resync
+from service.api import access, audit, escalations, health, ingest, operators, resync
+from service.api.auth import CREDENTIALS, RATE_LIMITS, Credentials, RateLimits
 from service.api.responses import error
 from service.clock import Clock, SystemClock
 from service.ingest import GroupCommitter
@@ -18,16 +22,31 @@ from service.metrics import Metrics
 from service.settings import Settings
 from service.store.db import Database, EmbeddedPostgres
 from service.store.events import EventStore
+from service.store.replay import SeenWebhookIds
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# A caller's request id is kept when it is an id of letters, digits and `._:-` (it is logged
+# and echoed, so it can hold no email or markup); anything else, or anything longer than 128
+# characters, is replaced by a new one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# How often seen webhook-ids past their expiry are forgotten.
+PURGE_SECONDS = 60.0
+
+
+def request_id(header: str | None) -> str:
+    """The caller's X-Request-Id when it is a well-formed id, else a new one."""
+    if header is not None and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Carry a request id through logs; answer unexpected failures with our error shape."""
-    request[REQUEST_ID] = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    request[REQUEST_ID] = request_id(request.headers.get("X-Request-Id"))
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -36,6 +55,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 exc.status, "http_error"
             )
             response = error(exc.status, code, exc.reason)
+            if exc.status == 405:
+                response.headers["Allow"] = exc.headers.get("Allow", "")
         else:
             raise
     except Exception:
@@ -65,8 +86,12 @@ def create_app(
     app[HOTELS] = settings.require_hotels()
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = metrics or Metrics()
+    app[CREDENTIALS] = Credentials(app[HOTELS], settings.admin_token)
+    app[RATE_LIMITS] = RateLimits()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_ingest)
+    app.cleanup_ctx.append(_validation_threads)
+    app.cleanup_ctx.append(_forget_old_webhook_ids)
     if run_workers:
         from service.workers.runtime import workers_context
 
@@ -80,6 +105,7 @@ def create_app(
     resync.add_routes(app)
     access.add_routes(app)
     escalations.add_routes(app)
+    audit.add_routes(app)
     return app
 
 
@@ -105,10 +131,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ingest(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
     committer = GroupCommitter(
         EventStore(app[DATABASE]),
         app[METRICS],
-        max_events=app[SETTINGS].group_commit_max_events,
+        app[CLOCK],
+        max_events=settings.group_commit_max_events,
+        max_queued_events=settings.ingest_max_queued_events,
+        wait_seconds=settings.ingest_wait_seconds,
+        unavailable_after=settings.ingest_unavailable_after_seconds,
     )
     committer.start()
     app[COMMITTER] = committer
@@ -116,3 +147,37 @@ async def _ingest(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await committer.close()
+
+
+async def _validation_threads(app: web.Application) -> AsyncIterator[None]:
+    """Large bodies are decoded here, one at a time, so the event loop keeps answering."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+    app[ingest.VALIDATION] = ingest.LargeBodies(executor)
+    try:
+        yield
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def _forget_old_webhook_ids(app: web.Application) -> AsyncIterator[None]:
+    """Every replica purges now and then; a failure is logged and tried again next time."""
+
+    async def loop() -> None:
+        seen = SeenWebhookIds(app[DATABASE])
+        while True:
+            try:
+                await seen.purge(app[CLOCK].now())
+            except Exception as exc:
+                log.warning(
+                    "seen webhook-ids not purged",
+                    extra={"action": "auth.purge_failed", "error": type(exc).__name__},
+                )
+            await asyncio.sleep(PURGE_SECONDS)
+
+    task = asyncio.create_task(loop(), name="forget-old-webhook-ids")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 from datetime import UTC, datetime
 
-from service.cli_ops import database
+from service.cli_ops import actor, add_as_option, database
 from service.settings import Settings
 from service.store.resync import ResyncSelector, ResyncStore
 
@@ -25,6 +25,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--note", default=None)
     parser.add_argument("--yes", action="store_true", help="queue the calls (default: count only)")
     parser.add_argument("--no-follow", action="store_true", help="do not wait for the calls")
+    add_as_option(parser)
 
 
 async def run_resync(settings: Settings, args: argparse.Namespace) -> int:
@@ -43,7 +44,7 @@ async def run_resync(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{await store.count(selector)} active grants match; run again with --yes")
             return 0
         started = await store.start(
-            selector, requested_by="cli", now=datetime.now(UTC), note=args.note
+            selector, actor=actor(args), now=datetime.now(UTC), note=args.note
         )
         print(
             f"re-sync {started.resync_id}: {started.matched} matched, {started.queued} queued,"

@@ -104,7 +104,9 @@ class Metrics:
         )
         self.grants = Gauge(
             "inlet_bridge_grants",
-            "Access grants by state (from PostgreSQL).",
+            "Access grants by grant state (from PostgreSQL): active, revoked, granting, updating,"
+            " revoking, grant_failed, update_failed, revoke_failed (a code that may still open"
+            " doors).",
             ["state"],
             registry=r,
         )

@@ -8,10 +8,14 @@ resolved once while loading, from the environment mapping the caller passes in.
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -38,7 +42,8 @@ class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 class InletSettings(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     partner: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    base_url: str = "http://127.0.0.1:8081"
+    # Required: a production file without it must not quietly talk to a local sandbox.
+    base_url: str
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
 
 
@@ -50,13 +55,34 @@ class RetryPolicy(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True
     max_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 60.0
 
 
-class Source(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A PMS (or adapter) allowed to post events, with its own credentials."""
+class RateLimit(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A source's token bucket: `burst` requests at once, refilled at `per_second`."""
 
+    per_second: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 50.0
+    burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
+
+
+class Source(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A PMS (or adapter) allowed to post events for the properties it serves."""
+
+    # The property_ids this source may post events for and read access of (required).
+    properties: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
     token: Secret | None = None
     signing_secrets: tuple[Secret, ...] = ()
     webhook_url: str | None = None
     webhook_secret: Secret | None = None
+    rate_limit: RateLimit = RateLimit()
+
+
+OperatorRole = Literal["viewer", "operator", "admin"]
+
+
+class Operator(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A named person (or tool) with a role, optionally limited to some properties."""
+
+    token: Secret
+    role: OperatorRole
+    properties: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)] | None = None
 
 
 class Resource(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -91,12 +117,40 @@ class CommunicationDefaults(_Strict, frozen=True, kw_only=True, forbid_unknown_f
         return value
 
 
+class EventRules(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How time from a PMS is trusted: an event's `occurred_at` more than this ahead of its
+    receipt is refused (422), and never counts as later than receipt plus this in the fold."""
+
+    max_clock_skew_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 300.0
+
+    @property
+    def max_clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.max_clock_skew_seconds)
+
+
+class InletAccount(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a property's calls go: Inlet's base URL and the property's API key; `account` is a
+    digest of both, stored with each grant so a 404 is believed only from the grant's account."""
+
+    base_url: str
+    api_key: Secret
+    account: str
+
+
+def account_digest(base_url: str, api_key: str) -> str:
+    """A short, one-way digest naming an Inlet account (base URL and key) without the key."""
+    material = f"{base_url.rstrip('/')}\n{api_key}".encode()
+    return hashlib.sha256(material).hexdigest()[:24]
+
+
 class Property(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One hotel (or other site) and its access rules."""
 
     name: str
     timezone: ZoneInfo
     inlet_api_key: Secret
+    # The Inlet environment of this property; unset: [inlet] base_url.
+    inlet_base_url: str | None = None
     send_window_hours: WindowHours = 24.0
     group_window_hours: WindowHours | None = None
     common_doors: tuple[str, ...] = ()
@@ -138,9 +192,33 @@ class SpectraConnection(_Strict, frozen=True, kw_only=True, forbid_unknown_field
 class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     inlet: InletSettings
     retry: RetryPolicy = RetryPolicy()
+    events: EventRules = EventRules()
     sources: dict[str, Source] = {}
     properties: dict[str, Property] = {}
     spectra: dict[str, SpectraConnection] = {}
+    operators: dict[str, Operator] = {}
+
+    def served_properties(self, source: str) -> frozenset[str]:
+        """The properties `source` may post for and read: its list, or its Spectra connection's."""
+        served: set[str] = set()
+        configured = self.sources.get(source)
+        if configured is not None:
+            served.update(configured.properties)
+        spectra = self.spectra_for_source(source)
+        if spectra is not None:
+            served.add(spectra[1].property_id)
+        return frozenset(served)
+
+    def inlet_account(self, property_id: str) -> InletAccount | None:
+        """The Inlet account a property's calls go to; None for a property not configured."""
+        prop = self.properties.get(property_id)
+        if prop is None:
+            return None
+        base_url = prop.inlet_base_url or self.inlet.base_url
+        key = prop.inlet_api_key
+        return InletAccount(
+            base_url=base_url, api_key=key, account=account_digest(base_url, key.reveal())
+        )
 
     def spectra_for_source(self, source: str) -> tuple[str, SpectraConnection] | None:
         """The Spectra connection whose events carry this source, if any."""
@@ -193,6 +271,7 @@ def parse_properties(
         ("sources", Source),
         ("properties", Property),
         ("spectra", SpectraConnection),
+        ("operators", Operator),
     ):
         table = raw.pop(section, {})
         if not isinstance(table, dict):
@@ -202,7 +281,11 @@ def parse_properties(
             keyed[section][key] = _convert(value, struct, f"{section}.{key}", hook)
     top = _convert(raw, HotelsConfig, "", hook)
     config: HotelsConfig = msgspec.structs.replace(
-        top, sources=keyed["sources"], properties=keyed["properties"], spectra=keyed["spectra"]
+        top,
+        sources=keyed["sources"],
+        properties=keyed["properties"],
+        spectra=keyed["spectra"],
+        operators=keyed["operators"],
     )
     _check_references(config)
     return config
@@ -236,13 +319,70 @@ def _convert_plain(value: Any, type_: Any, path: str, hook: Any) -> Any:
         raise ConfigError(message) from None
 
 
+# The name ADMIN_TOKEN's operator has in the audit trail; no configured operator may take it.
+ADMIN_TOKEN_OPERATOR = "ADMIN_TOKEN"  # noqa: S105 - a name, not a secret
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` may not carry credentials or codes: https only, plain http on loopback only."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an https:// URL"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return "must be an https:// URL (plain http only for loopback: 127.0.0.1, ::1, localhost)"
+    return None
+
+
 def _check_references(config: HotelsConfig) -> None:
+    if (problem := url_problem(config.inlet.base_url)) is not None:
+        raise ConfigError(f"inlet.base_url: {problem}")
     for name, connection in config.spectra.items():
         if connection.property_id not in config.properties:
             raise ConfigError(
                 f"spectra.{name}.property_id: no property {connection.property_id!r} is configured"
             )
+        source = config.sources.get(connection.source(name))
+        if source is not None and set(source.properties) != {connection.property_id}:
+            raise ConfigError(
+                f"sources.{connection.source(name)}.properties: the source of spectra.{name}"
+                f" serves only its property [{connection.property_id!r}]"
+            )
+    tokens: dict[Secret, str] = {}
+    for name, source in config.sources.items():
+        for i, prop_id in enumerate(source.properties):
+            if prop_id not in config.properties:
+                raise ConfigError(
+                    f"sources.{name}.properties[{i}]: no property {prop_id!r} is configured"
+                )
+        if source.webhook_url is not None and (problem := url_problem(source.webhook_url)):
+            raise ConfigError(f"sources.{name}.webhook_url: {problem}")
+        if source.token is not None:
+            _unique_token(tokens, source.token, f"sources.{name}.token")
+    for name, operator in config.operators.items():
+        if name == ADMIN_TOKEN_OPERATOR:
+            raise ConfigError(f"operators.{name}: the name is kept for the ADMIN_TOKEN operator")
+        for i, prop_id in enumerate(operator.properties or ()):
+            if prop_id not in config.properties:
+                raise ConfigError(
+                    f"operators.{name}.properties[{i}]: no property {prop_id!r} is configured"
+                )
+        _unique_token(tokens, operator.token, f"operators.{name}.token")
     for prop_id, prop in config.properties.items():
+        if prop.inlet_base_url is not None and (problem := url_problem(prop.inlet_base_url)):
+            raise ConfigError(f"properties.{prop_id}.inlet_base_url: {problem}")
         for door in prop.doors:
             if door not in prop.common_doors and not any(
                 door in (res.common_doors or ()) or door in res.access_points
@@ -261,6 +401,13 @@ def _check_references(config: HotelsConfig) -> None:
             raise ConfigError(
                 f"properties.{prop_id}.group_window_hours: must not be shorter than send_window_hours"
             )
+
+
+def _unique_token(seen: dict[Secret, str], token: Secret, key: str) -> None:
+    """One token names one caller: a token shared by two would authenticate as either."""
+    if token in seen:
+        raise ConfigError(f"{key}: the same token as {seen[token]}; give each its own")
+    seen[token] = key
 
 
 def load_properties(path: Path, environ: Mapping[str, str]) -> HotelsConfig:

@@ -20,6 +20,8 @@ from service.secrets import Secret
 T = TypeVar("T")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# How much longer than Inlet's timeout a call's lease must be (time to record the outcome).
+LEASE_MARGIN_SECONDS = 5.0
 # A mask key shorter than this could be guessed along with the values it hides.
 MIN_MASK_KEY_CHARS = 32
 
@@ -46,10 +48,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: LogLevel = "INFO"
     shutdown_timeout_seconds: float = 20.0
     call_concurrency: int = 8
-    lease_seconds: float = 120.0
+    lease_seconds: float = 30.0
+    reconcile_lease_seconds: float = 15.0
     reconcile_batch: int = 50
     sweep_interval_seconds: float = 600.0
     group_commit_max_events: int = 1000
+    ingest_wait_seconds: float = 10.0
+    ingest_unavailable_after_seconds: float = 3.0
+    ingest_max_queued_events: int = 20_000
     instance_id: str = "local"
     # Keys the tags of masked personal data in logs, the timeline and certification reports.
     log_mask_key: Secret = msgspec.field(default_factory=random_mask_key)
@@ -74,7 +80,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 hotels = load_properties(properties_file, environ)
             except ConfigError as exc:
                 raise SettingsError(f"PROPERTIES_FILE {properties_file}: {exc}") from None
+        lease = get("LEASE_SECONDS", _positive_float, 30.0)
+        if hotels is not None:
+            # A lease bounds one attempt: it must outlast Inlet's timeout, or a slow answer
+            # would let another replica send the same call again while this one waits.
+            needed = hotels.inlet.timeout_seconds + LEASE_MARGIN_SECONDS
+            if lease < needed:
+                raise SettingsError(
+                    f"LEASE_SECONDS: {lease:g} is shorter than [inlet] timeout_seconds plus"
+                    f" {LEASE_MARGIN_SECONDS:g} s ({needed:g}); raise it or lower the timeout"
+                )
         admin = environ.get("ADMIN_TOKEN")
+        if admin and hotels is not None:
+            _check_admin_token(Secret(admin), hotels)
         # Unset: a key drawn now, so tags agree within this process but with no other one.
         mask_key = get("LOG_MASK_KEY", _mask_key, None)
         return cls(
@@ -90,10 +108,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=get("LOG_LEVEL", _log_level, "INFO"),
             shutdown_timeout_seconds=get("SHUTDOWN_TIMEOUT_SECONDS", _positive_float, 20.0),
             call_concurrency=get("CALL_CONCURRENCY", _positive_int, 8),
-            lease_seconds=get("LEASE_SECONDS", _positive_float, 120.0),
+            lease_seconds=get("LEASE_SECONDS", _positive_float, 30.0),
+            reconcile_lease_seconds=get("RECONCILE_LEASE_SECONDS", _positive_float, 15.0),
             reconcile_batch=get("RECONCILE_BATCH", _positive_int, 50),
             sweep_interval_seconds=get("SWEEP_INTERVAL_SECONDS", _positive_float, 600.0),
             group_commit_max_events=get("GROUP_COMMIT_MAX_EVENTS", _positive_int, 1000),
+            ingest_wait_seconds=get("INGEST_WAIT_SECONDS", _positive_float, 10.0),
+            ingest_unavailable_after_seconds=get(
+                "INGEST_UNAVAILABLE_AFTER_SECONDS", _positive_float, 3.0
+            ),
+            ingest_max_queued_events=get("INGEST_MAX_QUEUED_EVENTS", _positive_int, 20_000),
             instance_id=get("INSTANCE_ID", str, environ.get("HOSTNAME", "local")),
             log_mask_key=random_mask_key() if mask_key is None else mask_key,
         )
@@ -102,6 +126,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.hotels is None:
             raise SettingsError("PROPERTIES_FILE: not set (the hotels' configuration is required)")
         return self.hotels
+
+
+def _check_admin_token(admin: Secret, hotels: HotelsConfig) -> None:
+    """ADMIN_TOKEN must name the admin alone: a source's or an operator's token is not it."""
+    shared = [f"sources.{n}.token" for n, s in hotels.sources.items() if s.token == admin]
+    shared += [f"operators.{n}.token" for n, o in hotels.operators.items() if o.token == admin]
+    if shared:
+        raise SettingsError(f"ADMIN_TOKEN: the same token as {shared[0]}; give each its own")
 
 
 def _port(raw: str) -> int:

@@ -33,6 +33,10 @@ SELECT version FROM schema_migrations ORDER BY version;
 
 -- ---------------------------------------------------------------- event log
 
+-- name: ping
+-- Whether a connection answers (a group-commit writer checks its connection before taking work).
+SELECT 1;
+
 -- name: find_events
 -- The stored events with these (source, event_id) keys, to answer repeats like the first delivery.
 SELECT e.source, e.event_id, e.position, e.received_at, e.body_sha256
@@ -41,12 +45,15 @@ JOIN unnest($1::text[], $2::text[]) AS k(source, event_id)
   ON e.source = k.source AND e.event_id = k.event_id;
 
 -- name: insert_events
--- Append events in key order; a key another writer stored meanwhile is skipped (the caller retries).
+-- Append events in key order, received at :received_at (the service's clock, the one
+-- `occurred_at` is checked against); a key another writer stored meanwhile is skipped (the
+-- caller retries).
 INSERT INTO events (source, event_id, booking_id, property_id, occurred_at, body_sha256, event,
-                    warnings)
-SELECT *
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bytea[],
-            $7::jsonb[], $8::jsonb[])
+                    warnings, received_at, schema_version)
+SELECT k.*, :received_at::timestamptz, :schema_version::smallint
+FROM unnest(:sources::text[], :event_ids::text[], :booking_ids::text[], :property_ids::text[],
+            :occurred_ats::timestamptz[], :digests::bytea[], :events::jsonb[],
+            :warnings::jsonb[]) AS k
 ORDER BY 1, 2
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING source, event_id, position, received_at;
@@ -67,8 +74,7 @@ SELECT pg_notify('inlet_bridge_marked', '') WHERE EXISTS (SELECT 1 FROM marked);
 
 -- name: booking_events
 -- One booking's events in log order, for the fold (and their contact warnings, for the timeline).
-SELECT position, occurred_at, received_at, event_id, event::text AS event,
-       warnings::text AS warnings
+SELECT position, occurred_at, received_at, event_id, event, warnings, schema_version
 FROM events
 WHERE source = $1 AND booking_id = $2
 ORDER BY position;
@@ -96,8 +102,31 @@ WHERE resolved_at IS NULL
 GROUP BY 1, 2;
 
 -- name: gauge_grants
--- Grants per state.
-SELECT state, count(*) AS n FROM grants GROUP BY state;
+-- Grants per grant state, as service/domain/states.py derives it: a pending call (granting,
+-- updating, revoking) before an open escalation of a failed call (grant_failed, update_failed,
+-- revoke_failed; a failed re-sync is an update that failed) before what Inlet holds.
+WITH calls AS (
+    SELECT grant_key,
+           CASE WHEN operation = 'revoke' OR reason = 'recover' THEN 'revoking'
+                WHEN operation = 'update' THEN 'updating'
+                ELSE 'granting' END AS state
+    FROM inlet_calls
+    WHERE state = 'pending'
+), failed AS (
+    SELECT DISTINCT ON (grant_key) grant_key,
+           CASE operation WHEN 'revoke' THEN 'revoke_failed'
+                          WHEN 'grant' THEN 'grant_failed'
+                          ELSE 'update_failed' END AS state
+    FROM escalations
+    WHERE resolved_at IS NULL AND call_id IS NOT NULL
+      AND operation IN ('grant', 'update', 'revoke', 'resync')
+    ORDER BY grant_key, id DESC
+)
+SELECT coalesce(c.state, f.state, g.state) AS state, count(*) AS n
+FROM grants g
+FULL JOIN calls c USING (grant_key)
+FULL JOIN failed f USING (grant_key)
+GROUP BY 1;
 
 -- name: gauge_reconcile_lag
 -- How long the oldest booking marked for a look (or overdue) has waited.
@@ -126,12 +155,23 @@ FROM picked
 WHERE b.source = picked.source AND b.booking_id = picked.booking_id
 RETURNING b.source, b.booking_id, b.property_id, b.marked_seq;
 
+-- name: lock_booking
+-- Lock a leased booking's row for one reconcile: the call worker records outcomes under the same
+-- lock, so the grants and pending calls read after it are one consistent state (no read skew).
+SELECT property_id FROM bookings
+WHERE source = $1 AND booking_id = $2 AND lease_owner = $3
+FOR UPDATE;
+
+-- name: lock_booking_for_outcome
+-- Lock a booking's row before a call's outcome is recorded (see lock_booking).
+SELECT 1 FROM bookings WHERE source = $1 AND booking_id = $2 FOR UPDATE;
+
 -- name: finish_booking
 -- Record what the reconciler converged and when it must look again; a newer mark keeps it dirty.
 UPDATE bookings
-SET seen_seq = greatest(seen_seq, $3), due_at = $4, reconciled_at = $5,
+SET seen_seq = greatest(seen_seq, :seen_seq), due_at = :due_at, reconciled_at = :now,
     lease_owner = NULL, lease_until = NULL
-WHERE source = $1 AND booking_id = $2 AND lease_owner = $6;
+WHERE source = :source AND booking_id = :booking_id AND lease_owner = :owner;
 
 -- name: release_booking
 -- Give a booking back after a failed reconcile, to be tried again after a pause.
@@ -158,7 +198,7 @@ WHERE b.due_at IS NOT NULL
 -- What Inlet holds for a booking's grants.
 SELECT grant_key, source, booking_id, stay_id, property_id, state, reference_id, code,
        code_formatted, link, access_points, valid_from, valid_to, fingerprint, message,
-       created_at, updated_at
+       created_at, updated_at, generation, coalesce(external_id, grant_key) AS external_id
 FROM grants
 WHERE source = $1 AND booking_id = $2
 ORDER BY grant_key;
@@ -186,17 +226,20 @@ WHERE id = $1 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $2
 RETURNING reason, resync_id;
 
 -- name: insert_call
--- Queue one Inlet call for a grant.
+-- Queue one Inlet call for a grant, to the property and grant generation it is about.
 INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason, request,
-                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $10, $12)
+                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id,
+                         generation, external_id)
+VALUES (:grant_key, :source, :booking_id, :property_id, :operation, :reason, :request::jsonb,
+        :fingerprint, :priority, :now, :deadline, :now, :resync_id, :generation, :external_id)
 RETURNING id;
 
 -- name: raise_escalation
 -- Open an escalation unless the same one is already open for this grant.
 INSERT INTO escalations (grant_key, source, booking_id, property_id, call_id, operation, severity,
                          reason, message, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+VALUES (:grant_key, :source, :booking_id, :property_id, :call_id, :operation, :severity, :reason,
+        :message, :now)
 ON CONFLICT (grant_key, reason) WHERE resolved_at IS NULL DO NOTHING
 RETURNING id;
 
@@ -211,8 +254,10 @@ WHERE source = $1 AND booking_id = $2 AND resolved_at IS NULL AND call_id IS NUL
 
 -- name: claim_calls
 -- Lease due calls, revocations first; an expired lease is taken over; the attempt counts at claim.
+-- An update or revoke queued without its own externalId (by an earlier release) goes to the
+-- grant's generation.
 WITH picked AS (
-    SELECT id
+    SELECT id, grant_key
     FROM inlet_calls
     WHERE state = 'pending' AND next_attempt_at <= $1
       AND (lease_until IS NULL OR lease_until < $1)
@@ -226,24 +271,31 @@ SET lease_owner = $2,
     attempts = c.attempts + 1,
     first_attempt_at = coalesce(c.first_attempt_at, $1)
 FROM picked
+LEFT JOIN grants g ON g.grant_key = picked.grant_key
 WHERE c.id = picked.id
 RETURNING c.id, c.grant_key, c.source, c.booking_id, c.property_id, c.operation, c.reason,
           c.request::text AS request, c.fingerprint, c.attempts, c.first_attempt_at, c.deadline,
-          (SELECT g.reference_id FROM grants g WHERE g.grant_key = c.grant_key) AS reference_id;
+          coalesce(c.generation, CASE WHEN c.operation <> 'grant' THEN g.generation END, 1)
+              AS generation,
+          coalesce(c.external_id, CASE WHEN c.operation <> 'grant' THEN g.external_id END,
+                   c.grant_key) AS external_id,
+          g.reference_id, g.account AS grant_account;
 
 -- name: finish_call
 -- Record a call's final outcome, only if this worker still holds this attempt's lease.
 UPDATE inlet_calls
-SET state = $4, finished_at = $5, last_outcome = $6, last_http_status = $7, last_message = $8,
+SET state = :state, finished_at = :now, last_outcome = :outcome, last_http_status = :http_status,
+    last_message = :message,
     lease_owner = NULL, lease_until = NULL
-WHERE id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3;
+WHERE id = :call_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt;
 
 -- name: schedule_retry
 -- Put a failed call back in the queue for its next attempt, only if this worker holds the lease.
 UPDATE inlet_calls
-SET next_attempt_at = $4, last_outcome = $5, last_http_status = $6, last_message = $7,
+SET next_attempt_at = :retry_at, last_outcome = :outcome, last_http_status = :http_status,
+    last_message = :message,
     lease_owner = NULL, lease_until = NULL
-WHERE id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3;
+WHERE id = :call_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt;
 
 -- name: release_calls
 -- Give back the leases this worker holds (graceful shutdown): the calls are retried at once.
@@ -254,24 +306,36 @@ WHERE state = 'pending' AND lease_owner = $1;
 -- name: record_attempt
 -- One attempt's outcome, for the timeline.
 INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status, message)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+VALUES (:call_id, :attempt, :started_at, :finished_at, :outcome, :http_status, :message)
 ON CONFLICT (call_id, attempt) DO NOTHING;
 
 -- name: upsert_grant
 -- Store what Inlet now holds for a grant; a code or link Inlet did not return is kept.
 INSERT INTO grants AS g (grant_key, source, booking_id, stay_id, property_id, state, reference_id,
                          code, code_formatted, link, access_points, valid_from, valid_to,
-                         fingerprint, message, created_at, updated_at, resource_id, applied)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17,
-        $18::jsonb)
+                         fingerprint, message, created_at, updated_at, resource_id, applied,
+                         generation, external_id, account)
+VALUES (:grant_key, :source, :booking_id, :stay_id, :property_id, :state, :reference_id, :code,
+        :code_formatted, :link, :access_points, :valid_from, :valid_to, :fingerprint, :message,
+        :now, :now, :resource_id, :applied::jsonb, :generation, :external_id, :account)
 ON CONFLICT (grant_key) DO UPDATE
 SET state = EXCLUDED.state,
+    property_id = EXCLUDED.property_id,
+    generation = EXCLUDED.generation,
+    external_id = EXCLUDED.external_id,
+    account = EXCLUDED.account,
     resource_id = EXCLUDED.resource_id,
     applied = EXCLUDED.applied,
-    reference_id = coalesce(EXCLUDED.reference_id, g.reference_id),
-    code = coalesce(EXCLUDED.code, g.code),
-    code_formatted = coalesce(EXCLUDED.code_formatted, g.code_formatted),
-    link = coalesce(EXCLUDED.link, g.link),
+    reference_id = CASE WHEN g.generation = EXCLUDED.generation
+                        THEN coalesce(EXCLUDED.reference_id, g.reference_id)
+                        ELSE EXCLUDED.reference_id END,
+    code = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.code, g.code)
+                ELSE EXCLUDED.code END,
+    code_formatted = CASE WHEN g.generation = EXCLUDED.generation
+                          THEN coalesce(EXCLUDED.code_formatted, g.code_formatted)
+                          ELSE EXCLUDED.code_formatted END,
+    link = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.link, g.link)
+                ELSE EXCLUDED.link END,
     access_points = EXCLUDED.access_points,
     valid_from = EXCLUDED.valid_from,
     valid_to = EXCLUDED.valid_to,
@@ -284,7 +348,7 @@ SET state = EXCLUDED.state,
 -- revocation: of grant $1 before call $2, or (both null) of every grant, for the plan. An
 -- attempt started but never recorded (its lease expired) comes back with a null outcome.
 SELECT c.grant_key, c.id AS call_id, c.request::text AS request, c.fingerprint, n.attempt,
-       a.outcome, a.http_status
+       a.outcome, a.http_status, coalesce(c.generation, 1) AS generation
 FROM inlet_calls c
 CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
 LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
@@ -381,7 +445,7 @@ WHERE b.source = w.source AND b.booking_id = w.booking_id;
 -- name: resync_candidates
 -- Active grants matching a re-sync selector (each filter applies only when given).
 SELECT g.grant_key, g.source, g.booking_id, g.property_id, g.applied::text AS applied,
-       g.fingerprint, g.valid_from
+       g.fingerprint, g.valid_from, g.generation, coalesce(g.external_id, g.grant_key) AS external_id
 FROM grants g
 WHERE g.state = 'active' AND g.applied IS NOT NULL
   AND ($1::text IS NULL OR g.property_id = $1)
@@ -393,14 +457,17 @@ ORDER BY g.grant_key;
 -- name: insert_resync
 -- Record one re-sync request.
 INSERT INTO resyncs (requested_at, requested_by, selector, matched, queued, note)
-VALUES ($1, $2, $3::jsonb, $4, 0, $5)
+VALUES (:now, :requested_by, :selector::jsonb, :matched, 0, :note)
 RETURNING id;
 
 -- name: queue_resync_call
--- Queue a regenerating UpdateAccess for a grant with no pending call.
+-- Queue a regenerating UpdateAccess for a grant with no pending call, to the grant's property
+-- and generation.
 INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason, request,
-                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id)
-VALUES ($1, $2, $3, $4, 'update', 'resync', $5::jsonb, $6, 1, $7, $8, $7, $9)
+                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id,
+                         generation, external_id)
+VALUES (:grant_key, :source, :booking_id, :property_id, 'update', 'resync', :request::jsonb,
+        :fingerprint, 1, :now, :deadline, :now, :resync_id, :generation, :external_id)
 ON CONFLICT (grant_key) WHERE state = 'pending' DO NOTHING
 RETURNING id;
 
@@ -431,14 +498,17 @@ GROUP BY r.id;
 -- ---------------------------------------------------------------- outbox and deliveries
 
 -- name: previous_access
--- A grant's stored code before this change (a replaced code is disabled in the PMS).
-SELECT code, code_formatted, link FROM grants WHERE grant_key = $1 FOR UPDATE;
+-- What the service held for a grant before this change: its code (a replaced code is disabled
+-- in the PMS), and its doors and times (what may still work when a call gave up).
+SELECT reference_id, code, code_formatted, link, state = 'active' AS active, access_points,
+       valid_from, valid_to, generation
+FROM grants WHERE grant_key = $1 FOR UPDATE;
 
 -- name: insert_access_change
 -- Record that a grant's access changed (in the same transaction as the change).
 INSERT INTO access_changes (grant_key, source, booking_id, stay_id, property_id, kind, payload,
                             created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+VALUES (:grant_key, :source, :booking_id, :stay_id, :property_id, :kind, :payload::jsonb, :now)
 RETURNING id;
 
 -- name: insert_deliveries
@@ -463,32 +533,36 @@ WITH picked AS (
 )
 UPDATE deliveries d
 SET lease_owner = $2, lease_until = $1 + make_interval(secs => $4), attempts = d.attempts + 1,
-    first_attempt_at = coalesce(d.first_attempt_at, $1)
+    first_attempt_at = coalesce(d.first_attempt_at, $1),
+    webhook_id = coalesce(d.webhook_id, uuid_v7())  -- rows from before ids were stored
 FROM picked, access_changes c
 WHERE d.id = picked.id AND c.id = d.change_id
-RETURNING d.id, d.change_id, d.sink, d.grant_key, d.attempts, d.first_attempt_at, c.kind,
+RETURNING d.id, d.change_id, d.sink, d.grant_key, d.attempts, d.first_attempt_at, d.webhook_id,
+          c.kind,
           c.source, c.booking_id, c.stay_id, c.property_id, c.payload::text AS payload,
           c.created_at;
 
 -- name: finish_delivery
 -- Record a delivery's final state, only if this worker still holds its lease.
 UPDATE deliveries
-SET state = $4, finished_at = $5, last_status = $6, last_message = $7, lease_owner = NULL,
+SET state = :state, finished_at = :now, last_status = :status, last_message = :message,
+    lease_owner = NULL,
     lease_until = NULL
-WHERE id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3;
+WHERE id = :delivery_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt;
 
 -- name: retry_delivery
 -- Put a failed delivery back for a later attempt, only if this worker still holds its lease.
 UPDATE deliveries
-SET next_attempt_at = $4, last_status = $5, last_message = $6, lease_owner = NULL,
+SET next_attempt_at = :retry_at, last_status = :status, last_message = :message, lease_owner = NULL,
     lease_until = NULL
-WHERE id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3;
+WHERE id = :delivery_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt;
 
 -- name: raise_delivery_escalation
 -- Open an escalation for a delivery that gave up.
 INSERT INTO escalations (grant_key, source, booking_id, property_id, delivery_id, operation,
                          severity, reason, message, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'high', $7, $8, $9)
+VALUES (:grant_key, :source, :booking_id, :property_id, :delivery_id, :operation, 'high', :reason,
+        :message, :now)
 ON CONFLICT (grant_key, reason) WHERE resolved_at IS NULL DO NOTHING
 RETURNING id;
 
@@ -564,18 +638,21 @@ LIMIT 1;
 SELECT id, grant_key, source, booking_id, property_id, call_id, delivery_id, operation, severity,
        reason, message, created_at, resolved_at, resolved_note
 FROM escalations
-WHERE ($1::boolean IS NULL OR (resolved_at IS NULL) = $1)
-  AND ($2::text IS NULL OR severity = $2)
-  AND ($3::text IS NULL OR operation = $3)
+WHERE (:open_only::boolean IS NULL OR (resolved_at IS NULL) = :open_only)
+  AND (:severity::text IS NULL OR severity = :severity)
+  AND (:operation::text IS NULL OR operation = :operation)
+  AND (:properties::text[] IS NULL OR property_id = ANY (:properties))
 ORDER BY id DESC
-LIMIT $4;
+LIMIT :limit;
 
 -- name: lock_escalation
 -- One open escalation, locked while an operator acts on it.
-SELECT e.id, e.grant_key, e.source, e.booking_id, e.call_id, e.delivery_id, e.operation,
+SELECT e.id, e.grant_key, e.source, e.booking_id, e.property_id, e.call_id, e.delivery_id,
+       e.operation,
        c.reason AS call_reason, c.request::text AS call_request, c.fingerprint AS call_fingerprint,
        c.operation AS call_operation, c.property_id AS call_property_id, c.deadline AS call_deadline,
-       c.resync_id AS call_resync_id
+       c.resync_id AS call_resync_id, c.generation AS call_generation,
+       c.external_id AS call_external_id
 FROM escalations e
 LEFT JOIN inlet_calls c ON c.id = e.call_id
 WHERE e.id = $1 AND e.resolved_at IS NULL
@@ -586,10 +663,13 @@ FOR UPDATE OF e;
 UPDATE escalations SET resolved_at = $2, resolved_note = $3 WHERE id = $1 AND resolved_at IS NULL;
 
 -- name: requeue_call
--- Queue a failed call again with fresh attempts (an operator's retry of a re-sync).
+-- Queue a failed call again with fresh attempts (an operator's retry of a re-sync), to the
+-- same property and grant generation.
 INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason, request,
-                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $10, $12)
+                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id,
+                         generation, external_id)
+VALUES (:grant_key, :source, :booking_id, :property_id, :operation, :reason, :request::jsonb,
+        :fingerprint, :priority, :now, :deadline, :now, :resync_id, :generation, :external_id)
 ON CONFLICT (grant_key) WHERE state = 'pending' DO NOTHING
 RETURNING id;
 
@@ -609,3 +689,48 @@ WHERE state = 'pending' AND lease_owner = $1;
 -- name: release_bookings
 -- Give back the booking leases this reconciler holds (graceful shutdown).
 UPDATE bookings SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1;
+
+-- ---------------------------------------------------------------- trust boundaries
+
+-- name: claim_webhook_id
+-- Record a signed request's webhook-id for its source; no row back: seen and not yet expired.
+INSERT INTO seen_webhook_ids (source, webhook_id, seen_at, expires_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (source, webhook_id) DO UPDATE
+SET seen_at = EXCLUDED.seen_at, expires_at = EXCLUDED.expires_at
+WHERE seen_webhook_ids.expires_at <= EXCLUDED.seen_at
+RETURNING 1;
+
+-- name: release_webhook_id
+-- Forget a webhook-id whose request was refused, so the sender may retry it.
+DELETE FROM seen_webhook_ids WHERE source = $1 AND webhook_id = $2 AND seen_at = $3;
+
+-- name: purge_webhook_ids
+-- Forget webhook-ids whose timestamps are too old to be accepted anyway.
+DELETE FROM seen_webhook_ids WHERE expires_at <= $1;
+
+-- name: insert_audit
+-- One operator action or reveal, appended to the audit trail.
+INSERT INTO audit_log (at, operator, role, action, source, booking_id, property_id,
+                       escalation_id, resync_id, note, detail, request_id)
+VALUES (:at, :operator, :role, :action, :source, :booking_id, :property_id, :escalation_id,
+        :resync_id, :note, :detail::jsonb, :request_id)
+RETURNING id;
+
+-- name: list_audit
+-- The audit trail, newest first, filtered by booking, operator, action and properties.
+SELECT id, at, operator, role, action, source, booking_id, property_id, escalation_id,
+       resync_id, note, detail::text AS detail, request_id
+FROM audit_log
+WHERE (:source::text IS NULL OR source = :source)
+  AND (:booking_id::text IS NULL OR booking_id = :booking_id)
+  AND (:operator::text IS NULL OR operator = :operator)
+  AND (:action::text IS NULL OR action = :action)
+  AND (:properties::text[] IS NULL OR property_id = ANY (:properties))
+  AND (:before_id::bigint IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: escalation_scope
+-- The property of one escalation (which operators may see it).
+SELECT property_id FROM escalations WHERE id = $1;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 
 from service import webhooks
 from service.certify.stage import Stage, stage
+from service.inlet.sandbox_state import Readings
 from service.settings import Settings
 
 DEMO_PROPERTIES = Path(__file__).resolve().parent.parent / "service" / "demo" / "properties.toml"
@@ -88,16 +90,36 @@ def event(
 
 
 def signed_headers(
-    body: bytes, *, secret: str = SIGNING_SECRET, at: float | None = None
+    body: bytes,
+    *,
+    secret: str = SIGNING_SECRET,
+    at: float | None = None,
+    source: str | None = SOURCE,
+    msg_id: str | None = None,
 ) -> dict[str, str]:
+    """Standard Webhooks headers (a new webhook-id each time), naming `source` (None: not)."""
     ts = int(at if at is not None else time.time())
-    msg_id = f"msg_{ts}"
-    return {
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    headers = {
         "webhook-id": msg_id,
         "webhook-timestamp": str(ts),
         "webhook-signature": webhooks.sign(secret, msg_id, ts, body),
         "Content-Type": "application/json",
     }
+    if source is not None:
+        headers["Inlet-Bridge-Source"] = source
+    return headers
+
+
+def signed_read(
+    method: str, path: str, *, at: float, secret: str = SIGNING_SECRET, msg_id: str | None = None
+) -> dict[str, str]:
+    """Headers of a signed read: the signature covers `{METHOD} {path}` (our extension)."""
+    headers = signed_headers(
+        webhooks.read_content(method, path), secret=secret, at=at, source=None, msg_id=msg_id
+    )
+    del headers["Content-Type"]
+    return headers
 
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -116,14 +138,22 @@ class Harness(Stage):
 
 @asynccontextmanager
 async def harness(
-    database_url: str, *, start: datetime = START, **extra: str
+    database_url: str,
+    *,
+    start: datetime = START,
+    inlet_api_keys: list[str] | None = None,
+    readings: Readings | None = None,
+    **extra: str,
 ) -> AsyncIterator[Harness]:
+    """The stage with the demo hotel; `readings`: how the sandbox plays what Inlet does not
+    publish (one account per API key and a new grant after a revoke, unless told otherwise)."""
     async with stage(
         settings_for(database_url, **extra),
         start=start,
         source_token=TOKEN,
         admin_token=ADMIN,
-        inlet_api_keys=[INLET_KEY],
+        inlet_api_keys=inlet_api_keys or [INLET_KEY],
+        readings=readings,
         kind=Harness,
     ) as running:
         yield running
@@ -149,3 +179,59 @@ async def send(h: Harness, booking_id: str, stays: list[dict[str, Any]], **booki
 async def bodies(h: Harness, path: str) -> list[dict[str, Any]]:
     """The bodies of the Inlet calls made to `path`, in order."""
     return [r["body"] for r in await h.inlet_requests() if r["path"] == path]
+
+
+# Two hotels, two sources, operators of each role: the trust boundaries between them.
+OTHER_SOURCE = "other-pms"
+OTHER_TOKEN = "other-pms-token"
+VIEWER = "viewer-token"
+OSLO_OPERATOR = "oslo-operator-token"
+AUDITOR = "auditor-token"
+TWO_HOTELS_EXTRA = f"""
+[sources.{OTHER_SOURCE}]
+properties = ["bergen-1"]
+token = {{ env = "OTHER_PMS_TOKEN" }}
+rate_limit = {{ per_second = 1, burst = 2 }}
+
+[properties.bergen-1]
+name = "Demo Hotel Bergen"
+timezone = "Europe/Oslo"
+inlet_api_key = {{ env = "INLET_API_KEY_OSLO_1" }}
+common_doors = ["MAIN-ENTRANCE"]
+
+[properties.bergen-1.resources."101"]
+access_points = ["B-101"]
+
+[operators.vera]
+token = {{ env = "VIEWER_TOKEN" }}
+role = "viewer"
+
+[operators.olav]
+token = {{ env = "OSLO_OPERATOR_TOKEN" }}
+role = "operator"
+properties = ["oslo-1"]
+
+[operators.aud]
+token = {{ env = "AUDITOR_TOKEN" }}
+role = "admin"
+"""
+TWO_HOTELS_ENV = {
+    "OTHER_PMS_TOKEN": OTHER_TOKEN,
+    "VIEWER_TOKEN": VIEWER,
+    "OSLO_OPERATOR_TOKEN": OSLO_OPERATOR,
+    "AUDITOR_TOKEN": AUDITOR,
+}
+
+
+def two_hotels_properties(folder: Path, demo_rate_limit: str | None = None) -> Path:
+    """The demo hotel (oslo-1, demo-pms) and Bergen (bergen-1, other-pms), with operators."""
+    text = DEMO_PROPERTIES.read_text()
+    if demo_rate_limit is not None:
+        text = text.replace("rate_limit = { per_second = 50, burst = 100 }", demo_rate_limit)
+    path = folder / "properties.toml"
+    path.write_text(text + TWO_HOTELS_EXTRA)
+    return path
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,15 +1,32 @@
-"""What needs a person, and how do they act? `/v1/escalations` (admin token required)."""
+"""What needs a person, and how do they act? `/v1/escalations` (operator credentials).
+
+Any role lists escalations (Inlet's messages scrubbed of emails and phone numbers, as in the
+timeline); the roles operator and admin retry and resolve them, each action written to the
+audit trail in the same transaction. An operator limited to some properties sees and acts on
+those properties' escalations only.
+"""
 
 from __future__ import annotations
+
+import re
 
 import msgspec
 from aiohttp import web
 
-from service.api.auth import is_admin
+from service.api.auth import require_operator
 from service.api.responses import error, json_response, problem_from
+from service.api.scrub import masker, scrub
 from service.domain.booking import Problem
 from service.keys import CLOCK, DATABASE, RUNTIME
 from service.store.escalations import EscalationStore
+
+MAX_NOTE_CHARS = 2000
+# The largest id PostgreSQL's bigint holds: a bigger one names nothing.
+MAX_ID = 2**63 - 1
+_ID = re.compile(r"[0-9]{1,19}")
+# Control characters have no place in a note (PostgreSQL refuses NUL outright).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+OPERATIONS = ("grant", "update", "revoke", "webhook", "spectra")
 
 
 class ActionBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -22,71 +39,92 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/escalations/{id}/resolve", resolve_escalation)
 
 
+def row_id(text: str) -> int | None:
+    """A path's numeric id, or None when it cannot name a row (not digits, beyond bigint)."""
+    if not _ID.fullmatch(text):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+def _bad_query(path: str, message: str) -> web.Response:
+    return error(422, "invalid", "bad query", [Problem(path=path, message=message)])
+
+
 async def list_escalations(request: web.Request) -> web.Response:
-    if not is_admin(request):
-        return error(401, "unauthorized", "an admin token is required")
+    operator = require_operator(request, "read", "list escalations")
+    if isinstance(operator, web.Response):
+        return operator
     severity = request.query.get("severity")
     if severity is not None and severity not in ("critical", "high", "warning"):
-        return error(
-            422,
-            "invalid",
-            "bad query",
-            [Problem(path="severity", message="must be critical, high or warning")],
-        )
+        return _bad_query("severity", "must be critical, high or warning")
     state = request.query.get("state", "open")
     if state not in ("open", "resolved", "all"):
-        return error(
-            422,
-            "invalid",
-            "bad query",
-            [Problem(path="state", message="must be open, resolved or all")],
-        )
+        return _bad_query("state", "must be open, resolved or all")
+    operation = request.query.get("operation")
+    if operation is not None and operation not in OPERATIONS:
+        return _bad_query("operation", f"must be one of {', '.join(OPERATIONS)}")
     open_only = {"open": True, "resolved": False, "all": None}[state]
     found = await EscalationStore(request.app[DATABASE]).list(
         open_only=open_only,
         severity=severity,
-        operation=request.query.get("operation"),
+        operation=operation,
+        properties=operator.properties,
     )
-    return json_response({"escalations": found})
+    scrubber = masker(request)
+    shown = [msgspec.structs.replace(e, message=scrub(scrubber, e.message)) for e in found]
+    return json_response({"escalations": shown})
 
 
 async def _act(request: web.Request, action: str) -> web.Response:
-    if not is_admin(request):
-        return error(401, "unauthorized", "an admin token is required")
-    try:
-        escalation_id = int(request.match_info["id"])
-    except ValueError:
+    operator = require_operator(request, "act", f"{action} escalations")
+    if isinstance(operator, web.Response):
+        return operator
+    escalation_id = row_id(request.match_info["id"])
+    if escalation_id is None:
         return error(404, "not_found", "no such open escalation")
     try:
         body = msgspec.json.decode(await request.read() or b"{}", type=ActionBody)
     except msgspec.ValidationError as exc:
         return error(422, "invalid", "the body is not valid", [problem_from(exc)])
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return error(
             422,
             "invalid",
             "the body is not valid JSON",
             [Problem(path="", message="is not valid JSON")],
         )
-    if not body.note.strip():
-        return error(
-            422,
-            "invalid",
-            "a note is required",
-            [Problem(path="note", message="must not be empty")],
-        )
+    if problem := note_problem(body.note):
+        message = "a note is required" if not body.note.strip() else "the note is not valid"
+        return error(422, "invalid", message, [Problem(path="note", message=problem)])
     store = EscalationStore(request.app[DATABASE])
     now = request.app[CLOCK].now()
+    actor = operator.actor(request)
     if action == "retry":
-        outcome = await store.retry(escalation_id, note=body.note, now=now)
+        outcome = await store.retry(
+            escalation_id, note=body.note, now=now, actor=actor, properties=operator.properties
+        )
         if RUNTIME in request.app:
             request.app[RUNTIME].wake_reconciler()
             request.app[RUNTIME].wake_calls()
     else:
-        outcome = await store.resolve(escalation_id, note=body.note, now=now)
+        outcome = await store.resolve(
+            escalation_id, note=body.note, now=now, actor=actor, properties=operator.properties
+        )
     if outcome == "not_found":
         return error(404, "not_found", "no such open escalation")
     return json_response({"id": escalation_id, "outcome": outcome})
+
+
+def note_problem(note: str) -> str | None:
+    """What is wrong with an operator's note, if anything."""
+    if not note.strip():
+        return "must not be empty"
+    if len(note) > MAX_NOTE_CHARS:
+        return f"must be at most {MAX_NOTE_CHARS} characters"
+    if _CONTROL.search(note):
+        return "must not contain control characters"
+    return None
 
 
 async def retry_escalation(request: web.Request) -> web.Response:

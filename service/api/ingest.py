@@ -1,7 +1,12 @@
 """How does a PMS hand us a booking? `POST /v1/events` and `POST /v1/events:batch`.
 
-Order of checks: size (413), credentials (401, no detail), decoding (422 with every problem),
-the body's source against the credentials (403), validation (422), then the group commit.
+Order of checks: size (413), credentials (401), the source's rate limit (429), a replayed
+webhook-id (409), decoding (422 with every problem), the body's source against the credentials
+(403), each `booking.property_id`: configured (else 422) and served by the source (else 403),
+validation (422), then the group commit. A body over `OFF_LOOP_BYTES` is decoded on a worker
+thread (a refused one is walked there for every problem) and its events are validated in
+slices that give the event loop back every few milliseconds, as are the log lines of a large
+batch: a few maximum batches never stall `/healthz` or other requests.
 202 means committed; a repeat answers like the first; a changed body under a stored id is 409.
 An invalid email or phone does not refuse the event: it is dropped before the event is stored
 and the answer lists it under `warnings` (a 422 lists them too, beside the problems).
@@ -9,23 +14,51 @@ and the answer lists it under `warnings` (a 422 lists them too, beside the probl
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
 
-from service.api.auth import authenticate_source
+from service.api.auth import SourceCaller, admit_source, forget_webhook_id
 from service.api.responses import error, json_response
 from service.domain.booking import BookingEvent, Problem
 from service.domain.decoding import decode_batch, decode_event
-from service.domain.validation import InvalidEvent, ValidEvent, validate_batch, validate_event
+from service.domain.validation import (
+    InvalidEvent,
+    ReceivedAt,
+    ValidEvent,
+    combine_batch,
+    validate_event,
+)
 from service.ingest import IngestUnavailable
-from service.keys import COMMITTER, METRICS, REQUEST_ID, SETTINGS
+from service.keys import CLOCK, COMMITTER, HOTELS, METRICS, REQUEST_ID, SETTINGS
 from service.store.events import AppendResult
 
 log = logging.getLogger(__name__)
+
+# Bodies larger than this are decoded on a worker thread and validated in slices (a batch of
+# 500 events takes hundreds of milliseconds of pure Python; a small event is quicker inline).
+OFF_LOOP_BYTES = 64 * 1024
+# How long the loop may be held between two yields while a large batch is validated or logged.
+SLICE_SECONDS = 0.002
+
+
+class LargeBodies:
+    """Where large bodies are decoded (one thread) and validated (one at a time, in slices):
+    however many arrive together, the loop is held for one slice at a time."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self.executor = executor
+        self.gate = asyncio.Semaphore(1)
+
+
+VALIDATION: web.AppKey[LargeBodies] = web.AppKey("validation", LargeBodies)
+_REASONS = {401: "unauthorized", 409: "replayed", 429: "rate_limited", 503: "unavailable"}
 
 
 class _Refused(Exception):
@@ -85,17 +118,43 @@ async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
     endpoint = "batch" if batch else "event"
     started = time.perf_counter()
     source = "unknown"
+    caller: SourceCaller | None = None
     try:
         body = await _read_body(request)
-        authenticated = authenticate_source(request, body)
-        if authenticated is None:
-            raise _Refused(
-                error(401, "unauthorized", "missing or invalid credentials"), "unauthorized"
-            )
-        source = authenticated
-        events = _decode(body, batch=batch, source=source)
+        admitted = await admit_source(request, body)
+        if isinstance(admitted, web.Response):
+            raise _Refused(admitted, _REASONS.get(admitted.status, "unauthorized"))
+        caller = admitted
+        source = caller.source
+        try:  # refuse at once, before any work, while the database is known to be down
+            request.app[COMMITTER].check_available()
+        except IngestUnavailable as exc:
+            raise _unavailable(exc) from None
+        received = ReceivedAt(
+            at=request.app[CLOCK].now(), max_skew=request.app[HOTELS].events.max_clock_skew
+        )
+        decode = functools.partial(
+            _decode,
+            body,
+            batch=batch,
+            source=source,
+            served=caller.served,
+            configured=request.app[HOTELS].properties.keys(),
+        )
+        if len(body) > OFF_LOOP_BYTES:
+            large = request.app[VALIDATION]
+            async with large.gate:
+                loop = asyncio.get_running_loop()
+                decoded = await loop.run_in_executor(large.executor, decode)
+                verdicts = [v async for v in _validate_in_slices(decoded, received)]
+        else:
+            decoded = decode()
+            verdicts = [validate_event(e, received) for e in decoded]
+        events = _judge(decoded, verdicts, batch=batch)
         results = await _commit(request, events, batch=batch)
     except _Refused as refused:
+        if caller is not None:
+            await forget_webhook_id(request, caller)
         metrics.events_rejected.labels(source=source, reason=refused.reason).inc()
         log.info(
             "event refused",
@@ -111,7 +170,11 @@ async def _ingest(request: web.Request, *, batch: bool) -> web.Response:
         return refused.response
     finally:
         metrics.ingest_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    last_yield = time.perf_counter()
     for result, valid in zip(results, events, strict=True):
+        if time.perf_counter() - last_yield > SLICE_SECONDS:
+            await asyncio.sleep(0)  # a large batch's log lines: let the loop breathe
+            last_yield = time.perf_counter()
         stored = result.status == "stored"
         counter = metrics.events_accepted if stored else metrics.events_duplicate
         counter.labels(source=source).inc()
@@ -155,7 +218,16 @@ def _invalid(
     return json_response(body, status=422)
 
 
-def _decode(body: bytes, *, batch: bool, source: str) -> tuple[ValidEvent, ...]:
+def _decode(
+    body: bytes,
+    *,
+    batch: bool,
+    source: str,
+    served: Collection[str],
+    configured: Collection[str],
+) -> tuple[BookingEvent, ...]:
+    """The body's events, if they are structurally events of this source for its properties.
+    Runs on a worker thread for a large body: it touches nothing but its arguments."""
     decoded: tuple[BookingEvent, ...] | BookingEvent | list[Problem]
     decoded = decode_batch(body) if batch else decode_event(body)
     if isinstance(decoded, list):
@@ -176,6 +248,30 @@ def _decode(body: bytes, *, batch: bool, source: str) -> tuple[ValidEvent, ...]:
             "forbidden",
             problems=foreign,
         )
+    unknown = [
+        Problem(path=f"{prefix(i)}booking.property_id", message="no such property is configured")
+        for i, e in enumerate(events)
+        if e.booking.property_id not in configured
+    ]
+    if unknown:
+        raise _Refused(
+            error(422, "invalid", "the property is not configured", unknown),
+            "unknown_property",
+            events=events,
+            problems=unknown,
+        )
+    not_served = [
+        Problem(path=f"{prefix(i)}booking.property_id", message="is not served by this source")
+        for i, e in enumerate(events)
+        if e.booking.property_id not in served
+    ]
+    if not_served:
+        raise _Refused(
+            error(403, "forbidden", "the property is not one this source serves", not_served),
+            "foreign_property",
+            events=events,
+            problems=not_served,
+        )
     seen: dict[str, int] = {}
     repeated = []
     for i, e in enumerate(events):
@@ -191,7 +287,29 @@ def _decode(body: bytes, *, batch: bool, source: str) -> tuple[ValidEvent, ...]:
             events=events,
             problems=repeated,
         )
-    validated = validate_batch(events) if batch else validate_event(events[0])
+    return events
+
+
+async def _validate_in_slices(
+    events: Sequence[BookingEvent], received: ReceivedAt
+) -> AsyncIterator[ValidEvent | InvalidEvent]:
+    """Each event's verdict, giving the loop back every `SLICE_SECONDS`."""
+    last_yield = time.perf_counter()
+    for event in events:
+        if time.perf_counter() - last_yield > SLICE_SECONDS:
+            await asyncio.sleep(0)
+            last_yield = time.perf_counter()
+        yield validate_event(event, received)
+
+
+def _judge(
+    events: Sequence[BookingEvent],
+    verdicts: Sequence[ValidEvent | InvalidEvent],
+    *,
+    batch: bool,
+) -> tuple[ValidEvent, ...]:
+    """The events fit to store, or the 422 naming every problem (and what would be dropped)."""
+    validated = combine_batch(verdicts) if batch else verdicts[0]
     if isinstance(validated, InvalidEvent):
         what = "the batch is not valid" if batch else "the event is not valid"
         raise _Refused(
@@ -208,10 +326,8 @@ async def _commit(
 ) -> tuple[AppendResult, ...]:
     try:
         unit = await request.app[COMMITTER].append(events)
-    except IngestUnavailable:
-        raise _Refused(
-            error(503, "unavailable", "the event could not be stored; retry later"), "unavailable"
-        ) from None
+    except IngestUnavailable as exc:
+        raise _unavailable(exc) from None
     if unit.conflict:
         problems = [
             Problem(
@@ -230,6 +346,13 @@ async def _commit(
             problems=problems,
         )
     return unit.results
+
+
+def _unavailable(exc: IngestUnavailable) -> _Refused:
+    """503 with Retry-After: nothing was stored, the sender should send it again later."""
+    response = error(503, "unavailable", f"the event was not stored ({exc.reason}); retry later")
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return _Refused(response, "unavailable")
 
 
 def _answer(result: AppendResult, valid: ValidEvent) -> dict[str, object]:

@@ -1,7 +1,10 @@
 """How does an operator (or Inlet, through one) re-sync access? `POST /v1/resync`, progress by id.
 
-A dry run (the default) only counts the active grants the selector matches; `dry_run: false`
-queues a regenerating UpdateAccess for each, and `GET /v1/resync/{id}` follows them.
+A dry run (the default) only counts the active grants the selector matches, and any operator
+role may ask for it; `dry_run: false` queues a regenerating UpdateAccess for each (roles
+operator and admin), written to the audit trail in the same transaction, and
+`GET /v1/resync/{id}` follows them. An operator limited to some properties must name one of
+them as `selector.property_id`, and follows only such re-syncs.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import logging
 import msgspec
 from aiohttp import web
 
-from service.api.auth import is_admin
+from service.api.auth import require_operator
+from service.api.escalations import note_problem, row_id
 from service.api.responses import error, json_response, problem_from
 from service.domain.booking import Problem
 from service.keys import CLOCK, DATABASE, RUNTIME
@@ -31,37 +35,42 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/resync/{resync_id}", resync_progress)
 
 
+def _invalid(message: str, path: str, problem: str) -> web.Response:
+    return error(422, "invalid", message, [Problem(path=path, message=problem)])
+
+
 async def start_resync(request: web.Request) -> web.Response:
-    if not is_admin(request):
-        return error(401, "unauthorized", "an admin token is required")
+    operator = require_operator(request, "read", "count grants to re-sync")
+    if isinstance(operator, web.Response):
+        return operator
     try:
         body = msgspec.json.decode(await request.read(), type=ResyncRequest)
     except msgspec.ValidationError as exc:
         return error(422, "invalid", "the re-sync request is not valid", [problem_from(exc)])
-    except msgspec.DecodeError:
-        return error(
-            422,
-            "invalid",
-            "the body is not valid JSON",
-            [Problem(path="", message="is not valid JSON")],
-        )
+    except (msgspec.DecodeError, RecursionError):
+        return _invalid("the body is not valid JSON", "", "is not valid JSON")
     if body.selector.is_empty():
-        return error(
-            422,
-            "invalid",
+        return _invalid(
             "a re-sync needs at least one filter",
-            [
-                Problem(
-                    path="selector",
-                    message="give property_id, access_points, resource_ids or bookings",
-                )
-            ],
+            "selector",
+            "give property_id, access_points, resource_ids or bookings",
+        )
+    if body.note is not None and (problem := note_problem(body.note)):
+        return _invalid("the note is not valid", "note", problem)
+    if operator.properties is not None and body.selector.property_id not in operator.properties:
+        return error(
+            403,
+            "forbidden",
+            "re-sync a property you look after",
+            [Problem(path="selector.property_id", message="must be one of your properties")],
         )
     store = ResyncStore(request.app[DATABASE])
     if body.dry_run:
         return json_response({"dry_run": True, "matched": await store.count(body.selector)})
+    if not operator.may("act"):
+        return error(403, "forbidden", f"the role {operator.role} may not start a re-sync")
     started = await store.start(
-        body.selector, requested_by="api", now=request.app[CLOCK].now(), note=body.note
+        body.selector, actor=operator.actor(request), now=request.app[CLOCK].now(), note=body.note
     )
     log.warning(
         "re-sync started",
@@ -70,6 +79,7 @@ async def start_resync(request: web.Request) -> web.Response:
             "resync_id": started.resync_id,
             "matched": started.matched,
             "queued": started.queued,
+            "operator": operator.name,
         },
     )
     if RUNTIME in request.app:
@@ -78,14 +88,16 @@ async def start_resync(request: web.Request) -> web.Response:
 
 
 async def resync_progress(request: web.Request) -> web.Response:
-    if not is_admin(request):
-        return error(401, "unauthorized", "an admin token is required")
-    try:
-        resync_id = int(request.match_info["resync_id"])
-    except ValueError:
-        return error(404, "not_found", "no such re-sync")
-    progress = await ResyncStore(request.app[DATABASE]).progress(resync_id)
-    if progress is None:
+    operator = require_operator(request, "read", "follow re-syncs")
+    if isinstance(operator, web.Response):
+        return operator
+    resync_id = row_id(request.match_info["resync_id"])
+    progress = None
+    if resync_id is not None:
+        progress = await ResyncStore(request.app[DATABASE]).progress(resync_id)
+    if progress is None or (
+        operator.properties is not None and progress.selector.property_id not in operator.properties
+    ):
         return error(404, "not_found", "no such re-sync")
     body = msgspec.to_builtins(progress)
     body["done"] = progress.done

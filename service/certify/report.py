@@ -1,10 +1,17 @@
-"""What does the certification reviewer read? report.md, a self-contained report.html, junit.xml."""
+"""What does the certification reviewer read? report.md, a self-contained report.html, junit.xml.
+
+Both reports open with what the run ran against and rests on (the header: target, build,
+properties digest, clock, time zone, retry rule, scope, the assumed Inlet API facts), then per
+scenario the checks, what to look up at Inlet (time window, bookingIds, externalIds,
+ReferenceIds) and the evidence.
+"""
 
 from __future__ import annotations
 
 import html
 import itertools
 import platform
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,10 +20,12 @@ from typing import Any
 
 import msgspec
 
-from service import __version__
-from service.certify.context import ScenarioResult, Target
+from service.certify.context import ScenarioResult
+from service.certify.contract import CONTRACT_DOC
 from service.properties import HotelsConfig
 from service.settings import Settings
+
+REPORT_FILES = ("report.md", "report.html", "junit.xml")
 
 MERMAID = """flowchart LR
     PMS[PMS webhooks / Spectra poller] -->|POST /v1/events| API[inlet-bridge ingest]
@@ -38,10 +47,20 @@ _BOXES = [
 ]
 
 
+# The way back from Inlet: a dashed curve under the boxes, its label clear below the curve's
+# lowest point (y = 100 at its middle), so no line runs through the text.
+_RETURN_PATH = "M 820 70 C 820 110, 70 110, 70 72"
+_RETURN_LABEL_Y = 130
+_RETURN_LABEL = (
+    "reference, code, link, message: stored, sent back to the PMS (webhooks, write-back,"
+    " access API)"
+)
+
+
 def _svg() -> str:
     """The data flow as inline SVG (no script, no font download)."""
     parts = [
-        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 900 150" role="img"'
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 900 145" role="img"'
         ' aria-label="API data flow">'
     ]
     for label, x in _BOXES:
@@ -56,10 +75,10 @@ def _svg() -> str:
             f'<line x1="{x + 120}" y1="50" x2="{x + 150}" y2="50" stroke="#35588a" marker-end="url(#a)"/>'
         )
     parts.append(
-        '<path d="M 820 70 C 820 130, 70 130, 70 72" fill="none" stroke="#35588a" stroke-dasharray="4" marker-end="url(#a)"/>'
+        f'<path d="{_RETURN_PATH}" fill="none" stroke="#35588a" stroke-dasharray="4" marker-end="url(#a)"/>'
     )
     parts.append(
-        '<text x="445" y="120" text-anchor="middle" font-size="12">reference, code, link, message: stored, sent back to the PMS (webhooks, write-back, access API)</text>'
+        f'<text x="445" y="{_RETURN_LABEL_Y}" text-anchor="middle" font-size="12">{_RETURN_LABEL}</text>'
     )
     parts.append(
         '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#35588a"/></marker></defs></svg>'
@@ -115,53 +134,124 @@ def scope_and_limitations(hotels: HotelsConfig) -> tuple[list[str], list[str]]:
     return scope, limits
 
 
+class RunHeader(msgspec.Struct, frozen=True, kw_only=True):
+    """What a run ran against and rests on: the top of both reports."""
+
+    target_url: str
+    target_kind: str
+    build: str
+    properties_file: str
+    properties_sha256: str
+    clock: str
+    time_zone: str
+    retry: str
+    scope: str
+    run_tag: str
+    started_at: datetime
+    ended_at: datetime
+    assumed: tuple[tuple[str, str], ...]
+
+    def items(self) -> list[tuple[str, str]]:
+        return [
+            ("target", f"{self.target_url} ({self.target_kind})"),
+            ("build", self.build),
+            ("properties file", f"{self.properties_file} (sha256 {self.properties_sha256})"),
+            ("clock", self.clock),
+            ("time zone", self.time_zone),
+            ("retry settings", self.retry),
+            ("scope", self.scope),
+            (
+                "run tag",
+                f"{self.run_tag} (every bookingId of this run starts with it)"
+                if self.run_tag
+                else "none (a fresh in-process sandbox: bookingIds start with the scenario id)",
+            ),
+            ("run", f"{_time(self.started_at)} to {_time(self.ended_at)} (wall clock)"),
+            ("python", platform.python_version()),
+        ]
+
+
+ASSUMED_TITLE = f"Assumed, not published by Inlet ({CONTRACT_DOC}, section 2)"
+LOOKUP_TITLE = "To find it at Inlet"
+
+
+def _time(at: datetime | None) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds") if at else "-"
+
+
+def lookup(result: ScenarioResult) -> list[tuple[str, str]]:
+    """What Inlet's reviewer searches their logs for: the window and the ids sent."""
+    window = f"{_time(result.started_at)} to {_time(result.ended_at)}"
+    return [
+        ("time window", window),
+        ("bookingId", ", ".join(result.booking_ids) or "none sent"),
+        ("externalId", ", ".join(result.external_ids) or "none sent"),
+        ("ReferenceId", ", ".join(result.reference_ids) or "none sent or answered"),
+    ]
+
+
+def result_label(result: ScenarioResult) -> str:
+    if result.status == "not_run":
+        return f"not run: {result.not_run_reason}" if result.not_run_reason else "not run"
+    return result.status
+
+
 def write_reports(
     out: Path,
     results: Sequence[ScenarioResult],
     *,
     settings: Settings,
-    target: Target,
-    properties: Path,
+    header: RunHeader,
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     hotels = settings.require_hotels()
     scope, limits = scope_and_limitations(hotels)
-    meta = {
-        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "inlet-bridge": __version__,
-        "python": platform.python_version(),
-        "target": target,
-        "properties file": str(properties),
-    }
-    (out / "report.md").write_text(_markdown(results, meta, scope, limits))
-    (out / "report.html").write_text(_html(results, meta, scope, limits))
-    _junit(results).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
+    markdown, page, junit = REPORT_FILES
+    (out / markdown).write_text(_markdown(results, header, scope, limits))
+    (out / page).write_text(_html(results, header, scope, limits))
+    _junit(results).write(out / junit, encoding="utf-8", xml_declaration=True)
 
 
 def _json(value: Any) -> str:
     return msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "/")
+
+
 def _markdown(
-    results: Sequence[ScenarioResult], meta: dict[str, str], scope: list[str], limits: list[str]
+    results: Sequence[ScenarioResult], header: RunHeader, scope: list[str], limits: list[str]
 ) -> str:
     lines = ["# inlet-bridge: Inlet certification evidence", ""]
-    lines += [f"- **{k}**: {v}" for k, v in meta.items()]
+    lines += [f"- **{k}**: {v}" for k, v in header.items()]
+    lines += ["", f"## {ASSUMED_TITLE}", ""]
+    lines += [f"- **{number}** {fact}" for number, fact in header.assumed]
     passed = sum(r.status == "pass" for r in results)
-    lines += ["", f"**{passed} of {len(results)} scenarios passed.**", "", "## Scenarios", ""]
+    not_run = sum(r.status == "not_run" for r in results)
+    lines += [
+        "",
+        f"**{passed} of {len(results)} scenarios passed; {not_run} not run.**",
+        "",
+        "## Scenarios",
+        "",
+    ]
     lines += ["| scenario | what Inlet asks | result | checks |", "|---|---|---|---|"]
     for r in results:
         ok = sum(c.status == "pass" for c in r.checks)
         lines.append(
-            f"| {r.id} {r.title} | {r.reference} | **{r.status}** | {ok}/{len(r.checks)} |"
+            f"| {r.id} {r.title} | {r.reference} | **{_cell(result_label(r))}** | {ok}/{len(r.checks)} |"
         )
     lines += ["", "## API data flow", "", "```mermaid", MERMAID, "```", ""]
     lines += ["## Certified scope (from the configuration)", ""] + [f"- {s}" for s in scope]
     lines += ["", "## Known limitations", ""] + [f"- {s}" for s in limits]
     for r in results:
-        lines += ["", f"## {r.id}: {r.title} — {r.status}", "", f"Inlet's text: {r.reference}.", ""]
-        lines += ["| check | result | detail |", "|---|---|---|"]
-        lines += [f"| {c.name} | {c.status} | {c.detail.replace('|', '/')} |" for c in r.checks]
+        lines += ["", f"## {r.id}: {r.title} — {result_label(r)}", ""]
+        lines += [f"Inlet's text: {r.reference}.", ""]
+        lines += [f"| {LOOKUP_TITLE} | |", "|---|---|"]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in lookup(r)]
+        lines += ["", "| check | result | detail |", "|---|---|---|"]
+        lines += [f"| {c.name} | {c.status} | {_cell(c.detail)} |" for c in r.checks]
         lines += [
             "",
             "<details><summary>Events sent (personal data masked)</summary>",
@@ -199,12 +289,12 @@ pre{background:#f4f6f8;padding:.6rem;overflow:auto;font-size:.8rem}"""
 
 
 def _html(
-    results: Sequence[ScenarioResult], meta: dict[str, str], scope: list[str], limits: list[str]
+    results: Sequence[ScenarioResult], header: RunHeader, scope: list[str], limits: list[str]
 ) -> str:
     e = html.escape
     rows = "".join(
         f'<tr><td><a href="#{e(r.id)}">{e(r.id)}</a> {e(r.title)}</td><td>{e(r.reference)}</td>'
-        f'<td class="{r.status}">{r.status}</td><td>{sum(c.status == "pass" for c in r.checks)}/{len(r.checks)}</td></tr>'
+        f'<td class="{r.status}">{e(result_label(r))}</td><td>{sum(c.status == "pass" for c in r.checks)}/{len(r.checks)}</td></tr>'
         for r in results
     )
     sections = []
@@ -213,17 +303,25 @@ def _html(
             f'<tr><td>{e(c.name)}</td><td class="{c.status}">{c.status}</td><td>{e(c.detail)}</td></tr>'
             for c in r.checks
         )
+        ids = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in lookup(r))
         sections.append(
-            f'<h2 id="{e(r.id)}">{e(r.id)}: {e(r.title)} — <span class="{r.status}">{r.status}</span></h2>'
-            f"<p>Inlet's text: {e(r.reference)}</p><table><tr><th>check</th><th>result</th><th>detail</th></tr>{checks}</table>"
+            f'<h2 id="{e(r.id)}">{e(r.id)}: {e(r.title)} — <span class="{r.status}">{e(result_label(r))}</span></h2>'
+            f"<p>Inlet's text: {e(r.reference)}</p>"
+            f'<table class="lookup"><tr><th colspan="2">{e(LOOKUP_TITLE)}</th></tr>{ids}</table>'
+            f"<table><tr><th>check</th><th>result</th><th>detail</th></tr>{checks}</table>"
             f"<details><summary>Events sent (masked)</summary><pre>{e(_json(list(r.events)))}</pre></details>"
             f"<details><summary>Inlet calls and answers (masked)</summary><pre>{e(_json(list(r.inlet_calls)))}</pre></details>"
             f"<details><summary>Service log lines</summary><pre>{e(chr(10).join(r.log_lines))}</pre></details>"
         )
-    head = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in meta.items())
+    head = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in header.items())
+    assumed = "".join(f"<li><b>{e(n)}</b> {_code(e(fact))}</li>" for n, fact in header.assumed)
+    passed = sum(r.status == "pass" for r in results)
+    not_run = sum(r.status == "not_run" for r in results)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>inlet-bridge certification</title>'
-        f"<style>{_CSS}</style></head><body><h1>inlet-bridge: Inlet certification evidence</h1><ul>{head}</ul>"
+        f"<style>{_CSS}</style></head><body><h1>inlet-bridge: Inlet certification evidence</h1>"
+        f'<ul class="header">{head}</ul><h2>{e(ASSUMED_TITLE)}</h2><ul class="assumed">{assumed}</ul>'
+        f"<p><b>{passed} of {len(results)} scenarios passed; {not_run} not run.</b></p>"
         f"<table><tr><th>scenario</th><th>what Inlet asks</th><th>result</th><th>checks</th></tr>{rows}</table>"
         f"<h2>API data flow</h2>{_svg()}"
         "<h2>Certified scope (from the configuration)</h2><ul>"
@@ -235,6 +333,11 @@ def _html(
         + "".join(sections)
         + "</body></html>\n"
     )
+
+
+def _code(escaped: str) -> str:
+    """Markdown's `inline code` as HTML <code> (the text is already escaped)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
 
 
 def _junit(results: Sequence[ScenarioResult]) -> ET.ElementTree[ET.Element]:
@@ -254,5 +357,5 @@ def _junit(results: Sequence[ScenarioResult]) -> ET.ElementTree[ET.Element]:
             node = ET.SubElement(case, "failure", message=failed[0].name)
             node.text = "\n".join(f"{c.name}: {c.detail}" for c in failed)
         elif r.status == "not_run":
-            ET.SubElement(case, "skipped", message="needs the Inlet sandbox")
+            ET.SubElement(case, "skipped", message=f"not run: {r.not_run_reason or 'no reason'}")
     return ET.ElementTree(suite)

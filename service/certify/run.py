@@ -1,12 +1,14 @@
 """How does a partner prepare for the certification meeting? `inlet-bridge certify`.
 
-Starts what it needs (a PostgreSQL database, the service, the Inlet sandbox), runs every
-scenario in scope through the real ingest API, checks the outcome from outside (what Inlet
-holds, what it would send, whether codes open the right doors only inside their period, what
-the service stored and logged), and writes report.md, report.html and junit.xml. Exit 1 when
-any check failed, 2 when the run cannot start (no scenario in scope, no INLET_TEST_BASE_URL),
-otherwise 0: checks that only the sandbox can answer are not run against Inlet's test
-environment, and a check not run does not fail the run.
+Starts what it needs (a PostgreSQL database, the service, and the in-process Inlet sandbox
+unless `--target inlet-test` names another Inlet), runs every scenario in scope through the
+real ingest API, checks the outcome from outside (what Inlet holds, what it would send, whether
+codes open the right doors only inside their period, what the service stored and logged), and
+writes report.md, report.html and junit.xml. Against another Inlet the run is on the wall
+clock with a retry rule in seconds; scenarios that need faults run only where the target can
+inject them. Exit 1 when any check failed, 2 when the run cannot start (no scenario in scope,
+no or unreachable INLET_TEST_BASE_URL, retry options without a wall-clock target), otherwise
+0: a check not run (sandbox-only, or needing fault injection) does not fail the run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ import asyncpg
 import msgspec
 
 from service.certify.context import (
+    NEEDS_FAULTS,
     Check,
     Context,
     ScenarioResult,
@@ -33,10 +36,25 @@ from service.certify.context import (
     Target,
     personal_values,
     redact,
+    sent_ids,
 )
-from service.certify.report import write_reports
-from service.certify.scenarios import Scenario, in_scope
+from service.certify.contract import ASSUMED_INLET
+from service.certify.report import RunHeader, write_reports
+from service.certify.scenarios import SCENARIOS, Scenario, in_scope
 from service.certify.stage import Stage, stage
+from service.certify.target import (
+    DEFAULT_RETRY_INTERVAL_SECONDS,
+    IN_PROCESS,
+    SANDBOX_PROCESS,
+    RunRetry,
+    RunTarget,
+    TargetUnreachable,
+    build_info,
+    clock_description,
+    file_sha256,
+    probe_target,
+    time_zone_description,
+)
 from service.logs import JsonFormatter, Masker
 from service.settings import Settings
 from service.store.db import Database, EmbeddedPostgres
@@ -47,14 +65,19 @@ ADMIN_TOKEN = "certify-admin-token"  # noqa: S105 - made up for this run's opera
 
 
 class _Capture(logging.Handler):
-    """The service's log lines (JSON, masked), kept to show them per scenario."""
+    """The service's log lines (JSON, masked), kept to show them per scenario, stamped with
+    the run's clock (one time base in the report, simulated or not)."""
 
     def __init__(self, masker: Masker) -> None:
         super().__init__(logging.INFO)
         self.setFormatter(JsonFormatter(masker))
         self.lines: list[str] = []
+        self.clock: Callable[[], datetime] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.clock is not None:
+            record = logging.makeLogRecord(record.__dict__)
+            record.created = self.clock().timestamp()
         self.lines.append(self.format(record))
 
 
@@ -107,6 +130,21 @@ async def _fresh_database(server_dsn: str) -> str:
     return dsn
 
 
+class _Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """What a run will do, settled before anything starts."""
+
+    scenarios: list[Scenario]
+    target: RunTarget
+    run_tag: str
+    retry_interval: float | None
+    retry_max: float | None
+
+
+def _fail(message: str) -> int:
+    print(f"inlet-bridge certify: {message}", file=sys.stderr)
+    return 2
+
+
 async def run_certify(
     environ: Mapping[str, str],
     *,
@@ -114,18 +152,43 @@ async def run_certify(
     target: Target = "sandbox",
     scope: list[str] | None = None,
     properties: Path | None = None,
+    retry_interval: float | None = None,
+    retry_max: float | None = None,
 ) -> int:
     scenarios = in_scope(scope)
     if not scenarios:
-        print(f"inlet-bridge certify: no scenario matches {scope}", file=sys.stderr)
-        return 2
-    inlet_url = environ.get("INLET_TEST_BASE_URL") if target == "inlet-test" else None
-    if target == "inlet-test" and not inlet_url:
-        print(
-            "inlet-bridge certify: --target inlet-test needs INLET_TEST_BASE_URL", file=sys.stderr
-        )
-        return 2
+        return _fail(f"no scenario matches {scope}")
+    if target == "inlet-test":
+        inlet_url = environ.get("INLET_TEST_BASE_URL")
+        if not inlet_url:
+            return _fail("--target inlet-test needs INLET_TEST_BASE_URL")
+        try:
+            run_target = await probe_target(inlet_url)
+        except TargetUnreachable as exc:
+            return _fail(f"INLET_TEST_BASE_URL: {exc}")
+    else:
+        if retry_interval is not None or retry_max is not None:
+            return _fail(
+                "--retry-interval and --retry-max apply to wall-clock runs (--target"
+                " inlet-test); the in-process run uses the properties file's [retry] on its"
+                " simulated clock"
+            )
+        run_target = RunTarget(kind=IN_PROCESS, url="")
+    for name, value in (("--retry-interval", retry_interval), ("--retry-max", retry_max)):
+        if value is not None and value <= 0:
+            return _fail(f"{name} must be more than 0 seconds")
+    if retry_max is not None and retry_max < (retry_interval or DEFAULT_RETRY_INTERVAL_SECONDS):
+        return _fail("--retry-max must be at least the retry interval")
+    plan = _Plan(
+        scenarios=scenarios,
+        target=run_target,
+        # Inlet keeps grants by externalId: a run against a long-lived Inlet gets its own ids.
+        run_tag=uuid.uuid4().hex[:6].upper() if run_target.wall_clock else "",
+        retry_interval=retry_interval,
+        retry_max=retry_max,
+    )
     properties = properties or PROPERTIES
+    started_at = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="inlet-bridge-certify-") as scratch:
         embedded = None
         server = environ.get("DATABASE_URL")
@@ -137,80 +200,111 @@ async def run_certify(
                 certify_environ(environ, await _fresh_database(server), properties)
             )
             source_token = settings.require_hotels().sources["demo-pms"].token
-            results = await _run_all(
+            retry = RunRetry.of(
+                settings.require_hotels(),
+                wall_clock=run_target.wall_clock,
+                interval_seconds=retry_interval,
+                max_seconds=retry_max,
+            )
+            tag = f"run tag {plan.run_tag}; " if plan.run_tag else ""
+            print(
+                f"certifying against {run_target.url or 'the in-process sandbox'}"
+                f" ({run_target.kind}); {tag}retries {retry.describe()}",
+                flush=True,
+            )
+            results, target_url = await _run_all(
                 settings,
-                scenarios,
-                target=target,
-                inlet_url=inlet_url,
+                plan,
+                retry,
                 source_token=source_token.reveal() if source_token else SOURCE_TOKEN,
             )
         finally:
             if embedded is not None:
                 embedded.stop()
-    write_reports(out, results, settings=settings, target=target, properties=properties)
+    header = RunHeader(
+        target_url=target_url,
+        target_kind=run_target.kind,
+        build=build_info(),
+        properties_file=str(properties),
+        properties_sha256=file_sha256(properties),
+        clock=clock_description(run_target),
+        time_zone=time_zone_description(settings.require_hotels()),
+        retry=retry.describe(),
+        scope=_scope(scope, scenarios),
+        run_tag=plan.run_tag,
+        started_at=started_at,
+        ended_at=datetime.now(UTC),
+        assumed=ASSUMED_INLET,
+    )
+    write_reports(out, results, settings=settings, header=header)
     failed = [r for r in results if r.status == "fail"]
     print(
         f"{sum(r.status == 'pass' for r in results)} passed, {len(failed)} failed"
         f" ({sum(r.status == 'not_run' for r in results)} not run); report in {out}"
     )
-    # A check not run (sandbox-only, against Inlet's test environment) is reported, not failed.
+    # A check not run (sandbox-only, or needing faults the target cannot inject) is reported,
+    # never passed, and does not fail the run.
     return 1 if failed else 0
 
 
+def _scope(scope: list[str] | None, scenarios: list[Scenario]) -> str:
+    ids = ", ".join(s.id for s in scenarios)
+    if not scope:
+        return f"all {len(scenarios)} scenarios: {ids}"
+    return f"--scope {' '.join(scope)}: {len(scenarios)} of {len(SCENARIOS)} scenarios: {ids}"
+
+
 async def _run_all(
-    settings: Settings,
-    scenarios: list[Scenario],
-    *,
-    target: Target,
-    inlet_url: str | None,
-    source_token: str,
-) -> list[ScenarioResult]:
+    settings: Settings, plan: _Plan, retry: RunRetry, *, source_token: str
+) -> tuple[list[ScenarioResult], str]:
     results: list[ScenarioResult] = []
+    target = plan.target
     with _captured_logs(Masker(settings.log_mask_key)) as logs:
         async with stage(
             settings,
-            start=datetime.now(UTC),
             source_token=source_token,
             admin_token=ADMIN_TOKEN,
-            inlet_url=inlet_url,
+            inlet_url=target.url if target.wall_clock else None,
+            inlet_sandbox_endpoints=target.kind == SANDBOX_PROCESS,
+            retry=retry.policy() if retry.set_for_run else None,
             kind=Stage,
         ) as running:
-            for scenario in scenarios:
+            logs.clock = running.clock.now
+            for scenario in plan.scenarios:
                 first_line = len(logs.lines)
-                ctx = Context(running, target, scenario.id)
-                result = await _run_one(scenario, ctx, target)
+                ctx = Context(running, scenario.id, run_tag=plan.run_tag)
+                result = await _run_one(scenario, ctx)
                 if result.status != "not_run":
                     ctx.personal |= personal_values(await ctx.inlet_calls())
-                lines = tuple(
-                    line
-                    for line in logs.lines[first_line:]
-                    if scenario.id.replace(".", "-").upper() in line
-                )
+                lines = tuple(line for line in logs.lines[first_line:] if ctx.prefix in line)
                 result = _with_logs(result, lines, ctx)
                 results.append(result)
-                print(f"[{result.status.upper():7}] {scenario.id:15} {scenario.title}", flush=True)
-    return results
+                reason = f" ({result.not_run_reason})" if result.not_run_reason else ""
+                print(
+                    f"[{result.status.upper():7}] {scenario.id:15} {scenario.title}{reason}",
+                    flush=True,
+                )
+            if running.has_sandbox:  # a sandbox process outlives the run: leave it unarmed
+                await running.clear_faults()
+            return results, running.inlet_url
 
 
-async def _run_one(scenario: Scenario, ctx: Context, target: Target) -> ScenarioResult:
+async def _run_one(scenario: Scenario, ctx: Context) -> ScenarioResult:
     error = None
-    if scenario.needs_faults and target != "sandbox":
-        ctx.checks.append(
-            Check(
-                name="whole scenario",
-                status="not_run",
-                detail="needs the sandbox's fault injection",
-            )
-        )
+    if scenario.needs_faults and not ctx.has_sandbox:
+        ctx.not_run("whole scenario", NEEDS_FAULTS)
     else:
         try:
             await ctx.begin()
             await scenario.run(ctx)
+            await ctx.check_event_times()
         except Exception as exc:  # a crashed scenario is a failed one, with its traceback
             error = "".join(traceback.format_exception_only(exc)).strip()
             ctx.checks.append(Check(name="scenario ran to the end", status="fail", detail=error))
+    ended_at = ctx.now
     status = _status(ctx.checks)
     calls = await ctx.inlet_calls() if status != "not_run" else []
+    booking_ids, external_ids, reference_ids = sent_ids(calls)
     return ScenarioResult(
         id=scenario.id,
         title=scenario.title,
@@ -222,7 +316,17 @@ async def _run_one(scenario: Scenario, ctx: Context, target: Target) -> Scenario
         log_lines=(),
         seconds=round(time.perf_counter() - ctx.started, 3),
         error=error,
+        not_run_reason=_not_run_reason(ctx.checks) if status == "not_run" else None,
+        started_at=ctx.started_at,
+        ended_at=ended_at,
+        booking_ids=booking_ids,
+        external_ids=external_ids,
+        reference_ids=reference_ids,
     )
+
+
+def _not_run_reason(checks: list[Check]) -> str:
+    return "; ".join(dict.fromkeys(c.detail for c in checks if c.status == "not_run"))
 
 
 def _status(checks: list[Check]) -> Status:

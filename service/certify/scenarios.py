@@ -24,7 +24,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True):
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         id="api.window",
-        title="Send window: no earlier than 24 h, never 72 h",
+        title="Send window: nothing sent earlier than 24 h before access starts (Inlet: 72 h)",
         reference="API guide 3.2 step 3",
         run=api.send_window,
     ),

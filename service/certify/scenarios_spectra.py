@@ -64,6 +64,8 @@ async def reservation_lifecycle(ctx: Context) -> None:
         return
     zone = ctx.stage.app[HOTELS].properties[SPECTRA_PROPERTY].timezone
     booking = ctx.booking_id("1")
+    ctx.booking_ids.add(booking)
+    ctx.bookings.add((SOURCE, booking))
     guid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"inlet-bridge-certify/{booking}"))
     arrival = (ctx.now + 2 * HOUR).replace(second=0, microsecond=0)
     departure = arrival + 48 * HOUR
@@ -100,14 +102,12 @@ async def reservation_lifecycle(ctx: Context) -> None:
         f"{len(written['posted'])} posted, {len(written['disabled'])} disabled",
     )
     sent = len(await ctx.inlet_calls())
-    ctx.stage.clock.advance(timedelta(minutes=1))
     again = await ctx.stage.poll_spectra()
     ctx.check(
         "polling again changes nothing",
         again.appended == 0 and len(await ctx.inlet_calls()) == sent,
     )
 
-    ctx.stage.clock.advance(timedelta(minutes=1))
     await _change(
         ctx,
         "cancelled",

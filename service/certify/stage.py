@@ -1,17 +1,22 @@
-"""Where do scenarios run? A stage: the real service, the Inlet sandbox, one moving clock.
+"""Where do scenarios run? A stage: the real service, an Inlet to call, and one clock.
 
-The service and the sandbox are real aiohttp servers on loopback; events go through the real
-ingest API. The workers are driven by hand (`settle`), so time moves only when a scenario
-moves the clock: a 60-minute retry rule is shown in milliseconds. A Spectra emulator runs
-beside them on the same clock, with a connection `[spectra.emulator]` to it for the demo
-hotel, polled by hand too (`poll_spectra`). Tests use the same stage.
+The service is a real aiohttp server on loopback; events go through the real ingest API. The
+workers are driven by hand (`settle`). Against the in-process sandbox, time moves only when a
+scenario moves the clock: a 60-minute retry rule is shown in milliseconds. Against any other
+Inlet (a sandbox process, Inlet's test environment) the clock is the wall clock: moving it
+means waiting, with the workers settling as time passes, so a run there keeps every wait
+short (retries every few seconds, set for the run). A Spectra emulator runs beside them on the
+same clock, with a connection `[spectra.emulator]` to it for the demo hotel, polled by hand too
+(`poll_spectra`). Tests use the same stage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import aiohttp
@@ -21,12 +26,13 @@ from aiohttp import web
 from service.adapters.spectra.emulator import create_spectra_emulator
 from service.adapters.spectra.poller import PollReport, SpectraPoller
 from service.app import create_app
-from service.clock import ManualClock
+from service.clock import Clock, ManualClock, SystemClock
 from service.inlet.client import InletClient
 from service.inlet.sandbox import create_sandbox_app
+from service.inlet.sandbox_state import Readings
 from service.keys import COMMITTER, DATABASE, HOTELS, METRICS
 from service.metrics import Metrics
-from service.properties import HotelsConfig, SpectraConnection
+from service.properties import HotelsConfig, RetryPolicy, SpectraConnection
 from service.secrets import Secret
 from service.serving import start_on_loopback
 from service.settings import Settings
@@ -39,6 +45,14 @@ SPECTRA_PROPERTY = "oslo-1"
 SPECTRA_HOTEL_CODE = "FJD"
 SPECTRA_USERNAME = "inlet"
 SPECTRA_PASSWORD = "stage-spectra-password"  # noqa: S105 - the emulator's own, on loopback
+# On the wall clock, how often the workers look while a scenario waits: a retry comes at most
+# this much after it is due, so a run's retry rule holds within it.
+WALL_CLOCK_STEP_SECONDS = 0.05
+# The client's timeout against a sandbox (in-process or its own process): faults that delay
+# answers are shown in seconds.
+SANDBOX_TIMEOUT_SECONDS = 2.0
+# The longest a scenario may wait on the wall clock: a run there never waits for hours.
+MAX_WALL_CLOCK_WAIT = timedelta(minutes=5)
 
 
 class HttpClient:
@@ -122,30 +136,58 @@ def _json_or_text(raw: bytes) -> Any:
 
 
 class Stage:
-    """The service (workers driven by hand), the Inlet sandbox over HTTP, one moving clock."""
+    """The service (workers driven by hand), an Inlet over HTTP, one clock.
+
+    `sandbox` is the target's own test endpoints (`/_sandbox/...`): the in-process sandbox, or
+    a sandbox process. Against Inlet's test environment there are none (`has_sandbox` False).
+    """
 
     def __init__(
         self,
         *,
         service: HttpClient,
-        sandbox: HttpClient,
+        sandbox: HttpClient | None,
         app: web.Application,
         runtime: Runtime,
-        clock: ManualClock,
+        clock: ManualClock | SystemClock,
         source_token: str,
         admin_token: str,
         recorder: CallRecorder,
         spectra: HttpClient | None = None,
+        inlet_url: str = "",
     ) -> None:
         self.service = service
-        self.sandbox = sandbox
+        self._sandbox = sandbox
         self.spectra = spectra  # the emulator's control endpoints (None: no emulator hotel)
         self.app = app
         self.runtime = runtime
         self.clock = clock
         self.recorder = recorder
+        self.inlet_url = inlet_url  # where the service's Inlet calls go
         self.source_headers = {"Authorization": f"Bearer {source_token}"}
         self.admin_headers = {"Authorization": f"Bearer {admin_token}"}
+
+    @property
+    def sandbox(self) -> HttpClient:
+        if self._sandbox is None:
+            raise RuntimeError("the Inlet of this stage has no sandbox endpoints")
+        return self._sandbox
+
+    @property
+    def has_sandbox(self) -> bool:
+        """Whether the Inlet answers the sandbox's test endpoints (and can inject faults)."""
+        return self._sandbox is not None
+
+    @property
+    def wall_clock(self) -> bool:
+        """True when time cannot be moved, only waited for (any Inlet but the in-process one)."""
+        return not isinstance(self.clock, ManualClock)
+
+    def restart_clock(self) -> None:
+        """Set a simulated clock back to the wall time (a scenario starts from the real now, so
+        the events it sends are never stamped ahead of the database's `received_at`)."""
+        if isinstance(self.clock, ManualClock):
+            self.clock.set(datetime.now(UTC))
 
     @property
     def db(self) -> Database:
@@ -186,8 +228,24 @@ class Stage:
         return report
 
     async def advance(self, delta: timedelta) -> None:
-        self.clock.advance(delta)
-        await self.settle()
+        """Let `delta` pass: at once on a simulated clock; on the wall clock by waiting, with
+        the workers looking every few milliseconds, so what falls due is done on time."""
+        if isinstance(self.clock, ManualClock):
+            self.clock.advance(delta)
+            await self.settle()
+            return
+        if delta > MAX_WALL_CLOCK_WAIT:
+            raise RuntimeError(
+                f"a scenario may not wait {delta} on the wall clock (at most"
+                f" {MAX_WALL_CLOCK_WAIT}); place its bookings relative to now instead"
+            )
+        deadline = time.monotonic() + delta.total_seconds()
+        while True:
+            await self.settle()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(WALL_CLOCK_STEP_SECONDS, left))
 
     async def sandbox_json(self, path: str, **params: str) -> Any:
         response = await self.sandbox.get(path, params=params)
@@ -214,6 +272,11 @@ class Stage:
         if response.status not in (200, 201, 204):
             raise RuntimeError(f"sandbox fault refused: HTTP {response.status}")
 
+    async def clear_faults(self) -> None:
+        response = await self.sandbox.delete("/_sandbox/faults")
+        if response.status != 200:
+            raise RuntimeError(f"sandbox faults not cleared: HTTP {response.status}")
+
     async def timeline(self, source: str, booking_id: str, reveal: bool = True) -> dict[str, Any]:
         response = await self.service.get(
             f"/v1/bookings/{source}/{booking_id}",
@@ -232,29 +295,51 @@ S = TypeVar("S", bound=Stage)
 async def stage(
     settings: Settings,
     *,
-    start: datetime,
+    start: datetime | None = None,
     source_token: str,
     admin_token: str,
     inlet_api_keys: list[str] | None = None,
     inlet_url: str | None = None,
+    inlet_sandbox_endpoints: bool = False,
+    retry: RetryPolicy | None = None,
     kind: type[S] = Stage,  # type: ignore[assignment]
+    readings: Readings | None = None,
 ) -> AsyncIterator[S]:
-    """Start the sandbox and the service (workers off); yield the stage; stop everything.
+    """Start the service (workers off) and what it talks to; yield the stage; stop everything.
 
-    `inlet_url` points the service at another Inlet (Inlet's test environment) instead of the
-    sandbox; the sandbox still runs, but only for checks reported as sandbox-only.
+    Without `inlet_url`: the in-process sandbox, on a simulated clock starting at `start`
+    (default: now). With it: that Inlet (a sandbox process, Inlet's test environment) on the
+    wall clock; `inlet_sandbox_endpoints` says it answers the sandbox's test endpoints.
+    `retry` replaces the properties file's `[retry]` (a wall-clock run retries in seconds).
     """
-    clock = ManualClock(start)
-    sandbox_runner, sandbox_url = await start_on_loopback(
-        create_sandbox_app(api_keys=inlet_api_keys, clock=clock.now)
-    )
+    clock: ManualClock | SystemClock
+    sandbox_runner = None
+    if inlet_url is None:
+        clock = ManualClock(start or datetime.now(UTC))
+        sandbox_runner, sandbox_url = await start_on_loopback(
+            create_sandbox_app(api_keys=inlet_api_keys, clock=clock.now, readings=readings)
+        )
+        target_url, timeout = sandbox_url, SANDBOX_TIMEOUT_SECONDS
+    else:
+        clock = SystemClock()
+        target_url = inlet_url.rstrip("/")
+        sandbox_url = target_url if inlet_sandbox_endpoints else ""
+        timeout = (
+            SANDBOX_TIMEOUT_SECONDS
+            if sandbox_url
+            else settings.require_hotels().inlet.timeout_seconds
+        )
     hotels = settings.require_hotels()
     spectra_runner, spectra_url = await _spectra_emulator(hotels, clock)
     hotels = msgspec.structs.replace(
         hotels,
-        inlet=msgspec.structs.replace(
-            hotels.inlet, base_url=inlet_url or sandbox_url, timeout_seconds=2.0
-        ),
+        inlet=msgspec.structs.replace(hotels.inlet, base_url=target_url, timeout_seconds=timeout),
+        # every property's calls go to the target, whatever environment the file names
+        properties={
+            name: msgspec.structs.replace(prop, inlet_base_url=None)
+            for name, prop in hotels.properties.items()
+        },
+        retry=retry or hotels.retry,
         spectra=_with_emulator(hotels, spectra_url),
     )
     settings = msgspec.structs.replace(settings, hotels=hotels)
@@ -269,13 +354,13 @@ async def stage(
         db=app[DATABASE],
         metrics=app[METRICS],
         clock=clock,
-        client=InletClient(inlet_session, base_url=inlet_url or sandbox_url, timeout_seconds=2.0),
+        client=InletClient(inlet_session, base_url=target_url, timeout_seconds=timeout),
         session=session,
         committer=app[COMMITTER],
         owner="stage-worker",
     )
     service = HttpClient(session, service_url)
-    sandbox = HttpClient(session, sandbox_url)
+    sandbox = HttpClient(session, sandbox_url) if sandbox_url else None
     spectra = HttpClient(session, spectra_url) if spectra_url else None
     try:
         yield kind(
@@ -288,23 +373,22 @@ async def stage(
             admin_token=admin_token,
             recorder=recorder,
             spectra=spectra,
+            inlet_url=target_url,
         )
     finally:
-        service.release()
-        sandbox.release()
-        if spectra is not None:
-            spectra.release()
+        for client in (service, sandbox, spectra):
+            if client is not None:
+                client.release()
         await session.close()
         await inlet_session.close()
         await service_runner.cleanup()
-        await sandbox_runner.cleanup()
+        if sandbox_runner is not None:
+            await sandbox_runner.cleanup()
         if spectra_runner is not None:
             await spectra_runner.cleanup()
 
 
-async def _spectra_emulator(
-    hotels: HotelsConfig, clock: ManualClock
-) -> tuple[web.AppRunner | None, str]:
+async def _spectra_emulator(hotels: HotelsConfig, clock: Clock) -> tuple[web.AppRunner | None, str]:
     """The emulator on loopback, in the demo hotel's zone; none if that hotel is not there."""
     prop = hotels.properties.get(SPECTRA_PROPERTY)
     if prop is None or SPECTRA_CONNECTION in hotels.spectra:

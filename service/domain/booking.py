@@ -1,14 +1,17 @@
-"""What is a booking, as every PMS adapter must hand it to us (CONTRACT.md section 1)?
+"""What is a booking? The domain's model of one, as the fold and the access rules read it.
 
-These Structs are the wire format of `POST /v1/events`: decoded straight from bytes,
-unknown fields refused, timestamps only with an offset. Semantic rules (emails, phones,
-arrival before departure, ...) live in `validation.py`.
+These Structs are what the event log holds and what every PMS adapter produces: plain values,
+read leniently (an unknown field is ignored, no length is enforced), because a stored event can
+never be rewritten and must stay readable whatever the API accepts today. What a PMS may send
+is the stricter wire format of `wire.py` (subclasses of these, with unknown fields refused and
+lengths bounded); semantic rules (emails, phones, arrival before departure, ...) live in
+`validation.py`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
@@ -16,59 +19,46 @@ BookingType = Literal["private", "company", "agency", "group"]
 Communication = Literal["guest", "organizer", "none"]
 StayStatus = Literal["confirmed", "checked_in", "checked_out", "cancelled", "no_show"]
 
-# Lengths are generous for real PMS data but bounded, so one event cannot be megabytes of name.
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Email = Annotated[str, msgspec.Meta(max_length=254)]
-Phone = Annotated[str, msgspec.Meta(max_length=32)]
-AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
-
-class Contact(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Contact(msgspec.Struct, frozen=True, kw_only=True):
     """A person who may receive access messages: a guest or a group's organizer."""
 
-    name: Name
-    email: Email | None = None
-    phone: Phone | None = None
+    name: str
+    email: str | None = None
+    phone: str | None = None
 
 
-class Stay(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Stay(msgspec.Struct, frozen=True, kw_only=True):
     """One room line (or other resource) of a booking; a room change keeps the stay_id."""
 
-    stay_id: Id
-    resource_id: Id | None = None
-    arrival: AwareDatetime
-    departure: AwareDatetime
+    stay_id: str
+    resource_id: str | None = None
+    arrival: datetime
+    departure: datetime
     status: StayStatus = "confirmed"
-    guests: Annotated[tuple[Contact, ...], msgspec.Meta(max_length=50)] = ()
+    guests: tuple[Contact, ...] = ()
 
 
-class Booking(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Booking(msgspec.Struct, frozen=True, kw_only=True):
     """The whole current state of one booking (state transfer, not a diff)."""
 
-    booking_id: Id
-    property_id: Id
+    booking_id: str
+    property_id: str
     booking_type: BookingType = "private"
     communication: Communication | None = None
     organizer: Contact | None = None
-    company: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    stays: Annotated[tuple[Stay, ...], msgspec.Meta(max_length=200)] = ()
+    company: str | None = None
+    stays: tuple[Stay, ...] = ()
     deleted: bool = False
 
 
-class BookingEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class BookingEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One event from one source: the booking as the PMS saw it at `occurred_at`."""
 
-    event_id: Id
-    source: Id
-    occurred_at: AwareDatetime
+    event_id: str
+    source: str
+    occurred_at: datetime
     booking: Booking
-
-
-class EventBatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The body of `POST /v1/events:batch`."""
-
-    events: Annotated[tuple[BookingEvent, ...], msgspec.Meta(min_length=1, max_length=500)]
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,7 +2,7 @@
 
 The fast path decodes straight from bytes with msgspec, which refuses unknown fields and
 naive timestamps but stops at the first problem. A sender fixing its adapter wants the whole
-list at once (CONTRACT.md section 1: a 422 lists every problem by JSON path), so when the
+list at once (docs/contract.md section 1: a 422 lists every problem by JSON path), so when the
 fast path fails the body is decoded again as plain JSON and walked against the Struct types
 as `msgspec.inspect` describes them. Semantic rules (emails, phones, dates) are in
 `validation.py`.
@@ -18,7 +18,8 @@ from typing import Any, Final, TypeVar
 import msgspec
 from msgspec import inspect as mi
 
-from service.domain.booking import BookingEvent, EventBatch, Problem
+from service.domain.booking import BookingEvent, Problem
+from service.domain.wire import BookingEventIn, EventBatch
 
 # A 422 listing thousands of lines helps nobody and costs memory; the first ones are enough
 # for a sender to see what its adapter does wrong.
@@ -27,6 +28,7 @@ MAX_PROBLEMS: Final = 100
 MAX_KEY_IN_PATH: Final = 64
 
 NOT_JSON: Final = "the body is not valid JSON"
+TOO_DEEP: Final = "is nested too deeply"
 OFFSET_EXAMPLE: Final = "e.g. 2026-11-23T15:00:00+01:00"
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -38,7 +40,7 @@ _T = TypeVar("_T")
 
 def decode_event(body: bytes) -> BookingEvent | list[Problem]:
     """The event in `body`, or every structural problem with it."""
-    return _decode(body, BookingEvent)
+    return _decode(body, BookingEventIn)
 
 
 def decode_batch(body: bytes) -> tuple[BookingEvent, ...] | list[Problem]:
@@ -69,6 +71,14 @@ def join_path(prefix: str, key: str) -> str:
 
 
 def _decode(body: bytes, kind: type[_T]) -> _T | list[Problem]:
+    try:
+        return _decode_checked(body, kind)
+    except RecursionError:
+        # JSON nested thousands deep: no event is shaped like that, so refuse it as a whole.
+        return [Problem(path="", message=TOO_DEEP)]
+
+
+def _decode_checked(body: bytes, kind: type[_T]) -> _T | list[Problem]:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as first:

@@ -10,6 +10,12 @@ the service learning its ReferenceId (the answer was lost) is recovered: a Grant
 same externalId without email or phone (so Inlet messages nobody) gets the grant back, and the
 next plan revokes it like any other (`recovery_request`).
 
+Every call says where it goes (`Target`): a grant remembers the property (so the Inlet account:
+API key and base URL) it was made under, and every later call on it goes there. A stay moved to
+another property has its grant revoked where it was made before it is granted anew here. A grant
+made again after a confirmed revocation is a new generation with its own externalId, so Inlet can
+never hand back a revoked grant as a success, whatever its idempotency by externalId does.
+
 It also answers two questions about the calls it plans: what a successful GrantAccess says about
 what Inlet holds (`fingerprint_after_grant`), and by when a call must have succeeded before it
 is late for the guest (`call_deadline`).
@@ -24,26 +30,39 @@ from typing import Literal
 import msgspec
 
 from service.domain.access import DesiredGrant
+from service.domain.vocab import OperationKind, Outcome, PlannedOperation
 
-OperationKind = Literal["grant", "update", "revoke", "recover", "cancel"]
 _ORDER: dict[str, int] = {"revoke": 0, "recover": 0, "cancel": 1, "update": 2, "grant": 3}
 
-# The reason of a recovery call in the retry table: a GrantAccess sent to learn the ReferenceId
-# of a grant that must go (see `recovery_request`).
-RECOVER = "recover"
 
 # The fingerprint of a grant Inlet holds with content we cannot vouch for. No desired state has
 # it, so the plan sends an UpdateAccess with the desired content (idempotent on the ReferenceId).
 UNVERIFIED = "unverified"
 
 
+def external_id(grant_key: str, generation: int) -> str:
+    """The externalId of one generation of a grant: the grant key itself for the first (as every
+    grant made before generations existed), then `<grant key>:#<n>`. IDs never hold ':', so no
+    stay's key can end the way another stay's later generation does."""
+    return grant_key if generation <= 1 else f"{grant_key}:#{generation}"
+
+
 class ActualGrant(msgspec.Struct, frozen=True, kw_only=True):
-    """What Inlet holds for a grant, as last confirmed (`fingerprint` UNVERIFIED: content unknown)."""
+    """What Inlet holds for a grant, as last confirmed (`fingerprint` UNVERIFIED: content unknown).
+
+    `property_id` is where it was made (its Inlet account); `generation` which one it is.
+    """
 
     grant_key: str
     state: Literal["active", "revoked"]
     reference_id: str | None
     fingerprint: str
+    property_id: str
+    generation: int = 1
+
+    @property
+    def external_id(self) -> str:
+        return external_id(self.grant_key, self.generation)
 
 
 class PendingCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,9 +70,20 @@ class PendingCall(msgspec.Struct, frozen=True, kw_only=True):
 
     call_id: int
     grant_key: str
-    operation: Literal["grant", "update", "revoke", "recover"]
+    operation: PlannedOperation
     fingerprint: str
     status: Literal["queued", "in_flight", "escalated"]
+
+
+class Target(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a call goes: the property whose Inlet account holds (or will hold) the grant, and
+    the generation of the grant it is about (which names its externalId)."""
+
+    property_id: str
+    generation: int
+
+    def external_id(self, grant_key: str) -> str:
+        return external_id(grant_key, self.generation)
 
 
 class Operation(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,13 +91,14 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     longer wanted.
 
     `desired` is what a grant or update sends, or the request of a recovery. `supersedes` names
-    the pending call this operation replaces.
+    the pending call this operation replaces. `target` says where a call goes (None: a cancel).
     """
 
     kind: OperationKind
     grant_key: str
     desired: DesiredGrant | None = None
     supersedes: int | None = None
+    target: Target | None = None
 
 
 def plan(
@@ -107,25 +138,67 @@ def _step(
     # A queued call can be replaced; an escalated one only blocks repeating the same call.
     queued = call if call is not None and call.status == "queued" else None
     supersedes = queued.call_id if queued is not None else None
-    if want is None or (not active and now < want.send_after):
-        # Nothing should exist (or not yet): revoke what Inlet holds, withdraw what is queued.
-        if active:
-            if call is not None and call.operation == "revoke":
-                return None
-            return Operation(kind="revoke", grant_key=key, supersedes=supersedes)
-        recovery = recovery_request(sent, now) if want is None else None
+    not_yet = want is not None and not active and now < want.send_after
+    if have is not None and active and (want is None or want.property_id != have.property_id):
+        # Nothing should exist (or it belongs to another property now): revoke it where it
+        # was made; a stay that moved is granted anew at its new property afterwards.
+        if call is not None and call.operation == "revoke":
+            return None
+        return Operation(kind="revoke", grant_key=key, supersedes=supersedes, target=_held(have))
+    if want is None or not_yet:
+        recovery = recovery_request(sent, now)
         if recovery is not None:
             # Inlet may hold a grant we have no ReferenceId for: get it back, then revoke it.
             if call is not None and call.operation == "recover":
                 return None  # queued, or escalated for a person: not repeated
-            return Operation(kind="recover", grant_key=key, desired=recovery, supersedes=supersedes)
+            return _recover(key, recovery, supersedes)
         return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
+    if not active:
+        # An earlier GrantAccess at another property may have made a grant there: get that
+        # back and revoke it before granting here.
+        elsewhere = recovery_request([c for c in sent if c.property_id != want.property_id], now)
+        if elsewhere is not None:
+            if call is not None and call.operation == "recover":
+                return None
+            return _recover(key, elsewhere, supersedes)
     if active and have is not None and have.fingerprint == want.fingerprint:
         return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
     kind: Literal["grant", "update"] = "update" if active else "grant"
     if call is not None and call.operation == kind and call.fingerprint == want.fingerprint:
         return None
-    return Operation(kind=kind, grant_key=key, desired=want, supersedes=supersedes)
+    if have is not None and active:
+        target = _held(have)
+    else:
+        target = Target(property_id=want.property_id, generation=grant_generation(have, sent))
+    return Operation(kind=kind, grant_key=key, desired=want, supersedes=supersedes, target=target)
+
+
+def _held(have: ActualGrant) -> Target:
+    return Target(property_id=have.property_id, generation=have.generation)
+
+
+def _recover(key: str, recovery: GrantCall, supersedes: int | None) -> Operation:
+    return Operation(
+        kind="recover",
+        grant_key=key,
+        desired=recovery.request,
+        supersedes=supersedes,
+        target=recovery.target,
+    )
+
+
+def grant_generation(have: ActualGrant | None, sent: Sequence[GrantCall]) -> int:
+    """The generation a new GrantAccess of this grant belongs to.
+
+    A GrantAccess since the last confirmed revocation may have made the grant already: repeat
+    its generation (Inlet's idempotency by externalId then hands that grant back). Otherwise
+    the generation after the last one Inlet held, or the first.
+    """
+    if sent:
+        return max(c.generation for c in sent)
+    if have is None:
+        return 1
+    return have.generation + 1 if have.state == "revoked" else have.generation
 
 
 class EarlierGrantAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,7 +209,7 @@ class EarlierGrantAttempt(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     fingerprint: str
-    outcome: Literal["success", "temporary", "permanent"] | None
+    outcome: Outcome | None
     http_status: int | None
 
 
@@ -155,28 +228,46 @@ def fingerprint_after_grant(sent: str, earlier: Sequence[EarlierGrantAttempt]) -
 
 class GrantCall(msgspec.Struct, frozen=True, kw_only=True):
     """A GrantAccess call of a grant since Inlet last confirmed a revocation of it (any state:
-    pending, superseded, failed, succeeded): what it asked for, and its attempts so far."""
+    pending, superseded, failed, succeeded): what it asked for, of which generation, and its
+    attempts so far. It went to the property of its request."""
 
     call_id: int
     request: DesiredGrant
     attempts: tuple[EarlierGrantAttempt, ...]
+    generation: int = 1
+
+    @property
+    def property_id(self) -> str:
+        return self.request.property_id
+
+    @property
+    def target(self) -> Target:
+        return Target(property_id=self.request.property_id, generation=self.generation)
 
 
-def recovery_request(sent: Sequence[GrantCall], now: datetime) -> DesiredGrant | None:
-    """What to send to get back a grant an earlier GrantAccess may have made, or None.
+def attempts_toward(calls: Sequence[GrantCall], target: Target) -> list[EarlierGrantAttempt]:
+    """The attempts of the calls that went to the same grant (property and generation): only
+    those can have left content at the grant `target` names."""
+    return [a for c in calls if c.target == target for a in c.attempts]
+
+
+def recovery_request(sent: Sequence[GrantCall], now: datetime) -> GrantCall | None:
+    """The GrantAccess to send to get back a grant an earlier one may have made, or None.
 
     None when no attempt may have reached Inlet (every one refused with a 4xx, or never sent),
     and when every grant that may have been made has ended: it opens no door. Otherwise the
-    latest such request without email and phone, so Inlet sends the guest nothing: Inlet
-    answers with the grant it holds for the externalId (or makes one, to be revoked at once).
-    Its fingerprint is UNVERIFIED: the content Inlet answers with is not ours to vouch for.
+    latest such call, its request without email and phone, so Inlet sends the guest nothing:
+    Inlet answers with the grant it holds for the externalId (or makes one, to be revoked at
+    once). Its fingerprint is UNVERIFIED: the content Inlet answers with is not ours to vouch for.
     """
-    reached = [c.request for c in sent if any(_may_have_reached(a) for a in c.attempts)]
-    if not reached or max(r.valid_to for r in reached) <= now:
+    reached = [c for c in sent if any(_may_have_reached(a) for a in c.attempts)]
+    if not reached or max(c.request.valid_to for c in reached) <= now:
         return None
-    return msgspec.structs.replace(
-        reached[-1], email=None, phone=None, notify=False, fingerprint=UNVERIFIED
+    latest = reached[-1]
+    request = msgspec.structs.replace(
+        latest.request, email=None, phone=None, notify=False, fingerprint=UNVERIFIED
     )
+    return msgspec.structs.replace(latest, request=request)
 
 
 def _may_have_reached(attempt: EarlierGrantAttempt) -> bool:
@@ -203,3 +294,15 @@ def call_deadline(desired: DesiredGrant | None, now: datetime) -> datetime | Non
     if desired is None or desired.valid_from <= now:
         return None
     return desired.valid_from
+
+
+def revocation_believed(
+    *, http_status: int | None, grant_account: str | None, called_account: str
+) -> bool:
+    """Whether a successful RevokeAccess shows the grant gone. A 404 ("already gone") proves it
+    only when it comes from the account the grant was made with: another account (a key or URL
+    changed since) would not know the grant at all. A grant stored before accounts were
+    recorded (None) is taken as made where it is called now."""
+    if http_status != 404:
+        return True
+    return grant_account is None or grant_account == called_account

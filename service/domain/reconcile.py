@@ -37,7 +37,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def decide(inputs: BookingInputs, hotels: HotelsConfig, now: datetime) -> Decision:
-    state = fold(inputs.events)
+    state = fold(inputs.events, hotels.events.max_clock_skew)
     property_id = state.booking.property_id if state else inputs.property_id
     desired = desired_access(
         state, hotels.properties.get(property_id), property_id, now, inputs.door_usage

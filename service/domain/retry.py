@@ -15,10 +15,9 @@ from typing import Literal
 
 import msgspec
 
-from service.domain.plan import RECOVER
+from service.domain.vocab import RECOVER, RESYNC, CallOperation, Severity
 from service.properties import RetryPolicy
 
-Severity = Literal["critical", "high", "warning"]
 GiveUpReason = Literal["permanent_error", "max_attempts", "max_duration"]
 
 
@@ -44,8 +43,8 @@ def escalation_operation(operation: str, reason: str) -> str:
     A failed re-sync has its own series: guests may keep codes that no longer work. A failed
     recovery is a revocation that could not be done: a grant may still open the door.
     """
-    if reason == "resync":
-        return "resync"
+    if reason == RESYNC:
+        return RESYNC
     if reason == RECOVER:
         return "revoke"
     return operation
@@ -53,7 +52,7 @@ def escalation_operation(operation: str, reason: str) -> str:
 
 def after_failure(
     *,
-    operation: Literal["grant", "update", "revoke"],
+    operation: CallOperation,
     reason: str,
     permanent: bool,
     attempts: int,

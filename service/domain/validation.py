@@ -1,7 +1,7 @@
 """Is a decoded booking event fit to store and to pass on to Inlet, and in what clean form?
 
 Inlet's partner guide (section 3.3) makes format validation of emails and phones (with the
-country code) and sanitising of free text mandatory; CONTRACT.md section 1 adds ID, date and
+country code) and sanitising of free text mandatory; docs/contract.md section 1 adds ID, date and
 length rules. Every rule runs so a sender sees all problems at once; a valid event comes back
 as a normalized copy (emails normalized, phones in E.164, names cleaned), and nothing else is
 stored.
@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 import phonenumbers
@@ -85,19 +85,33 @@ class _Findings:
         self.dropped.append((path, value))
 
 
-def validate_event(event: BookingEvent) -> ValidEvent | InvalidEvent:
-    """A normalized copy of `event` with its warnings, or every semantic problem with it."""
+class ReceivedAt(msgspec.Struct, frozen=True, kw_only=True):
+    """When an event was received, and how far ahead of that its `occurred_at` may be."""
+
+    at: datetime
+    max_skew: timedelta
+
+
+def validate_event(
+    event: BookingEvent, received: ReceivedAt | None = None
+) -> ValidEvent | InvalidEvent:
+    """A normalized copy of `event` with its warnings, or every semantic problem with it.
+
+    With `received`, an `occurred_at` too far ahead of the receipt is a problem: `occurred_at`
+    orders a booking's events, and a PMS clock running fast must not outrank a later change.
+    """
     found = _Findings()
     out = found.problems
     _check_id(event.event_id, "event_id", out)
     _check_id(event.source, "source", out)
-    _check_aware(event.occurred_at, "occurred_at", out)
+    if _check_aware(event.occurred_at, "occurred_at", out) and received is not None:
+        _check_not_ahead(event.occurred_at, received, "occurred_at", out)
     booking = _validate_booking(event.booking, "booking", found)
     warnings = tuple(truncate_problems(found.warnings, what="warnings"))
     if found.problems:
         return InvalidEvent(problems=tuple(truncate_problems(found.problems)), warnings=warnings)
     return ValidEvent(
-        event=msgspec.structs.replace(event, booking=booking),
+        event=_domain(event, BookingEvent, booking=booking),
         warnings=warnings,
         dropped_digest=hashlib.sha256(msgspec.json.encode(found.dropped)).digest()
         if found.dropped
@@ -105,16 +119,24 @@ def validate_event(event: BookingEvent) -> ValidEvent | InvalidEvent:
     )
 
 
-def validate_batch(events: Sequence[BookingEvent]) -> tuple[ValidEvent, ...] | InvalidEvent:
+def validate_batch(
+    events: Sequence[BookingEvent], received: ReceivedAt | None = None
+) -> tuple[ValidEvent, ...] | InvalidEvent:
     """All `events` validated, or every problem (and warning) under `events[i]`; all or nothing.
 
     The warnings of a valid event stay relative to that event: each answer carries its own.
     """
+    return combine_batch([validate_event(event, received) for event in events])
+
+
+def combine_batch(
+    results: Sequence[ValidEvent | InvalidEvent],
+) -> tuple[ValidEvent, ...] | InvalidEvent:
+    """A batch's verdict from its events' own, in order (see `validate_batch`)."""
     valid: list[ValidEvent] = []
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    for index, event in enumerate(events):
-        result = validate_event(event)
+    for index, result in enumerate(results):
         warnings.extend(problems_under(f"events[{index}]", result.warnings))
         if isinstance(result, ValidEvent):
             valid.append(result)
@@ -126,6 +148,17 @@ def validate_batch(events: Sequence[BookingEvent]) -> tuple[ValidEvent, ...] | I
             warnings=tuple(truncate_problems(warnings, what="warnings")),
         )
     return tuple(valid)
+
+
+_S = TypeVar("_S", Booking, BookingEvent, Stay)
+
+
+def _domain(value: Any, cls: type[_S], **changes: Any) -> _S:
+    """`value` as the domain's own Struct, with `changes`: what comes in on the wire is a
+    stricter subclass, and what is stored is the domain's (so it compares as equal)."""
+    fields = {name: getattr(value, name) for name in cls.__struct_fields__}
+    fields.update(changes)
+    return cls(**fields)
 
 
 def clean_text(value: str) -> str:
@@ -178,9 +211,7 @@ def _validate_booking(booking: Booking, path: str, found: _Findings) -> Booking:
         else:
             first_index[stay.stay_id] = index
         stays.append(_validate_stay(stay, stay_path, found))
-    return msgspec.structs.replace(
-        booking, organizer=organizer, company=company, stays=tuple(stays)
-    )
+    return _domain(booking, Booking, organizer=organizer, company=company, stays=tuple(stays))
 
 
 def _validate_stay(stay: Stay, path: str, found: _Findings) -> Stay:
@@ -202,7 +233,7 @@ def _validate_stay(stay: Stay, path: str, found: _Findings) -> Stay:
         _validate_contact(guest, f"{path}.guests[{index}]", found)
         for index, guest in enumerate(stay.guests)
     )
-    return msgspec.structs.replace(stay, guests=guests)
+    return _domain(stay, Stay, guests=guests)
 
 
 def _validate_contact(contact: Contact, path: str, found: _Findings) -> Contact:
@@ -217,7 +248,7 @@ def _validate_contact(contact: Contact, path: str, found: _Findings) -> Contact:
         phone, why = _normalize_phone(contact.phone)
         if why is not None:
             found.drop(f"{path}.phone", contact.phone, why)
-    return msgspec.structs.replace(contact, name=name, email=email, phone=phone)
+    return Contact(name=name, email=email, phone=phone)
 
 
 def _clean_required_text(value: str, path: str, out: list[Problem]) -> str:
@@ -299,3 +330,16 @@ def _check_aware(value: datetime, path: str, out: list[Problem]) -> bool:
         out.append(Problem(path=path, message=f"must include a UTC offset, {OFFSET_EXAMPLE}"))
         return False
     return True
+
+
+def _check_not_ahead(value: datetime, received: ReceivedAt, path: str, out: list[Problem]) -> None:
+    if value - received.at > received.max_skew:
+        seconds = int(received.max_skew.total_seconds())
+        out.append(
+            Problem(
+                path=path,
+                message=f"is more than {seconds} s ahead of the time the event was received"
+                f" ({received.at.isoformat()}); send the time of the change in the PMS, with"
+                " its offset",
+            )
+        )

@@ -3,7 +3,7 @@
 One method per Inlet call. Transport problems never raise: a timeout or a dropped connection
 is a temporary InletResult like a 503, so the call worker has a single thing to act on.
 Logs carry the grant key, status, outcome and Inlet's message, never names, emails, phone
-numbers, codes or links (DESIGN.md rule 10).
+numbers, codes or links (docs/architecture.md rule 10).
 """
 
 from __future__ import annotations
@@ -71,18 +71,32 @@ class InletClient:
         self._paths = paths
         self._log = logger or logging.getLogger(__name__)
 
-    async def grant_access(self, api_key: str, request: GrantRequest) -> InletResult:
-        """Create access; safe to repeat: a repeated externalId gets the same grant back."""
-        return await self._call("grant", api_key, request, request.external_id, request)
+    async def grant_access(
+        self, api_key: str, request: GrantRequest, *, base_url: str | None = None
+    ) -> InletResult:
+        """Create access; safe to repeat: a repeated externalId gets the same grant back.
 
-    async def update_access(self, api_key: str, request: UpdateRequest) -> InletResult:
+        `base_url`: the property's Inlet environment, when it is not the client's default."""
+        return await self._call(
+            "grant", api_key, request, request.external_id, request, base_url=base_url
+        )
+
+    async def update_access(
+        self, api_key: str, request: UpdateRequest, *, base_url: str | None = None
+    ) -> InletResult:
         """Change an existing grant; the result may carry a new code and link."""
-        return await self._call("update", api_key, request, request.external_id, request)
+        return await self._call(
+            "update", api_key, request, request.external_id, request, base_url=base_url
+        )
 
-    async def revoke_access(self, api_key: str, reference_id: str) -> InletResult:
+    async def revoke_access(
+        self, api_key: str, reference_id: str, *, base_url: str | None = None
+    ) -> InletResult:
         """Remove a grant; "already gone" (404) is a success."""
         body = RevokeRequest(reference_id=reference_id)
-        return await self._call("revoke", api_key, body, None, None, reference_id=reference_id)
+        return await self._call(
+            "revoke", api_key, body, None, None, reference_id=reference_id, base_url=base_url
+        )
 
     async def _call(
         self,
@@ -93,8 +107,10 @@ class InletClient:
         request: GrantRequest | UpdateRequest | None,
         *,
         reference_id: str | None = None,
+        base_url: str | None = None,
     ) -> InletResult:
-        url = self._base_url + self._paths.for_call(call)
+        base = base_url.rstrip("/") if base_url else self._base_url
+        url = base + self._paths.for_call(call)
         headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",

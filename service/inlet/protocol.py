@@ -1,8 +1,8 @@
 """What exactly goes over the wire to Inlet, and what does each answer mean?
 
-This is the one module that knows Inlet's paths, field names and status rules (CONTRACT.md
-section 2). Much of it is assumed rather than published, so every name lives here once: a
-correction is one edit, and the client and the sandbox follow it together.
+This is the one module that knows Inlet's paths, field names and status rules
+(docs/contract.md, section 2). Much of it is assumed rather than published, so every name
+lives here once: a correction is one edit, and the client and the sandbox follow it together.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Annotated, Literal
 import msgspec
 import phonenumbers
 
+from service.domain.vocab import CallOperation, Outcome
+
 AccessOperation = Literal["code", "unlock"]
-CallKind = Literal["grant", "update", "revoke"]
-Outcome = Literal["success", "temporary", "permanent"]
+CallKind = CallOperation  # Inlet's three calls are the service's call operations
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 MESSAGE_LIMIT = 500  # Inlet's messages are kept for operators; bound them for storage and logs
@@ -52,7 +53,7 @@ class _AccessFields(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     """The fields GrantAccess and UpdateAccess share.
 
     omit_defaults: a contact field left as None is not sent at all, which is how Inlet is told
-    not to message anyone (CONTRACT.md: leave out email/phone to suppress messages).
+    not to message anyone (docs/contract.md, A5: leave out email/phone to suppress messages).
     """
 
     operation: AccessOperation

@@ -3,7 +3,9 @@ certification run.
 
 The Inlet endpoints speak the wire format of protocol.py (so a correction there changes the
 client and the sandbox together). Under /_sandbox/ (no auth) tests read what happened
-(grants, messages, requests), ask whether a code opens a door, replace locks, and arm faults.
+(grants, messages, requests), ask whether a code opens a door, replace locks, and arm, list
+and clear faults (`GET /_sandbox/faults` answering 200 is how a certification run knows its
+target is a sandbox that can inject them).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from service.inlet.protocol import (
     RevokeRequest,
     UpdateRequest,
 )
-from service.inlet.sandbox_state import Answer, Clock, Fault, SandboxState
+from service.inlet.sandbox_state import Answer, Clock, Fault, Readings, SandboxState
 from service.serving import serve_until_cancelled
 
 SANDBOX_STATE = web.AppKey("inlet_sandbox_state", SandboxState)
@@ -66,7 +68,7 @@ async def _pause(state: SandboxState, seconds: float) -> None:
         await asyncio.wait_for(state.stopping.wait(), seconds)
 
 
-def _act(state: SandboxState, call: CallKind, raw: bytes) -> Answer:
+def _act(state: SandboxState, call: CallKind, raw: bytes, account: str) -> Answer:
     try:
         request = msgspec.json.decode(raw, type=_REQUEST_TYPES[call])
     except msgspec.ValidationError as exc:
@@ -75,10 +77,10 @@ def _act(state: SandboxState, call: CallKind, raw: bytes) -> Answer:
     except msgspec.DecodeError:
         return 400, InletResponse(success=False, message="Body is not valid JSON", retryable=False)
     if isinstance(request, UpdateRequest):
-        return state.update(request)
+        return state.update(request, account)
     if isinstance(request, GrantRequest):
-        return state.grant(request)
-    return state.revoke(request.reference_id)
+        return state.grant(request, account)
+    return state.revoke(request.reference_id, account)
 
 
 async def _answer(
@@ -100,13 +102,14 @@ async def _answer(
         if fault.kind == "success_false":
             message = fault.message or "Injected failure"
             return 200, msgspec.structs.replace(failure, message=message), headers
-    if not state.authorized(request.headers.get("Authorization")):
+    account = state.account_of(request.headers.get("Authorization"))
+    if account is None:
         return (
             401,
             InletResponse(success=False, message="Invalid API key", retryable=False),
             headers,
         )
-    status, response = _act(state, call, raw)
+    status, response = _act(state, call, raw, account)
     if fault is not None and fault.kind == "lost_answer":
         await _pause(state, fault.seconds)  # done; the answer comes too late for the client
     return status, response, headers
@@ -141,6 +144,14 @@ async def _messages(request: web.Request) -> web.Response:
 
 async def _requests(request: web.Request) -> web.Response:
     return _json(request.app[SANDBOX_STATE].requests)
+
+
+async def _repeats(request: web.Request) -> web.Response:
+    return _json(request.app[SANDBOX_STATE].repeats)
+
+
+async def _readings(request: web.Request) -> web.Response:
+    return _json(request.app[SANDBOX_STATE].readings)
 
 
 async def _opens(request: web.Request) -> web.Response:
@@ -178,6 +189,12 @@ async def _arm_fault(request: web.Request) -> web.Response:
     return _json({"armed": fault}, 201)
 
 
+async def _armed_faults(request: web.Request) -> web.Response:
+    """The faults still armed. Also how a client tells that a target can inject faults."""
+    armed = request.app[SANDBOX_STATE].faults
+    return _json([{"fault": a.fault, "remaining": a.remaining} for a in armed])
+
+
 async def _clear_faults(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
     cleared = len(state.faults)
@@ -201,15 +218,18 @@ def create_sandbox_app(
     sms_locks: Collection[str] | None = None,
     rng: random.Random | None = None,
     paths: InletPaths = InletPaths(),  # noqa: B008 - frozen Struct, safe to share
+    readings: Readings | None = None,
 ) -> web.Application:
     """An Inlet imitation. api_keys None accepts any non-empty bearer token; clock defaults to
     real UTC time; sms_locks None makes every lock SMS-capable; pass a seeded rng for
-    deterministic references, codes and fault rates."""
+    deterministic references, codes and fault rates; `readings` chooses how the sandbox plays
+    what Inlet does not publish (each API key its own account, a new grant after a revoke)."""
     state = SandboxState(
         clock=clock or _utcnow,
         rng=rng or random.Random(),
         api_keys=api_keys,
         sms_locks=sms_locks,
+        readings=readings,
     )
     app = web.Application()
     app[SANDBOX_STATE] = state
@@ -219,8 +239,11 @@ def create_sandbox_app(
     app.router.add_get("/_sandbox/grants", _grants)
     app.router.add_get("/_sandbox/messages", _messages)
     app.router.add_get("/_sandbox/requests", _requests)
+    app.router.add_get("/_sandbox/repeats", _repeats)
+    app.router.add_get("/_sandbox/readings", _readings)
     app.router.add_get("/_sandbox/opens", _opens)
     app.router.add_post("/_sandbox/locks/{lock}/replace", _replace_lock)
+    app.router.add_get("/_sandbox/faults", _armed_faults)
     app.router.add_post("/_sandbox/faults", _arm_fault)
     app.router.add_delete("/_sandbox/faults", _clear_faults)
     app.router.add_post("/_sandbox/reset", _reset)
@@ -228,8 +251,14 @@ def create_sandbox_app(
     return app
 
 
-async def run_sandbox(host: str, port: int, *, api_keys: Collection[str] | None = None) -> None:
+async def run_sandbox(
+    host: str,
+    port: int,
+    *,
+    api_keys: Collection[str] | None = None,
+    readings: Readings | None = None,
+) -> None:
     """Serve the sandbox until cancelled."""
     await serve_until_cancelled(
-        create_sandbox_app(api_keys=api_keys), host, port, what="Inlet sandbox"
+        create_sandbox_app(api_keys=api_keys, readings=readings), host, port, what="Inlet sandbox"
     )

@@ -3,11 +3,19 @@
 The sandbox's behaviour without HTTP: grants, the messages Inlet would have sent, lock
 replacements, armed faults and the log of requests. Time comes from an injected clock and
 every random choice from an injected random.Random, so tests are deterministic.
+
+Where Inlet's behaviour is not published, the sandbox can play each reasonable reading
+(`Readings`), so the service is tested under all of them:
+- `after_revoke`: a GrantAccess repeating the externalId of a revoked grant makes a new grant
+  ("new"), or hands back the revoked grant as a success ("revoked");
+- `accounts`: each API key is its own account, whose grants no other key can see or change
+  ("per_key"), or all keys share one account ("shared").
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import re
 from collections.abc import Callable, Collection
@@ -36,6 +44,13 @@ LINK_BASE = "https://sandbox.inlet.invalid/a/"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+class Readings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the sandbox reads what Inlet does not publish (see the module's docstring)."""
+
+    after_revoke: Literal["new", "revoked"] = "new"
+    accounts: Literal["per_key", "shared"] = "per_key"
+
+
 class SandboxGrant(msgspec.Struct, frozen=True, kw_only=True):
     """One grant as Inlet holds it; shown by GET /_sandbox/grants under Inlet's field names."""
 
@@ -58,6 +73,8 @@ class SandboxGrant(msgspec.Struct, frozen=True, kw_only=True):
     # Position in the sandbox's event sequence when the code was issued; compared with lock
     # replacements, so it works with a frozen test clock.
     issued_seq: int = msgspec.field(name="issuedSeq")
+    # The account (the API key's digest, or "shared") that holds the grant.
+    account: str = "shared"
 
 
 class SentMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,21 +191,27 @@ class SandboxState:
         rng: random.Random,
         api_keys: Collection[str] | None,
         sms_locks: Collection[str] | None,
+        readings: Readings | None = None,
     ) -> None:
         self.clock = clock
         self.rng = rng
         self.api_keys = None if api_keys is None else frozenset(api_keys)
         self.sms_locks = None if sms_locks is None else frozenset(sms_locks)
+        self.readings = readings or Readings()
         # Set when the app shuts down, so injected waits end instead of holding the server.
         self.stopping = asyncio.Event()
         self.reset()
 
     def reset(self) -> None:
         self.grants: dict[str, SandboxGrant] = {}
-        self.active_by_external_id: dict[str, str] = {}
+        # (account, externalId) -> the ReferenceId of the latest grant made under it
+        self.by_external_id: dict[tuple[str, str], str] = {}
         self.messages: list[SentMessage] = []
         self.requests: list[RecordedRequest] = []
         self.faults: list[_ArmedFault] = []
+        # externalIds of calls that found their effect already done (a repeated GrantAccess, a
+        # RevokeAccess of a revoked grant): a campaign tells double calls from these
+        self.repeats: list[str] = []
         self.lock_replaced_seq: dict[str, int] = {}
         self._seq = 0
 
@@ -231,15 +254,27 @@ class SandboxState:
         return None
 
     def authorized(self, header: str | None) -> bool:
+        return self.account_of(header) is not None
+
+    def account_of(self, header: str | None) -> str | None:
+        """The account an Authorization header speaks for, or None when it is refused."""
         scheme, _, key = (header or "").partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
-            return False
-        return self.api_keys is None or key in self.api_keys
+            return None
+        if self.api_keys is not None and key not in self.api_keys:
+            return None
+        if self.readings.accounts == "shared":
+            return "shared"
+        return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def _visible(self, reference_id: str, account: str) -> SandboxGrant | None:
+        grant = self.grants.get(reference_id)
+        return grant if grant is not None and grant.account == account else None
 
     # -- Inlet's calls ----------------------------------------------------------------------
 
-    def grant(self, request: GrantRequest) -> Answer:
+    def grant(self, request: GrantRequest, account: str = "shared") -> Answer:
         problem = _problem(request)
         if problem is not None:
             return _refusal(400, problem)
@@ -247,10 +282,14 @@ class SandboxState:
             return _refusal(
                 400, "start is more than 72 hours ahead; send bookings no earlier than 72 h"
             )
-        existing = self.active_by_external_id.get(request.external_id)
+        existing = self.by_external_id.get((account, request.external_id))
         if existing is not None:
-            # Idempotent by externalId: the same grant, unchanged, and no new messages.
-            return self._granted(self.grants[existing], "Access granted")
+            held = self.grants[existing]
+            if held.state == "active" or self.readings.after_revoke == "revoked":
+                # Idempotent by externalId: the same grant, unchanged, and no new messages
+                # (under the "revoked" reading, even a revoked one, handed back as a success).
+                self.repeats.append(held.external_id)
+                return self._granted(held, "Access granted")
         reference_id = f"ref-{self.rng.getrandbits(64):016x}"
         code = self._new_code(request.operation, request.locks)
         grant = SandboxGrant(
@@ -262,14 +301,15 @@ class SandboxState:
             code_formatted=_keypad(code),
             link=self._new_link(),
             issued_seq=self._next_seq(),
+            account=account,
         )
         self.grants[reference_id] = grant
-        self.active_by_external_id[grant.external_id] = reference_id
+        self.by_external_id[(account, grant.external_id)] = reference_id
         self._send_messages(grant, "grant")
         return self._granted(grant, "Access granted")
 
-    def update(self, request: UpdateRequest) -> Answer:
-        grant = self.grants.get(request.reference_id)
+    def update(self, request: UpdateRequest, account: str = "shared") -> Answer:
+        grant = self._visible(request.reference_id, account)
         if grant is None:
             return _refusal(404, "Unknown ReferenceId")
         if grant.state != "active":
@@ -302,14 +342,14 @@ class SandboxState:
             self._send_messages(updated, "update")
         return self._granted(updated, "Access updated")
 
-    def revoke(self, reference_id: str) -> Answer:
-        grant = self.grants.get(reference_id)
+    def revoke(self, reference_id: str, account: str = "shared") -> Answer:
+        grant = self._visible(reference_id, account)
         if grant is None:
             return _refusal(404, "Unknown ReferenceId")
         if grant.state != "active":
+            self.repeats.append(grant.external_id)
             return _refusal(404, "Access already revoked")
         self.grants[reference_id] = msgspec.structs.replace(grant, state="revoked")
-        self.active_by_external_id.pop(grant.external_id, None)
         return 200, InletResponse(success=True, message="Access revoked", reference_id=reference_id)
 
     # -- the physical world -----------------------------------------------------------------

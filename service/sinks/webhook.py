@@ -1,7 +1,8 @@
 """How does a PMS hear about access? Signed outbound webhooks (Standard Webhooks).
 
-`webhook-id` is stable for a change (`msg_<change id>`), so a receiver can drop repeats;
-any non-2xx answer or a timeout is retried with backoff.
+`webhook-id` is `msg_` and the delivery's UUIDv7: the same on every attempt, so a receiver
+can drop repeats, and unique across deployments and restores, so it never drops a new message.
+Any non-2xx answer or a timeout is retried with backoff.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from service.sinks import SinkResult
 from service.store.deliveries import ClaimedDelivery
 
 log = logging.getLogger(__name__)
+
+
+def webhook_message_id(delivery: ClaimedDelivery) -> str:
+    return f"msg_{delivery.webhook_id.hex}"
 
 
 class WebhookSink:
@@ -41,7 +46,7 @@ class WebhookSink:
                 ok=False, status=None, message="no webhook_url or webhook_secret configured"
             )
         body = msgspec.json.encode(delivery.change)
-        msg_id = f"msg_{delivery.change_id}"
+        msg_id = webhook_message_id(delivery)
         timestamp = int(self._clock.now().timestamp())
         headers = {
             "content-type": "application/json",

@@ -3,11 +3,10 @@
 A call is claimed with FOR UPDATE SKIP LOCKED and a lease that bounds one attempt; an expired
 lease is simply claimable again. Every outcome is written only if this worker still holds this
 attempt (state, owner and attempt re-checked in the UPDATE), and the outcome, the actual access
-and the booking's next look commit in one transaction. After a GrantAccess, the content is
-recorded as unverified when an earlier GrantAccess of the grant may have left other content at
-Inlet (see `fingerprint_after_grant`). A recovery (a GrantAccess to get back a grant that must
-go) records only the ReferenceId, unverified, and tells the sinks nothing: the next plan revokes
-the grant, and that revocation is the change they hear of.
+and the booking's next look commit in one transaction, after the booking's row is locked (as the
+reconciler locks it before it plans: a plan never sees a call half-recorded). What a success
+leaves behind is decided by `domain/calls.py` (`after_success`); a grant is stored with the
+property, generation and Inlet account it was made under.
 """
 
 from __future__ import annotations
@@ -15,12 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
 
 import msgspec
 from asyncpg import Record
 
 from service.domain.access import DesiredGrant
+from service.domain.calls import after_success
 from service.domain.changes import (
     Access,
     AccessChange,
@@ -28,13 +27,13 @@ from service.domain.changes import (
     change_after_failure,
     change_after_success,
 )
-from service.domain.plan import RECOVER, UNVERIFIED, EarlierGrantAttempt, fingerprint_after_grant
+from service.domain.plan import Target, attempts_toward
 from service.domain.retry import escalation_operation
-from service.store.db import Connection, Database
+from service.domain.vocab import RECOVER, CallOperation, Outcome, Severity
+from service.store.db import Database, LeaseLost, Queries, touched
+from service.store.history import grant_history
 
 log = logging.getLogger(__name__)
-
-Operation = Literal["grant", "update", "revoke"]
 
 
 class ClaimedCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,7 +42,7 @@ class ClaimedCall(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     booking_id: str
     property_id: str
-    operation: Operation
+    operation: CallOperation
     reason: str
     desired: DesiredGrant | None
     fingerprint: str
@@ -51,23 +50,23 @@ class ClaimedCall(msgspec.Struct, frozen=True, kw_only=True):
     first_attempt_at: datetime
     deadline: datetime | None
     reference_id: str | None
+    generation: int = 1
+    external_id: str = ""
+    grant_account: str | None = None  # the Inlet account the grant was made with, if known
+
+    @property
+    def target(self) -> Target:
+        return Target(property_id=self.property_id, generation=self.generation)
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One attempt's outcome as the timeline shows it (no personal data)."""
 
-    outcome: Literal["success", "temporary", "permanent"]
+    outcome: Outcome
     http_status: int | None
     message: str
     started_at: datetime
     finished_at: datetime
-
-
-class AccessData(msgspec.Struct, frozen=True, kw_only=True):
-    reference_id: str | None
-    code: str | None
-    code_formatted: str | None
-    link: str | None
 
 
 class CallStore:
@@ -97,6 +96,9 @@ class CallStore:
                 first_attempt_at=r["first_attempt_at"],
                 deadline=r["deadline"],
                 reference_id=r["reference_id"],
+                generation=r["generation"],
+                external_id=r["external_id"],
+                grant_account=r["grant_account"],
             )
             for r in rows
         ]
@@ -107,105 +109,105 @@ class CallStore:
         *,
         owner: str,
         attempt: AttemptRecord,
-        access: AccessData,
+        access: Access,
         sinks: Sequence[str] = (),
+        account: str | None = None,
     ) -> bool:
         """Record success, the access Inlet now holds and the change for each sink, together;
-        False if the lease was lost (nothing written)."""
+        False if the lease was lost (nothing written). `account`: the Inlet account called."""
         now = attempt.finished_at
-        recovery = call.reason == RECOVER
-        if recovery:
-            # The code was never the guest's to have, nor the PMS's to show: keep only the
-            # ReferenceId the revocation needs.
-            access = AccessData(
-                reference_id=access.reference_id, code=None, code_formatted=None, link=None
-            )
         try:
             async with self._db.transaction() as conn:
-                await self._finish(conn, call, owner, "succeeded", attempt)
-                previous = await conn.fetchrow(self._db.sql("previous_access"), call.grant_key)
-                await self._apply_access(conn, call, attempt, access)
-                if sinks and not recovery:
+                queries = self._db.on(conn)
+                await self._lock_booking(queries, call)
+                await self._finish(queries, call, owner, "succeeded", attempt)
+                previous = await queries.fetchrow("previous_access", call.grant_key)
+                if previous is not None and previous["generation"] != call.generation:
+                    previous = None  # another generation's code is not this grant's
+                earlier = []
+                if call.operation == "grant" or call.reference_id is None:
+                    history = await grant_history(
+                        self._db,
+                        conn,
+                        call.source,
+                        call.booking_id,
+                        grant_key=call.grant_key,
+                        before_call=call.id,
+                    )
+                    earlier = attempts_toward(history.get(call.grant_key, ()), call.target)
+                record = after_success(
+                    operation=call.operation,
+                    reason=call.reason,
+                    sent_fingerprint=call.desired.fingerprint if call.desired else "",
+                    had_reference=call.reference_id is not None,
+                    returned=access,
+                    earlier=earlier,
+                )
+                if record.unverified:
+                    log.info(
+                        "granted, but Inlet may hold an earlier call's content: recorded as"
+                        " unverified",
+                        extra={"action": "call.grant_unverified", **_keys(call)},
+                    )
+                await self._apply_access(
+                    queries, call, attempt, record.access, record.fingerprint, account
+                )
+                if sinks and record.tell_sinks:
                     change = change_after_success(
                         _call_facts(call),
                         message=attempt.message,
-                        at=attempt.finished_at,
-                        returned=_access(access),
-                        previous=_access(previous),
+                        at=now,
+                        returned=record.access,
+                        previous=_held(previous),
                     )
-                    await self._record_change(conn, change, sinks)
-                await conn.execute(self._db.sql("resolve_call_escalations"), call.grant_key, now)
-                await conn.execute(self._db.sql("mark_booking"), call.source, call.booking_id, now)
-        except _Rollback:
+                    await self._record_change(queries, change, sinks)
+                await queries.execute("resolve_call_escalations", call.grant_key, now)
+                await queries.execute("mark_booking", call.source, call.booking_id, now)
+        except LeaseLost:
             return False
         return True
 
     async def _apply_access(
         self,
-        conn: Connection,
+        queries: Queries,
         call: ClaimedCall,
         attempt: AttemptRecord,
-        access: AccessData,
+        access: Access,
+        fingerprint: str,
+        account: str | None,
     ) -> None:
         now = attempt.finished_at
         if call.operation == "revoke":
-            await conn.execute(self._db.sql("revoke_grant"), call.grant_key, attempt.message, now)
+            await queries.execute("revoke_grant", call.grant_key, attempt.message, now)
             # a shared door may have a free place now
-            await conn.execute(self._db.sql("mark_waiting_for_doors"), call.property_id, now)
-        else:
-            desired = call.desired
-            assert desired is not None
-            fingerprint = desired.fingerprint
-            if call.operation == "grant" or call.reference_id is None:
-                # A GrantAccess: Inlet may have answered with a grant an earlier call made.
-                rows = await conn.fetch(
-                    self._db.sql("earlier_grant_attempts"),
-                    call.grant_key,
-                    call.id,
-                    call.source,
-                    call.booking_id,
-                )
-                earlier = [
-                    EarlierGrantAttempt(
-                        fingerprint=r["fingerprint"],
-                        outcome=r["outcome"],
-                        http_status=r["http_status"],
-                    )
-                    for r in rows
-                ]
-                fingerprint = fingerprint_after_grant(desired.fingerprint, earlier)
-                if fingerprint == UNVERIFIED and call.reason != RECOVER:
-                    log.info(
-                        "granted, but Inlet may hold an earlier call's content: recorded as unverified",
-                        extra={
-                            "action": "call.grant_unverified",
-                            "call_id": call.id,
-                            "grant_key": call.grant_key,
-                            "source": call.source,
-                            "booking_id": call.booking_id,
-                        },
-                    )
-            await conn.execute(
-                self._db.sql("upsert_grant"),
-                call.grant_key,
-                call.source,
-                call.booking_id,
-                desired.stay_id,
-                call.property_id,
-                "active",
-                access.reference_id,
-                access.code,
-                access.code_formatted,
-                access.link,
-                list(desired.access_points),
-                desired.valid_from,
-                desired.valid_to,
-                fingerprint,
-                attempt.message,
-                now,
-                desired.resource_id,
-                msgspec.json.encode(desired).decode(),
-            )
+            await queries.execute("mark_waiting_for_doors", call.property_id, now)
+            return
+        desired = call.desired
+        assert desired is not None
+        await queries.execute(
+            "upsert_grant",
+            grant_key=call.grant_key,
+            source=call.source,
+            booking_id=call.booking_id,
+            stay_id=desired.stay_id,
+            property_id=call.property_id,
+            state="active",
+            reference_id=access.reference_id,
+            code=access.code,
+            code_formatted=access.code_formatted,
+            link=access.link,
+            access_points=list(desired.access_points),
+            valid_from=desired.valid_from,
+            valid_to=desired.valid_to,
+            fingerprint=fingerprint,
+            message=attempt.message,
+            now=now,
+            resource_id=desired.resource_id,
+            applied=desired,
+            generation=call.generation,
+            external_id=call.external_id or call.grant_key,
+            account=account,
+        )
 
     async def retry_later(
         self,
@@ -218,29 +220,30 @@ class CallStore:
     ) -> bool:
         try:
             async with self._db.transaction() as conn:
-                await self._record_attempt(conn, call, attempt)
-                status = await conn.execute(
-                    self._db.sql("schedule_retry"),
-                    call.id,
-                    owner,
-                    call.attempts,
-                    at,
-                    attempt.outcome,
-                    attempt.http_status,
-                    attempt.message,
+                queries = self._db.on(conn)
+                await self._record_attempt(queries, call, attempt)
+                status = await queries.execute(
+                    "schedule_retry",
+                    call_id=call.id,
+                    owner=owner,
+                    attempt=call.attempts,
+                    retry_at=at,
+                    outcome=attempt.outcome,
+                    http_status=attempt.http_status,
+                    message=attempt.message,
                 )
-                if status.endswith(" 0"):
-                    raise _Rollback
+                if not touched(status):
+                    raise LeaseLost
                 if late_escalation is not None:
                     await self._escalate(
-                        conn,
+                        queries,
                         call,
                         "warning",
                         "late_for_arrival",
                         late_escalation,
                         attempt.finished_at,
                     )
-        except _Rollback:
+        except LeaseLost:
             return False
         return True
 
@@ -250,30 +253,34 @@ class CallStore:
         *,
         owner: str,
         attempt: AttemptRecord,
-        severity: str,
+        severity: Severity,
         reason: str,
         sinks: Sequence[str] = (),
     ) -> int | None:
         """Mark the call failed and open an escalation; its id, or None if the lease was lost."""
         try:
             async with self._db.transaction() as conn:
-                await self._finish(conn, call, owner, "failed", attempt)
+                queries = self._db.on(conn)
+                await self._lock_booking(queries, call)
+                await self._finish(queries, call, owner, "failed", attempt)
                 escalation_id: int | None = await self._escalate(
-                    conn, call, severity, reason, attempt.message, attempt.finished_at
+                    queries, call, severity, reason, attempt.message, attempt.finished_at
                 )
-                if sinks and call.reason != RECOVER:  # the sinks never heard of a recovery
+                if sinks:
+                    held = await queries.fetchrow("previous_access", call.grant_key)
                     change = change_after_failure(
                         _call_facts(call),
                         message=attempt.message,
                         at=attempt.finished_at,
                         reason=reason,
+                        held=_held(held),
                     )
-                    await self._record_change(conn, change, sinks)
+                    await self._record_change(queries, change, sinks)
                 # The booking is looked at again; the plan will not repeat the escalated call.
-                await conn.execute(
-                    self._db.sql("mark_booking"), call.source, call.booking_id, attempt.finished_at
+                await queries.execute(
+                    "mark_booking", call.source, call.booking_id, attempt.finished_at
                 )
-        except _Rollback:
+        except LeaseLost:
             return None
         return escalation_id
 
@@ -285,89 +292,97 @@ class CallStore:
         value: datetime | None = await self._db.fetchval("next_call_due")
         return value
 
+    async def _lock_booking(self, queries: Queries, call: ClaimedCall) -> None:
+        await queries.execute("lock_booking_for_outcome", call.source, call.booking_id)
+
     async def _finish(
         self,
-        conn: Connection,
+        queries: Queries,
         call: ClaimedCall,
         owner: str,
         state: str,
         attempt: AttemptRecord,
     ) -> None:
-        await self._record_attempt(conn, call, attempt)
-        status = await conn.execute(
-            self._db.sql("finish_call"),
-            call.id,
-            owner,
-            call.attempts,
-            state,
-            attempt.finished_at,
-            attempt.outcome,
-            attempt.http_status,
-            attempt.message,
+        await self._record_attempt(queries, call, attempt)
+        status = await queries.execute(
+            "finish_call",
+            call_id=call.id,
+            owner=owner,
+            attempt=call.attempts,
+            state=state,
+            now=attempt.finished_at,
+            outcome=attempt.outcome,
+            http_status=attempt.http_status,
+            message=attempt.message,
         )
-        if status.endswith(" 0"):
-            raise _Rollback
+        if not touched(status):
+            raise LeaseLost
 
     async def _record_change(
-        self, conn: Connection, change: AccessChange, sinks: Sequence[str]
+        self, queries: Queries, change: AccessChange, sinks: Sequence[str]
     ) -> None:
         data = change.data
-        change_id = await conn.fetchval(
-            self._db.sql("insert_access_change"),
-            data.grant_key,
-            data.source,
-            data.booking_id,
-            data.stay_id,
-            data.property_id,
-            change.type,
-            msgspec.json.encode(change).decode(),
-            change.timestamp,
+        change_id = await queries.fetchval(
+            "insert_access_change",
+            grant_key=data.grant_key,
+            source=data.source,
+            booking_id=data.booking_id,
+            stay_id=data.stay_id,
+            property_id=data.property_id,
+            kind=change.type,
+            payload=change,
+            now=change.timestamp,
         )
-        await conn.execute(
-            self._db.sql("insert_deliveries"),
-            change_id,
-            data.grant_key,
-            change.timestamp,
-            list(sinks),
+        await queries.execute(
+            "insert_deliveries", change_id, data.grant_key, change.timestamp, list(sinks)
         )
 
     async def _record_attempt(
-        self, conn: Connection, call: ClaimedCall, attempt: AttemptRecord
+        self, queries: Queries, call: ClaimedCall, attempt: AttemptRecord
     ) -> None:
-        await conn.execute(
-            self._db.sql("record_attempt"),
-            call.id,
-            call.attempts,
-            attempt.started_at,
-            attempt.finished_at,
-            attempt.outcome,
-            attempt.http_status,
-            attempt.message,
+        await queries.execute(
+            "record_attempt",
+            call_id=call.id,
+            attempt=call.attempts,
+            started_at=attempt.started_at,
+            finished_at=attempt.finished_at,
+            outcome=attempt.outcome,
+            http_status=attempt.http_status,
+            message=attempt.message,
         )
 
     async def _escalate(
         self,
-        conn: Connection,
+        queries: Queries,
         call: ClaimedCall,
-        severity: str,
+        severity: Severity,
         reason: str,
         message: str,
         now: datetime,
     ) -> int | None:
-        value: int | None = await conn.fetchval(
-            self._db.sql("raise_escalation"),
-            call.grant_key,
-            call.source,
-            call.booking_id,
-            call.property_id,
-            call.id,
-            escalation_operation(call.operation, call.reason),
-            severity,
-            reason,
-            message,
-            now,
+        value: int | None = await queries.fetchval(
+            "raise_escalation",
+            grant_key=call.grant_key,
+            source=call.source,
+            booking_id=call.booking_id,
+            property_id=call.property_id,
+            call_id=call.id,
+            operation=escalation_operation(call.operation, call.reason),
+            severity=severity,
+            reason=reason,
+            message=message,
+            now=now,
         )
         return value
+
+
+def _keys(call: ClaimedCall) -> dict[str, object]:
+    return {
+        "call_id": call.id,
+        "grant_key": call.grant_key,
+        "source": call.source,
+        "booking_id": call.booking_id,
+    }
 
 
 def _call_facts(call: ClaimedCall) -> CallFacts:
@@ -379,21 +394,21 @@ def _call_facts(call: ClaimedCall) -> CallFacts:
         property_id=call.property_id,
         reference_id=call.reference_id,
         desired=call.desired,
+        recovery=call.reason == RECOVER,
     )
 
 
-def _access(values: AccessData | Record | None) -> Access | None:
-    if values is None:
+def _held(row: Record | None) -> Access | None:
+    """What the service held for a grant (a `previous_access` row)."""
+    if row is None:
         return None
-    if isinstance(values, AccessData):
-        return Access(**msgspec.structs.asdict(values))
     return Access(
-        reference_id=None,
-        code=values["code"],
-        code_formatted=values["code_formatted"],
-        link=values["link"],
+        reference_id=row["reference_id"],
+        code=row["code"],
+        code_formatted=row["code_formatted"],
+        link=row["link"],
+        active=row["active"],
+        access_points=tuple(row["access_points"] or ()),
+        valid_from=row["valid_from"],
+        valid_to=row["valid_to"],
     )
-
-
-class _Rollback(Exception):
-    """The lease was lost: undo this transaction's writes."""

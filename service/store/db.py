@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
+import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from service.store import migrations
@@ -22,20 +24,104 @@ log = logging.getLogger(__name__)
 Connection = PoolConnectionProxy
 
 
-class Database:
+class LeaseLost(Exception):
+    """Another worker owns this booking, call or delivery now; nothing was written."""
+
+
+def touched(status: str) -> bool:
+    """Whether a statement's status (`UPDATE 1`, `DELETE 0`, ...) says it changed any row."""
+    return not status.endswith(" 0")
+
+
+T = TypeVar("T")
+
+
+class Queries:
+    """Named queries run on one executor (the pool, or a connection inside a transaction).
+
+    Named parameters are bound by keyword (`fetch("booking_grants", source=s, booking_id=b)`);
+    a short query written with numbered parameters takes them in order.
+    """
+
+    def __init__(self, executor: Any, queries: dict[str, Query]) -> None:
+        self._executor = executor
+        self._queries = queries
+
+    def _args(self, name: str, args: tuple[Any, ...], params: dict[str, Any]) -> list[Any]:
+        query = self._queries[name]
+        if query.params:
+            if args:
+                raise TypeError(f"query {name}: its parameters are named; pass them by name")
+            return query.bind(params)
+        if params:
+            raise TypeError(f"query {name}: its parameters are numbered; pass them in order")
+        return list(args)
+
+    async def fetch(self, name: str, *args: Any, **params: Any) -> list[asyncpg.Record]:
+        sql = self._queries[name].sql
+        return list(await self._executor.fetch(sql, *self._args(name, args, params)))
+
+    async def fetchrow(self, name: str, *args: Any, **params: Any) -> asyncpg.Record | None:
+        sql = self._queries[name].sql
+        row: asyncpg.Record | None = await self._executor.fetchrow(
+            sql, *self._args(name, args, params)
+        )
+        return row
+
+    async def fetchval(self, name: str, *args: Any, **params: Any) -> Any:
+        sql = self._queries[name].sql
+        return await self._executor.fetchval(sql, *self._args(name, args, params))
+
+    async def execute(self, name: str, *args: Any, **params: Any) -> str:
+        sql = self._queries[name].sql
+        return str(await self._executor.execute(sql, *self._args(name, args, params)))
+
+    async def fetch_as(self, type_: type[T], name: str, *args: Any, **params: Any) -> list[T]:
+        """The rows as `type_` (a Struct whose fields are the columns)."""
+        rows = await self.fetch(name, *args, **params)
+        return [msgspec.convert(dict(r), type_) for r in rows]
+
+    async def fetchrow_as(self, type_: type[T], name: str, *args: Any, **params: Any) -> T | None:
+        row = await self.fetchrow(name, *args, **params)
+        return None if row is None else msgspec.convert(dict(row), type_)
+
+
+def _json_text(value: Any) -> str:
+    """jsonb parameters: a JSON text as it is, anything else (a Struct, a dict) encoded."""
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb is read as its text (decoded by msgspec into the type the caller expects) and
+    # written from a Struct, a dict or a ready JSON text.
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_json_text, decoder=str, format="text"
+    )
+
+
+class Database(Queries):
     """The pool and the named queries; store modules borrow connections from here."""
 
     def __init__(self, pool: asyncpg.Pool, queries: dict[str, Query]) -> None:
+        super().__init__(pool, queries)
         self.pool = pool
         self.queries = queries
 
     def sql(self, name: str) -> str:
         return self.queries[name].sql
 
+    def on(self, conn: Connection) -> Queries:
+        """The named queries on `conn` (inside a transaction)."""
+        return Queries(conn, self.queries)
+
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, command_timeout=60
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=60,
+            init=_init_connection,
         )
         return cls(pool, load_queries())
 
@@ -46,18 +132,6 @@ class Database:
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
-
-    async def fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
-        return list(await self.pool.fetch(self.sql(name), *args))
-
-    async def fetchrow(self, name: str, *args: Any) -> asyncpg.Record | None:
-        return await self.pool.fetchrow(self.sql(name), *args)
-
-    async def fetchval(self, name: str, *args: Any) -> Any:
-        return await self.pool.fetchval(self.sql(name), *args)
-
-    async def execute(self, name: str, *args: Any) -> str:
-        return str(await self.pool.execute(self.sql(name), *args))
 
     @contextlib.asynccontextmanager
     async def listening(
@@ -253,6 +327,20 @@ async def open_database(
         await db.close()
         if embedded is not None:
             embedded.stop()
+
+
+EMBEDDED_MISSING = (
+    "DATABASE_URL is not set and the embedded PostgreSQL is not installed"
+    " (pip install 'inlet-bridge[embedded]'); set DATABASE_URL to a PostgreSQL server"
+)
+
+
+def embedded_available() -> bool:
+    """Whether the `embedded` extra (pgserver) is installed, without importing it."""
+    try:
+        return importlib.util.find_spec("pgserver") is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
+        return False
 
 
 class EmbeddedPostgres:

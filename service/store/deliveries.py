@@ -6,12 +6,13 @@ per sink and grant is claimable, so a PMS hears a stay's changes in order.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import msgspec
 
 from service.domain.changes import AccessChange
-from service.store.db import Database
+from service.store.db import Database, touched
 
 
 class ClaimedDelivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,6 +22,8 @@ class ClaimedDelivery(msgspec.Struct, frozen=True, kw_only=True):
     grant_key: str
     attempts: int
     first_attempt_at: datetime
+    # Globally unique (UUIDv7, stored with the delivery): the same on every attempt.
+    webhook_id: uuid.UUID
     change: AccessChange
 
 
@@ -40,6 +43,7 @@ class DeliveryStore:
                 grant_key=r["grant_key"],
                 attempts=r["attempts"],
                 first_attempt_at=r["first_attempt_at"],
+                webhook_id=r["webhook_id"],
                 change=msgspec.json.decode(r["payload"], type=AccessChange),
             )
             for r in rows
@@ -50,15 +54,15 @@ class DeliveryStore:
     ) -> bool:
         result = await self._db.execute(
             "finish_delivery",
-            delivery.id,
-            owner,
-            delivery.attempts,
-            "delivered",
-            now,
-            status,
-            "delivered",
+            delivery_id=delivery.id,
+            owner=owner,
+            attempt=delivery.attempts,
+            state="delivered",
+            now=now,
+            status=status,
+            message="delivered",
         )
-        return not result.endswith(" 0")
+        return touched(result)
 
     async def retry_later(
         self,
@@ -70,9 +74,15 @@ class DeliveryStore:
         message: str,
     ) -> bool:
         result = await self._db.execute(
-            "retry_delivery", delivery.id, owner, delivery.attempts, at, status, message
+            "retry_delivery",
+            delivery_id=delivery.id,
+            owner=owner,
+            attempt=delivery.attempts,
+            retry_at=at,
+            status=status,
+            message=message,
         )
-        return not result.endswith(" 0")
+        return touched(result)
 
     async def gave_up(
         self,
@@ -87,29 +97,30 @@ class DeliveryStore:
         data = delivery.change.data
         kind = delivery.sink.partition(":")[0]
         async with self._db.transaction() as conn:
-            result = await conn.execute(
-                self._db.sql("finish_delivery"),
-                delivery.id,
-                owner,
-                delivery.attempts,
-                "failed",
-                now,
-                status,
-                message,
+            queries = self._db.on(conn)
+            result = await queries.execute(
+                "finish_delivery",
+                delivery_id=delivery.id,
+                owner=owner,
+                attempt=delivery.attempts,
+                state="failed",
+                now=now,
+                status=status,
+                message=message,
             )
-            if result.endswith(" 0"):
+            if not touched(result):
                 return None
-            escalation: int | None = await conn.fetchval(
-                self._db.sql("raise_delivery_escalation"),
-                data.grant_key,
-                data.source,
-                data.booking_id,
-                data.property_id,
-                delivery.id,
-                kind,
-                f"{kind}_failed",
-                message,
-                now,
+            escalation: int | None = await queries.fetchval(
+                "raise_delivery_escalation",
+                grant_key=data.grant_key,
+                source=data.source,
+                booking_id=data.booking_id,
+                property_id=data.property_id,
+                delivery_id=delivery.id,
+                operation=kind,
+                reason=f"{kind}_failed",
+                message=message,
+                now=now,
             )
         return escalation
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+import asyncpg
 import msgspec
 
-from service.store.db import Database
-from service.store.reconcile import PRIORITY
+from service.domain.vocab import PRIORITY, RESYNC
+from service.store.audit import Actor, AuditAction, AuditEntry, AuditStore
+from service.store.db import Connection, Database
 
 
 class Escalation(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,38 +49,106 @@ class EscalationStore:
         open_only: bool | None = True,
         severity: str | None = None,
         operation: str | None = None,
+        properties: frozenset[str] | None = None,
         limit: int = 200,
     ) -> list[Escalation]:
-        rows = await self._db.fetch("list_escalations", open_only, severity, operation, limit)
+        """Newest first; only those of `properties` when given (an operator's scope)."""
+        scope = None if properties is None else sorted(properties)
+        rows = await self._db.fetch(
+            "list_escalations",
+            open_only=open_only,
+            severity=severity,
+            operation=operation,
+            limit=limit,
+            properties=scope,
+        )
         return [Escalation(**dict(r)) for r in rows]
 
-    async def resolve(self, escalation_id: int, *, note: str, now: datetime) -> Outcome:
-        status = await self._db.execute("resolve_escalation", escalation_id, now, note)
-        return "not_found" if status.endswith(" 0") else "resolved"
-
-    async def retry(self, escalation_id: int, *, note: str, now: datetime) -> Outcome:
+    async def resolve(
+        self,
+        escalation_id: int,
+        *,
+        note: str,
+        now: datetime,
+        actor: Actor,
+        properties: frozenset[str] | None = None,
+    ) -> Outcome:
+        """Resolve an open escalation of `properties` (any when None), audited in one step."""
         async with self._db.transaction() as conn:
-            row = await conn.fetchrow(self._db.sql("lock_escalation"), escalation_id)
+            row = await self._lock(conn, escalation_id, properties)
             if row is None:
                 return "not_found"
+            await conn.execute(self._db.sql("resolve_escalation"), escalation_id, now, note)
+            await self._audit(conn, row, "resolve", note=note, now=now, actor=actor)
+        return "resolved"
+
+    async def _lock(
+        self, conn: Connection, escalation_id: int, properties: frozenset[str] | None
+    ) -> asyncpg.Record | None:
+        row = await conn.fetchrow(self._db.sql("lock_escalation"), escalation_id)
+        if row is None or (properties is not None and row["property_id"] not in properties):
+            return None
+        return row
+
+    async def _audit(
+        self,
+        conn: Connection,
+        row: asyncpg.Record,
+        action: AuditAction,
+        *,
+        note: str,
+        now: datetime,
+        actor: Actor,
+    ) -> None:
+        entry = AuditEntry(
+            at=now,
+            operator=actor.operator,
+            role=actor.role,
+            action=action,
+            source=row["source"],
+            booking_id=row["booking_id"],
+            property_id=row["property_id"],
+            escalation_id=row["id"],
+            note=note,
+            request_id=actor.request_id,
+        )
+        await AuditStore(self._db).record(entry, conn=conn)
+
+    async def retry(
+        self,
+        escalation_id: int,
+        *,
+        note: str,
+        now: datetime,
+        actor: Actor,
+        properties: frozenset[str] | None = None,
+    ) -> Outcome:
+        """Resolve and try again (see the module's docstring), audited in the same step."""
+        async with self._db.transaction() as conn:
+            row = await self._lock(conn, escalation_id, properties)
+            if row is None:
+                return "not_found"
+            await self._audit(conn, row, "retry", note=note, now=now, actor=actor)
             await conn.execute(
                 self._db.sql("resolve_escalation"), escalation_id, now, f"retried: {note}"
             )
-            if row["call_id"] is not None and row["call_reason"] == "resync":
-                await conn.fetchval(
-                    self._db.sql("requeue_call"),
-                    row["grant_key"],
-                    row["source"],
-                    row["booking_id"],
-                    row["call_property_id"],
-                    row["call_operation"],
-                    "resync",
-                    row["call_request"],
-                    row["call_fingerprint"],
-                    PRIORITY[row["call_operation"]],
-                    now,
-                    row["call_deadline"],
-                    row["call_resync_id"],
+            if row["call_id"] is not None and row["call_reason"] == RESYNC:
+                await self._db.on(conn).fetchval(
+                    "requeue_call",
+                    grant_key=row["grant_key"],
+                    source=row["source"],
+                    booking_id=row["booking_id"],
+                    property_id=row["call_property_id"],
+                    operation=row["call_operation"],
+                    reason=RESYNC,
+                    request=row["call_request"],
+                    fingerprint=row["call_fingerprint"],
+                    priority=PRIORITY[row["call_operation"]],
+                    now=now,
+                    deadline=row["call_deadline"],
+                    resync_id=row["call_resync_id"],
+                    generation=row["call_generation"],
+                    external_id=row["call_external_id"],
                 )
             if row["delivery_id"] is not None:
                 await conn.execute(self._db.sql("requeue_delivery"), row["delivery_id"], now)

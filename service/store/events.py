@@ -21,6 +21,7 @@ from asyncpg import Record
 
 from service.domain.booking import BookingEvent, Problem
 from service.domain.fold import LoggedEvent
+from service.domain.stored import CURRENT_VERSION, decode_stored_event
 from service.domain.validation import ValidEvent
 from service.store.db import Connection, Database
 
@@ -62,8 +63,14 @@ class EventWriter:
         self._store = store
         self._conn = conn
 
-    async def append_group(self, units: Sequence[Sequence[ValidEvent]]) -> list[UnitResult]:
-        return await self._store.append_group(units, self._conn)
+    async def append_group(
+        self, units: Sequence[Sequence[ValidEvent]], received_at: datetime
+    ) -> list[UnitResult]:
+        return await self._store.append_group(units, received_at, self._conn)
+
+    async def ping(self) -> None:
+        """Raise unless the held connection answers."""
+        await self._conn.fetchval(self._store.sql("ping"))
 
 
 class _NeedsCheck(Exception):
@@ -99,6 +106,9 @@ class EventStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    def sql(self, name: str) -> str:
+        return self._db.sql(name)
+
     @contextlib.asynccontextmanager
     async def writer(self) -> AsyncIterator[EventWriter]:
         """A connection held for a group-commit writer: no pool round trips per commit."""
@@ -106,7 +116,10 @@ class EventStore:
             yield EventWriter(self, conn)
 
     async def append_group(
-        self, units: Sequence[Sequence[ValidEvent]], conn: Connection | None = None
+        self,
+        units: Sequence[Sequence[ValidEvent]],
+        received_at: datetime,
+        conn: Connection | None = None,
     ) -> list[UnitResult]:
         """Commit every unit in one transaction; returns one result per unit, in order.
 
@@ -115,12 +128,12 @@ class EventStore:
         takes the careful path, which refuses the conflicting units whole.
         """
         try:
-            return await self._append_fast(units, conn)
+            return await self._append_fast(units, received_at, conn)
         except _NeedsCheck:
             pass
         for attempt in range(_MAX_RACE_RETRIES):
             try:
-                return await self._append_once(units, conn)
+                return await self._append_once(units, received_at, conn)
             except _RaceLost:
                 if attempt == _MAX_RACE_RETRIES - 1:
                     raise
@@ -136,7 +149,10 @@ class EventStore:
                 yield conn
 
     async def _append_fast(
-        self, units: Sequence[Sequence[ValidEvent]], held: Connection | None
+        self,
+        units: Sequence[Sequence[ValidEvent]],
+        received_at: datetime,
+        held: Connection | None,
     ) -> list[UnitResult]:
         rows: dict[tuple[str, str], tuple[ValidEvent, bytes]] = {}
         for unit in units:
@@ -147,7 +163,7 @@ class EventStore:
                 rows.setdefault(key, (valid, digest))
         ordered = [rows[key] for key in sorted(rows)]
         async with self._transaction(held) as conn:
-            records = await self._insert(conn, ordered)
+            records = await self._insert(conn, ordered, received_at)
             stored = {
                 (r["source"], r["event_id"]): _Existing(
                     r["position"], r["received_at"], rows[(r["source"], r["event_id"])][1]
@@ -185,7 +201,10 @@ class EventStore:
         return results
 
     async def _append_once(
-        self, units: Sequence[Sequence[ValidEvent]], held: Connection | None
+        self,
+        units: Sequence[Sequence[ValidEvent]],
+        received_at: datetime,
+        held: Connection | None,
     ) -> list[UnitResult]:
         digests = [[body_digest(v) for v in unit] for unit in units]
         keys = sorted({_key(v) for unit in units for v in unit})
@@ -195,7 +214,7 @@ class EventStore:
             rows = [claimed[key] for key in sorted(claimed)]
             inserted: dict[tuple[str, str], _Existing] = {}
             if rows:
-                records = await self._insert(conn, rows)
+                records = await self._insert(conn, rows, received_at)
                 if len(records) != len(rows):
                     raise _RaceLost
                 inserted = {
@@ -212,21 +231,21 @@ class EventStore:
         ]
 
     async def _insert(
-        self, conn: Connection, rows: Sequence[tuple[ValidEvent, bytes]]
+        self, conn: Connection, rows: Sequence[tuple[ValidEvent, bytes]], received_at: datetime
     ) -> list[Record]:
         """Insert in key order; keys already stored are skipped (not returned)."""
-        return list(
-            await conn.fetch(
-                self._db.sql("insert_events"),
-                [v.event.source for v, _ in rows],
-                [v.event.event_id for v, _ in rows],
-                [v.event.booking.booking_id for v, _ in rows],
-                [v.event.booking.property_id for v, _ in rows],
-                [v.event.occurred_at for v, _ in rows],
-                [d for _, d in rows],
-                [msgspec.json.encode(v.event).decode() for v, _ in rows],
-                [_warnings_json(v) for v, _ in rows],
-            )
+        return await self._db.on(conn).fetch(
+            "insert_events",
+            sources=[v.event.source for v, _ in rows],
+            event_ids=[v.event.event_id for v, _ in rows],
+            booking_ids=[v.event.booking.booking_id for v, _ in rows],
+            property_ids=[v.event.booking.property_id for v, _ in rows],
+            occurred_ats=[v.event.occurred_at for v, _ in rows],
+            digests=[d for _, d in rows],
+            events=[msgspec.json.encode(v.event).decode() for v, _ in rows],
+            warnings=[_warnings_json(v) for v, _ in rows],
+            received_at=received_at,
+            schema_version=CURRENT_VERSION,
         )
 
     async def _mark(self, conn: Connection, stored: Sequence[BookingEvent]) -> None:
@@ -328,16 +347,20 @@ class EventStore:
         return UnitResult(results=tuple(results))
 
     async def booking_events(self, source: str, booking_id: str) -> list[LoggedEvent]:
-        records = await self._db.fetch("booking_events", source, booking_id)
-        return [
-            LoggedEvent(
-                position=r["position"],
-                received_at=r["received_at"],
-                event=msgspec.json.decode(r["event"], type=BookingEvent),
-            )
-            for r in records
-        ]
+        return list(logged_events(await self._db.fetch("booking_events", source, booking_id)))
 
 
 def _key(valid: ValidEvent) -> tuple[str, str]:
     return (valid.event.source, valid.event.event_id)
+
+
+def logged_events(rows: Sequence[Record]) -> tuple[LoggedEvent, ...]:
+    """Rows of `booking_events` as the fold reads them: the one way stored events are decoded."""
+    return tuple(
+        LoggedEvent(
+            position=r["position"],
+            received_at=r["received_at"],
+            event=decode_stored_event(r["event"], r["schema_version"]),
+        )
+        for r in rows
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from service.domain.states import GRANT_STATES as GRANT_STATE_NAMES
 from service.metrics import Metrics
 from service.store.db import Database
 
@@ -16,7 +17,9 @@ OPERATIONS = ("grant", "update", "revoke")
 # sink kinds "webhook" and "spectra") and stay problems with no call ("none").
 ESCALATION_OPERATIONS = (*OPERATIONS, "resync", "webhook", "spectra", "none")
 SEVERITIES = ("critical", "high", "warning")
-GRANT_STATES = ("active", "revoked")
+# The grant states a gauge can count from the tables alone (pending and none need the desired
+# access of every booking, which only a reconcile computes).
+GRANT_STATES = tuple(s for s in GRANT_STATE_NAMES if s not in ("pending", "none"))
 
 
 async def refresh_gauges(db: Database, metrics: Metrics, at: datetime) -> None:

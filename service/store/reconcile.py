@@ -1,40 +1,31 @@
 """How is one booking's plan written? Claim marked bookings, load their facts, write the plan.
 
 Everything a reconcile writes (superseded calls, new calls, escalations, the next look) commits
-in one transaction; a crash leaves the booking marked, and its lease expires. A recovery is
-stored as a GrantAccess call with the reason `recover` (so a release that does not know it
-sends it as the contact-free GrantAccess it is).
+in one transaction; a crash leaves the booking marked, and its lease expires. The transaction
+first locks the booking's row, as the call worker does before it records an outcome: the grants
+and pending calls read after the lock are one state, so a call that finishes meanwhile is seen
+either as pending or as done, never as neither (which would send its change twice). A recovery
+is stored as a GrantAccess call with the reason `recover` (so a release that does not know it
+sends it as the contact-free GrantAccess it is). Each call is stored with the property and
+grant generation it goes to (`Operation.target`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Literal, cast
 
 import msgspec
 
-from service.domain.access import DesiredGrant
-from service.domain.booking import BookingEvent, grant_key
-from service.domain.fold import LoggedEvent
-from service.domain.plan import (
-    RECOVER,
-    ActualGrant,
-    EarlierGrantAttempt,
-    GrantCall,
-    PendingCall,
-    call_deadline,
-)
+from service.domain.booking import grant_key
+from service.domain.calls import Superseded, new_calls, stored_operation
+from service.domain.plan import ActualGrant, PendingCall
 from service.domain.reconcile import BookingInputs, Decision
-from service.store.db import Connection, Database
+from service.store.db import Connection, Database, LeaseLost, touched
+from service.store.events import logged_events
+from service.store.history import grant_history
 
-PRIORITY = {"revoke": 0, "update": 1, "grant": 2}
-# A recovery is the first half of a revocation: it goes before grants and updates.
-_RECOVER_PRIORITY = PRIORITY["revoke"]
-
-
-class LeaseLost(Exception):
-    """Another worker owns this booking or call now; nothing was written."""
+__all__ = ["ClaimedBooking", "LeaseLost", "ReconcileStore"]
 
 
 class ClaimedBooking(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,19 +68,24 @@ class ReconcileStore:
         is loaded so the decision can keep within it.
         """
         async with self._db.transaction() as conn:
+            held = await conn.fetchrow(
+                self._db.sql("lock_booking"), claimed.source, claimed.booking_id, owner
+            )
+            if held is None:
+                raise LeaseLost
             inputs = await self._inputs(conn, claimed, now, capped_doors)
             decision = decide(inputs)
             await self._write(conn, claimed, decision, now)
-            status = await conn.execute(
-                self._db.sql("finish_booking"),
-                claimed.source,
-                claimed.booking_id,
-                claimed.marked_seq,
-                decision.next_look_at,
-                now,
-                owner,
+            status = await self._db.on(conn).execute(
+                "finish_booking",
+                source=claimed.source,
+                booking_id=claimed.booking_id,
+                seen_seq=claimed.marked_seq,
+                due_at=decision.next_look_at,
+                now=now,
+                owner=owner,
             )
-            if status.endswith(" 0"):
+            if not touched(status):
                 raise LeaseLost
         return decision
 
@@ -125,16 +121,16 @@ class ReconcileStore:
                 self._db.sql("door_usage"), claimed.property_id, *key, list(capped_doors)
             )
             usage = {r["door"]: r["used"] for r in rows}
-        events = await conn.fetch(self._db.sql("booking_events"), *key)
+        events = await self._db.on(conn).fetch("booking_events", *key)
         grants = await conn.fetch(self._db.sql("booking_grants"), *key)
         locked = await conn.fetch(self._db.sql("lock_pending_calls"), *key)
         escalated = await conn.fetch(self._db.sql("escalated_calls"), *key)
-        attempts = await conn.fetch(self._db.sql("earlier_grant_attempts"), None, None, *key)
+        sent = await grant_history(self._db, conn, *key)
         pending: dict[str, PendingCall] = {
             r["grant_key"]: PendingCall(
                 call_id=r["id"],
                 grant_key=r["grant_key"],
-                operation=_operation(r["operation"], r["reason"]),
+                operation=stored_operation(r["operation"], r["reason"]),
                 fingerprint=r["fingerprint"],
                 status="escalated",
             )
@@ -145,84 +141,63 @@ class ReconcileStore:
             pending[r["grant_key"]] = PendingCall(
                 call_id=r["id"],
                 grant_key=r["grant_key"],
-                operation=_operation(r["operation"], r["reason"]),
+                operation=stored_operation(r["operation"], r["reason"]),
                 fingerprint=r["fingerprint"],
                 status="in_flight" if in_flight else "queued",
             )
-        sent: dict[str, list[GrantCall]] = {}
-        for r in attempts:  # ordered by grant, call and attempt
-            calls = sent.setdefault(r["grant_key"], [])
-            attempt = EarlierGrantAttempt(
-                fingerprint=r["fingerprint"], outcome=r["outcome"], http_status=r["http_status"]
-            )
-            if calls and calls[-1].call_id == r["call_id"]:
-                last = calls[-1]
-                calls[-1] = msgspec.structs.replace(last, attempts=(*last.attempts, attempt))
-            else:
-                request = msgspec.json.decode(r["request"], type=DesiredGrant)
-                calls.append(GrantCall(call_id=r["call_id"], request=request, attempts=(attempt,)))
         return BookingInputs(
             source=claimed.source,
             booking_id=claimed.booking_id,
             property_id=claimed.property_id,
-            events=tuple(
-                LoggedEvent(
-                    position=r["position"],
-                    received_at=r["received_at"],
-                    event=msgspec.json.decode(r["event"], type=BookingEvent),
-                )
-                for r in events
-            ),
+            events=logged_events(events),
             actual={
                 r["grant_key"]: ActualGrant(
                     grant_key=r["grant_key"],
                     state=r["state"],
                     reference_id=r["reference_id"],
                     fingerprint=r["fingerprint"],
+                    property_id=r["property_id"],
+                    generation=r["generation"],
                 )
                 for r in grants
             },
             pending=pending,
             door_usage=usage,
-            sent={k: tuple(v) for k, v in sent.items()},
+            sent=sent,
         )
 
     async def _write(
         self, conn: Connection, claimed: ClaimedBooking, decision: Decision, now: datetime
     ) -> None:
+        queries = self._db.on(conn)
         property_id = decision.state.booking.property_id if decision.state else claimed.property_id
+        superseded: dict[int, Superseded] = {}
         for op in decision.operations:
-            reason, resync_id = "booking", None
-            if op.supersedes is not None:
-                replaced = await conn.fetchrow(self._db.sql("supersede_call"), op.supersedes, now)
-                if replaced is None:
-                    raise LeaseLost  # a worker took the call after all: plan again later
-                if replaced["reason"] == "resync" and op.kind in ("grant", "update"):
-                    # the newer state still owes the guest the re-sync's new code
-                    reason, resync_id = "resync", replaced["resync_id"]
-            if op.kind == "cancel":
+            if op.supersedes is None:
                 continue
-            desired = op.desired
-            if op.kind == "recover":
-                operation, priority, deadline = "grant", _RECOVER_PRIORITY, None
-                reason, resync_id = RECOVER, None
-            else:
-                operation, priority = op.kind, PRIORITY[op.kind]
-                deadline = call_deadline(desired, now)
-            await conn.fetchval(
-                self._db.sql("insert_call"),
-                op.grant_key,
-                claimed.source,
-                claimed.booking_id,
-                property_id,
-                operation,
-                reason,
-                msgspec.json.encode(desired).decode() if desired else "{}",
-                desired.fingerprint if desired else "",
-                priority,
-                now,
-                deadline,
-                resync_id,
+            replaced = await conn.fetchrow(self._db.sql("supersede_call"), op.supersedes, now)
+            if replaced is None:
+                raise LeaseLost  # a worker took the call after all: plan again later
+            superseded[op.supersedes] = Superseded(
+                call_id=op.supersedes, reason=replaced["reason"], resync_id=replaced["resync_id"]
+            )
+        for call in new_calls(decision.operations, superseded, now):
+            await queries.fetchval(
+                "insert_call",
+                grant_key=call.grant_key,
+                source=claimed.source,
+                booking_id=claimed.booking_id,
+                property_id=call.property_id,
+                operation=call.operation,
+                reason=call.reason,
+                request=call.request if call.request is not None else {},
+                fingerprint=call.fingerprint,
+                priority=call.priority,
+                now=now,
+                deadline=call.deadline,
+                resync_id=call.resync_id,
+                generation=call.generation,
+                external_id=call.external_id,
             )
         open_issues = []
         for issue in decision.desired.issues:
@@ -230,18 +205,18 @@ class ReconcileStore:
                 continue
             key = grant_key(claimed.source, claimed.booking_id, issue.stay_id)
             open_issues.append(f"{key}/{issue.kind}")
-            await conn.fetchval(
-                self._db.sql("raise_escalation"),
-                key,
-                claimed.source,
-                claimed.booking_id,
-                property_id,
-                None,
-                None,
-                "high",
-                issue.kind,
-                issue.message,
-                now,
+            await queries.fetchval(
+                "raise_escalation",
+                grant_key=key,
+                source=claimed.source,
+                booking_id=claimed.booking_id,
+                property_id=property_id,
+                call_id=None,
+                operation=None,
+                severity="high",
+                reason=issue.kind,
+                message=issue.message,
+                now=now,
             )
         await conn.execute(
             self._db.sql("resolve_stay_escalations"),
@@ -250,10 +225,3 @@ class ReconcileStore:
             open_issues,
             now,
         )
-
-
-def _operation(operation: str, reason: str) -> Literal["grant", "update", "revoke", "recover"]:
-    """A stored call as the plan sees it: a GrantAccess with the reason `recover` is a recovery."""
-    if operation == "grant" and reason == RECOVER:
-        return "recover"
-    return cast(Literal["grant", "update", "revoke"], operation)

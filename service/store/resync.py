@@ -9,21 +9,30 @@ call in flight is left out and reported, so it can be re-synced again once that 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
 from service.domain.access import DesiredGrant
 from service.domain.plan import call_deadline
+from service.store.audit import Actor, AuditEntry, AuditStore
 from service.store.db import Database
+
+# Ids as events carry them; access point names as the properties file has them (no control
+# characters, which PostgreSQL's text would refuse).
+_Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@/+#-]{0,127}$")]
+_Door = Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f\x7f]{1,128}$")]
+_BookingKey = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@/+#:-]{0,256}$")]
+_Some = msgspec.Meta(max_length=1000)
 
 
 class ResyncSelector(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Which active grants to re-sync; every given filter must match (none given: refused)."""
 
-    property_id: str | None = None
-    access_points: tuple[str, ...] | None = None
-    resource_ids: tuple[str, ...] | None = None
-    bookings: tuple[str, ...] | None = None  # "source:booking_id"
+    property_id: _Id | None = None
+    access_points: Annotated[tuple[_Door, ...], _Some] | None = None
+    resource_ids: Annotated[tuple[_Id, ...], _Some] | None = None
+    bookings: Annotated[tuple[_BookingKey, ...], _Some] | None = None  # "source:booking_id"
 
     def is_empty(self) -> bool:
         return not (self.property_id or self.access_points or self.resource_ids or self.bookings)
@@ -61,32 +70,50 @@ class ResyncStore:
         return len(await self._candidates(selector))
 
     async def start(
-        self, selector: ResyncSelector, *, requested_by: str, now: datetime, note: str | None
+        self, selector: ResyncSelector, *, actor: Actor, now: datetime, note: str | None
     ) -> ResyncStarted:
+        """Queue the re-sync's calls and its audit row in one transaction."""
         async with self._db.transaction() as conn:
             rows = await conn.fetch(self._db.sql("resync_candidates"), *_args(selector))
-            resync_id: int = await conn.fetchval(
-                self._db.sql("insert_resync"),
-                now,
-                requested_by,
-                msgspec.json.encode(selector).decode(),
-                len(rows),
-                note,
+            resync_id: int = await self._db.on(conn).fetchval(
+                "insert_resync",
+                now=now,
+                requested_by=actor.operator,
+                selector=selector,
+                matched=len(rows),
+                note=note,
             )
+            booking = selector.bookings[0].split(":", 1) if selector.bookings else None
+            entry = AuditEntry(
+                at=now,
+                operator=actor.operator,
+                role=actor.role,
+                action="resync",
+                source=booking[0] if booking and len(selector.bookings or ()) == 1 else None,
+                booking_id=booking[-1] if booking and len(selector.bookings or ()) == 1 else None,
+                property_id=selector.property_id,
+                resync_id=resync_id,
+                note=note,
+                detail={"selector": msgspec.to_builtins(selector), "matched": len(rows)},
+                request_id=actor.request_id,
+            )
+            await AuditStore(self._db).record(entry, conn=conn)
             queued = 0
             for row in rows:
                 applied = msgspec.json.decode(row["applied"], type=DesiredGrant)
-                call_id = await conn.fetchval(
-                    self._db.sql("queue_resync_call"),
-                    row["grant_key"],
-                    row["source"],
-                    row["booking_id"],
-                    row["property_id"],
-                    row["applied"],
-                    applied.fingerprint,
-                    now,
-                    call_deadline(applied, now),
-                    resync_id,
+                call_id = await self._db.on(conn).fetchval(
+                    "queue_resync_call",
+                    grant_key=row["grant_key"],
+                    source=row["source"],
+                    booking_id=row["booking_id"],
+                    property_id=row["property_id"],
+                    request=row["applied"],
+                    fingerprint=applied.fingerprint,
+                    now=now,
+                    deadline=call_deadline(applied, now),
+                    resync_id=resync_id,
+                    generation=row["generation"],
+                    external_id=row["external_id"],
                 )
                 if call_id is None:
                     call_id = await conn.fetchval(

@@ -7,12 +7,15 @@ from typing import Any
 
 import msgspec
 
-from service.domain.booking import BookingEvent, Problem
+from service.domain.booking import Problem
+from service.domain.calls import stored_operation
 from service.domain.fold import LoggedEvent
+from service.domain.plan import PendingCall
 from service.domain.reconcile import BookingInputs, Decision, decide
+from service.domain.stay_access import HeldGrant, OpenEscalation
 from service.properties import HotelsConfig
 from service.store.db import Database
-from service.store.events import decode_warnings
+from service.store.events import decode_warnings, logged_events
 
 
 class EventView(LoggedEvent, frozen=True, kw_only=True):
@@ -39,21 +42,6 @@ class CallView(msgspec.Struct, frozen=True, kw_only=True):
     attempt_log: tuple[dict[str, Any], ...] = ()
 
 
-class GrantView(msgspec.Struct, frozen=True, kw_only=True):
-    grant_key: str
-    stay_id: str
-    state: str
-    reference_id: str | None
-    code: str | None
-    code_formatted: str | None
-    link: str | None
-    access_points: tuple[str, ...]
-    valid_from: datetime | None
-    valid_to: datetime | None
-    message: str | None
-    updated_at: datetime
-
-
 class EscalationView(msgspec.Struct, frozen=True, kw_only=True):
     id: int
     grant_key: str
@@ -75,9 +63,45 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     due_at: datetime | None
     reconciled_at: datetime | None
     events: tuple[EventView, ...]
-    grants: tuple[GrantView, ...]
+    grants: tuple[HeldGrant, ...]
     calls: tuple[CallView, ...]
     escalations: tuple[EscalationView, ...]
+
+    def open_escalations(self) -> list[OpenEscalation]:
+        """The escalations of a call or a delivery still waiting for a person."""
+        return [
+            OpenEscalation(
+                grant_key=e.grant_key, operation=e.operation, reason=e.reason, message=e.message
+            )
+            for e in self.escalations
+            if e.resolved_at is None and (e.call_id is not None or e.delivery_id is not None)
+        ]
+
+    def unsettled(self) -> dict[str, PendingCall]:
+        """Each grant's call not yet settled: pending, or failed with an open escalation
+        (a pending call outranks an escalated one, as in the reconciler)."""
+        open_calls = {
+            e.call_id for e in self.escalations if e.call_id is not None and e.resolved_at is None
+        }
+        unsettled: dict[str, PendingCall] = {}
+        for call in self.calls:  # oldest first: a later call of a grant replaces an earlier
+            if call.state == "pending":
+                status = "queued"
+            elif call.state == "failed" and call.id in open_calls:
+                status = "escalated"
+            else:
+                continue
+            known = unsettled.get(call.grant_key)
+            if known is not None and known.status == "queued" and status == "escalated":
+                continue
+            unsettled[call.grant_key] = PendingCall(
+                call_id=call.id,
+                grant_key=call.grant_key,
+                operation=stored_operation(call.operation, call.reason),
+                fingerprint="",
+                status=status,  # type: ignore[arg-type]
+            )
+        return unsettled
 
 
 async def current_decision(
@@ -109,7 +133,7 @@ async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline 
     if row is None:
         return None
     events = await db.fetch("booking_events", source, booking_id)
-    grants = await db.fetch("booking_grants", source, booking_id)
+    grants = await db.fetch_as(HeldGrant, "booking_grants", source, booking_id)
     calls = await db.fetch("booking_calls", source, booking_id)
     attempts = await db.fetch("booking_attempts", source, booking_id)
     escalations = await db.fetch("booking_escalations", source, booking_id)
@@ -125,30 +149,14 @@ async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline 
         reconciled_at=row["reconciled_at"],
         events=tuple(
             EventView(
-                position=r["position"],
-                received_at=r["received_at"],
-                event=msgspec.json.decode(r["event"], type=BookingEvent),
+                position=logged.position,
+                received_at=logged.received_at,
+                event=logged.event,
                 warnings=decode_warnings(r["warnings"]),
             )
-            for r in events
+            for logged, r in zip(logged_events(events), events, strict=True)
         ),
-        grants=tuple(
-            GrantView(
-                grant_key=r["grant_key"],
-                stay_id=r["stay_id"],
-                state=r["state"],
-                reference_id=r["reference_id"],
-                code=r["code"],
-                code_formatted=r["code_formatted"],
-                link=r["link"],
-                access_points=tuple(r["access_points"]),
-                valid_from=r["valid_from"],
-                valid_to=r["valid_to"],
-                message=r["message"],
-                updated_at=r["updated_at"],
-            )
-            for r in grants
-        ),
+        grants=tuple(grants),
         calls=tuple(
             CallView(**dict(r), attempt_log=tuple(by_call.get(r["id"], []))) for r in calls
         ),

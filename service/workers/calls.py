@@ -3,6 +3,10 @@
 Calls run with bounded concurrency. Inlet's answer (its body, not only the status) decides:
 success stores the reference, code and link; a temporary failure is retried by the policy;
 a permanent failure, or the retry limit, escalates for manual follow-up.
+
+Each call goes to the Inlet account (base URL and API key) of the property it was planned for:
+the grant's own property for updates and revocations, wherever the booking is now. A 404 on a
+revocation counts as "already gone" only from the account the grant was made with.
 """
 
 from __future__ import annotations
@@ -13,19 +17,24 @@ import time
 
 from service.clock import Clock
 from service.domain.access import DesiredGrant
-from service.domain.changes import sinks_for
+from service.domain.changes import Access, sinks_for
+from service.domain.plan import revocation_believed
 from service.domain.retry import GiveUp, after_failure
 from service.inlet.client import InletClient, redact_message
 from service.inlet.protocol import GrantRequest, InletResult, split_phone, update_from_grant
 from service.metrics import Metrics
 from service.properties import HotelsConfig
-from service.store.calls import AccessData, AttemptRecord, CallStore, ClaimedCall
+from service.store.calls import AttemptRecord, CallStore, ClaimedCall
 
 log = logging.getLogger(__name__)
 
 
-def grant_request(desired: DesiredGrant, partner: str) -> GrantRequest:
-    """What Inlet is sent for a desired grant; contact fields left out when messages are off."""
+def grant_request(
+    desired: DesiredGrant, partner: str, external_id: str | None = None
+) -> GrantRequest:
+    """What Inlet is sent for a desired grant; contact fields left out when messages are off.
+
+    `external_id`: the grant generation's externalId (the grant key for the first)."""
     phone_number = country_code = None
     if desired.phone:
         phone_number, country_code = split_phone(desired.phone)
@@ -33,7 +42,7 @@ def grant_request(desired: DesiredGrant, partner: str) -> GrantRequest:
         operation=desired.operation,
         partner=partner,
         booking_id=desired.booking_id,
-        external_id=desired.grant_key,
+        external_id=external_id or desired.grant_key,
         locks=desired.access_points,
         start=desired.valid_from,
         end=desired.valid_to,
@@ -124,24 +133,36 @@ class CallWorker:
             self._in_flight.discard(call.id)
 
     async def _call_inlet(self, call: ClaimedCall) -> InletResult:
-        prop = self._hotels.properties.get(call.property_id)
-        if prop is None:
+        account = self._hotels.inlet_account(call.property_id)
+        if account is None:
             return InletResult(
                 outcome="permanent",
                 http_status=None,
                 message=f"property {call.property_id!r} is not configured",
             )
-        api_key = prop.inlet_api_key.reveal()
+        api_key, base_url = account.api_key.reveal(), account.base_url
         if call.operation == "revoke":
             if call.reference_id is None:
                 return InletResult(outcome="success", http_status=None, message="nothing to revoke")
-            return await self._client.revoke_access(api_key, call.reference_id)
+            result = await self._client.revoke_access(api_key, call.reference_id, base_url=base_url)
+            if result.outcome == "success" and not revocation_believed(
+                http_status=result.http_status,
+                grant_account=call.grant_account,
+                called_account=account.account,
+            ):
+                return InletResult(
+                    outcome="permanent",
+                    http_status=result.http_status,
+                    message=f"{result.message}, but the grant was made under another Inlet"
+                    " account or URL: it may still work; revoke it there",
+                )
+            return result
         assert call.desired is not None
-        request = grant_request(call.desired, self._hotels.inlet.partner)
+        request = grant_request(call.desired, self._hotels.inlet.partner, call.external_id)
         if call.operation == "grant" or call.reference_id is None:
-            return await self._client.grant_access(api_key, request)
+            return await self._client.grant_access(api_key, request, base_url=base_url)
         update = update_from_grant(call.reference_id, request, regenerate=call.reason == "resync")
-        return await self._client.update_access(api_key, update)
+        return await self._client.update_access(api_key, update, base_url=base_url)
 
     async def _record(self, call: ClaimedCall, result: InletResult, attempt: AttemptRecord) -> None:
         context = {
@@ -159,18 +180,20 @@ class CallWorker:
             "inlet_message": redact_message(result.message, _personal(call.desired)),
         }
         if result.outcome == "success":
-            access = AccessData(
+            access = Access(
                 reference_id=result.reference_id,
                 code=result.code,
                 code_formatted=result.code_formatted,
                 link=result.link,
             )
+            account = self._hotels.inlet_account(call.property_id)
             kept = await self._store.succeeded(
                 call,
                 owner=self._owner,
                 attempt=attempt,
                 access=access,
                 sinks=sinks_for(call.source, self._hotels),
+                account=account.account if account else None,
             )
             log.info(
                 "inlet call succeeded", extra={"action": "call.succeeded", "kept": kept, **context}

@@ -14,7 +14,8 @@ from service.clock import Clock
 from service.domain.reconcile import Decision, decide
 from service.metrics import Metrics
 from service.properties import HotelsConfig
-from service.store.reconcile import ClaimedBooking, LeaseLost, ReconcileStore
+from service.store.db import LeaseLost
+from service.store.reconcile import ClaimedBooking, ReconcileStore
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ class Reconciler:
         self._owner = owner
         self._batch = batch
         self._lease_seconds = lease_seconds
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed booking is this reconciler's before another may take it over."""
+        return self._lease_seconds
 
     async def run_once(self) -> int:
         """Reconcile every booking marked or due now (in batches); returns how many."""

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 MAX_IDLE_SECONDS = 5.0
 ERROR_PAUSE_SECONDS = 5.0
 NOTIFY_CHANNEL = "inlet_bridge_marked"
-RECONCILE_LEASE_SECONDS = 60.0
 MAX_POLL_BACKOFF_SECONDS = 600.0
 
 
@@ -243,7 +242,7 @@ def build_runtime(
             clock=clock,
             owner=owner,
             batch=settings.reconcile_batch,
-            lease_seconds=RECONCILE_LEASE_SECONDS,
+            lease_seconds=settings.reconcile_lease_seconds,
         ),
         CallWorker(
             store=CallStore(db),
@@ -352,7 +351,18 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
             grace = settings.shutdown_timeout_seconds
             if stop_requested_at is not None:
                 grace = max(0.0, grace - (loop.time() - stop_requested_at))
-            await scheduler.wait_and_close(timeout=grace)
+            # The wait runs in a task of its own: aiohttp runs this cleanup in the main task
+            # after cancelling it, and there an asyncio.timeout that expires raises
+            # CancelledError instead of TimeoutError on Python 3.11.0-3.11.2 (gh-102780),
+            # which would skip giving the leases back below.
+            closing = asyncio.ensure_future(scheduler.wait_and_close(timeout=grace))
+            await asyncio.wait({closing})
+            if closing.exception() is not None:
+                log.error(
+                    "workers did not stop cleanly",
+                    exc_info=closing.exception(),
+                    extra={"action": "workers.stop_failed"},
+                )
             try:
                 await runtime.calls.release_all()
                 await runtime.deliveries.release_all()

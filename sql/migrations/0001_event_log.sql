@@ -1,4 +1,4 @@
--- The append-only event log and the per-booking work queue (DESIGN.md rules 1, 11, 12).
+-- The append-only event log and the per-booking work queue (docs/architecture.md rules 1, 4, 11).
 
 CREATE TABLE events (
     position     bigserial PRIMARY KEY,

@@ -1,5 +1,5 @@
 -- Actual access at Inlet, the retry table of Inlet calls, their attempts, and escalations
--- (DESIGN.md rules 4 to 8, 12, 13).
+-- (docs/architecture.md rules 5 to 9, 11).
 
 -- What Inlet holds for one grant (one per stay), as last confirmed by Inlet.
 CREATE TABLE grants (

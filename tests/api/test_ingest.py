@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -355,9 +356,10 @@ async def test_an_event_without_warnings_answers_and_stores_none(client: TestCli
 
 
 async def test_a_cancellation_with_a_bad_phone_is_stored_and_marks_its_booking(
-    client: TestClient,
+    client: TestClient, clock: ManualClock
 ) -> None:
     assert (await client.post("/v1/events", json=event("e1"), headers=BEARER)).status == 202
+    clock.advance(timedelta(hours=1))
     cancelled = with_bad_phone("e2", occurred_at=START.replace(hour=10), status="cancelled")
 
     response = await client.post("/v1/events", json=cancelled, headers=BEARER)
@@ -419,8 +421,11 @@ async def test_an_event_stored_before_warnings_existed_is_still_repeated(
     assert await count(client) == 1
 
 
-async def test_the_timeline_shows_each_events_contact_warnings(client: TestClient) -> None:
+async def test_the_timeline_shows_each_events_contact_warnings(
+    client: TestClient, clock: ManualClock
+) -> None:
     await client.post("/v1/events", json=event("e1"), headers=BEARER)
+    clock.advance(timedelta(hours=1))
     later = START.replace(hour=10)
     await client.post("/v1/events", json=with_bad_phone("e2", occurred_at=later), headers=BEARER)
 
@@ -467,7 +472,9 @@ async def test_one_group_with_the_same_new_event_twice_stores_it_once(client: Te
     store = EventStore(client.app[DATABASE])
     same = validated(event("g1"))
 
-    units = await store.append_group([[same], [same], [validated(event("g2", booking_id="R-2"))]])
+    units = await store.append_group(
+        [[same], [same], [validated(event("g2", booking_id="R-2"))]], START
+    )
 
     assert [u.results[0].status for u in units] == ["stored", "duplicate", "stored"]
     assert units[0].results[0].position == units[1].results[0].position
@@ -478,11 +485,11 @@ async def test_the_careful_path_also_answers_a_repeat_in_the_group_as_duplicate(
     client: TestClient,
 ) -> None:
     store = EventStore(client.app[DATABASE])
-    await store.append_group([[validated(event("c1"))]])
+    await store.append_group([[validated(event("c1"))]], START)
     same = validated(event("c2", booking_id="R-2"))
     changed = validated(event("c1", company="Acme AS"))  # a conflict: the careful path
 
-    units = await store.append_group([[same], [changed], [same]])
+    units = await store.append_group([[same], [changed], [same]], START)
 
     assert [u.results[0].status for u in units] == ["stored", "conflict", "duplicate"]
     assert await count(client) == 2

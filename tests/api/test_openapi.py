@@ -171,8 +171,12 @@ async def test_invalid_example_is_refused_as_documented(client: TestClient, case
 async def test_refusals_and_repeats_are_answered_as_documented(client: TestClient) -> None:
     event = example("/v1/events", "request", "private")
 
-    def documented(status: str) -> Any:
-        (value,) = [e.value for e in EXAMPLES if (e.path, e.where) == ("/v1/events", status)]
+    def documented(status: str, name: str | None = None) -> Any:
+        (value,) = [
+            e.value
+            for e in EXAMPLES
+            if (e.path, e.where) == ("/v1/events", status) and name in (None, e.name)
+        ]
         return value
 
     response = await client.post("/v1/events", json=event)
@@ -190,12 +194,26 @@ async def test_refusals_and_repeats_are_answered_as_documented(client: TestClien
 
     event["booking"]["stays"][0]["status"] = "checked_in"
     response = await client.post("/v1/events", json=event, headers=BEARER)
-    assert (response.status, await response.json()) == (409, documented("409"))
+    assert (response.status, await response.json()) == (409, documented("409", "conflict"))
 
     huge = b'{"event_id": "' + b"x" * 30_000 + b'"}'
     response = await client.post("/v1/events", data=huge, headers=BEARER)
     assert response.status == 413
     assert (await response.json())["error"] == documented("413")["error"]
+
+    unknown = {**event, "event_id": "evt-unknown", "booking": {**event["booking"]}}
+    unknown["booking"]["property_id"] = "tromso-1"
+    response = await client.post("/v1/events", json=unknown, headers=BEARER)
+    assert (response.status, await response.json()) == (
+        422,
+        documented("422", "unknown-property"),
+    )
+    deep = b"[" * 9_000 + b"]" * 9_000  # within this client's MAX_BODY_BYTES
+    response = await client.post("/v1/events", data=deep, headers=BEARER)
+    assert (response.status, await response.json()) == (
+        422,
+        documented("422", "nested-too-deeply"),
+    )
 
 
 async def test_read_endpoints_answer_as_their_schemas_say(client: TestClient) -> None:

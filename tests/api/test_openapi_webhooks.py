@@ -46,12 +46,31 @@ def test_every_change_type_is_a_documented_webhook() -> None:
             data=msgspec.structs.replace(DATA, previous_code_formatted="#9999*"),
         ),
         AccessChange(
+            type="access.revoke_failed",
+            timestamp=AT,
+            data=msgspec.structs.replace(DATA, state="revoke_failed", reason="revoke:max_duration"),
+        ),
+        AccessChange(
+            type="access.grant_failed",
+            timestamp=AT,
+            data=AccessChangeData(
+                source="demo-pms",
+                booking_id="R-1001",
+                stay_id="S1",
+                grant_key="demo-pms:R-1001:S1",
+                property_id="oslo-1",
+                state="grant_failed",
+                reason="grant:permanent_error",
+                message="Lock offline",
+            ),
+        ),
+        AccessChange(
             type="access.failed",
             timestamp=AT,
             data=msgspec.structs.replace(DATA, state="escalated", reason="grant:max_duration"),
         ),
     ],
-    ids=["granted", "updated", "failed"],
+    ids=["granted", "updated", "revoke-failed", "grant-failed", "failed-of-earlier-releases"],
 )
 def test_payload_fits_the_documented_schema(change: AccessChange) -> None:
     payload = msgspec.json.decode(msgspec.json.encode(change))

@@ -26,6 +26,12 @@ PER = {"name": "Per Olsen", "email": "per@example.no", "phone": "+4792345678"}
 LEADER = {"name": "Tour Leader", "email": "leader@example.no", "phone": "+4790000001"}
 
 
+@pytest.fixture
+def h(h_every_reading: Harness) -> Harness:
+    """Every scenario runs under each reading of what Inlet does not publish."""
+    return h_every_reading
+
+
 async def messages(h: Harness) -> list[dict[str, Any]]:
     return list(await h.sandbox_json("/_sandbox/messages"))
 

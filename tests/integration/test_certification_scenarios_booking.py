@@ -23,6 +23,12 @@ KARI = {"name": "Kari Hansen", "email": "kari@example.no", "phone": "+4741234567
 CONTACT_FIELDS = {"email", "phoneNumber", "countryCode"}
 
 
+@pytest.fixture
+def h(h_every_reading: Harness) -> Harness:
+    """Every scenario runs under each reading of what Inlet does not publish."""
+    return h_every_reading
+
+
 def room(arrival: datetime, departure: datetime, **fields: Any) -> dict[str, Any]:
     """A stay with an exact departure time."""
     return {**stay(arrival=arrival, **fields), "departure": departure.isoformat()}

@@ -6,15 +6,28 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from service.certify.contract import ASSUMED_INLET
 from service.certify.run import PROPERTIES, run_certify
 from service.certify.scenarios import in_scope
+from service.certify.target import (
+    INLET_TEST,
+    SANDBOX_PROCESS,
+    RunTarget,
+    TargetUnreachable,
+    probe_target,
+)
 from service.inlet.sandbox import create_sandbox_app
+
+from .process_support import free_port
+from .report_reader import read_html, read_markdown
 
 
 def environ(pg_server: str) -> dict[str, str]:
@@ -206,6 +219,28 @@ async def test_every_scenario_passes_against_the_sandbox_and_the_reports_are_wri
         "0",
         "0",
     )
+    # The header says what ran: the in-process sandbox, on its simulated clock, with the
+    # properties file's retry rule; both reports say the same.
+    markdown, html = read_markdown(report), read_html(page)
+    assert markdown.header == html.header
+    header = markdown.header
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+ \(in-process sandbox\)", header["target"])
+    assert header["clock"].startswith("simulated: set to the wall time as each scenario starts")
+    assert header["retry settings"] == (
+        "every 5 min, giving up after 60 min or 30 attempts (the properties file's [retry], on"
+        " the simulated clock)"
+    )
+    assert header["run tag"].startswith("none")
+    assert markdown.assumed == list(ASSUMED_INLET)
+    assert markdown.lookups["pms.3.1"]["bookingId"] == "PMS-3-1-1"
+    assert markdown.lookups["pms.3.1"]["externalId"] == "demo-pms:PMS-3-1-1:S1"
+    assert markdown.lookups["pms.3.1"]["ReferenceId"].startswith("ref-")
+    # One clock: the 76 h the send-window scenario waits are on the simulated clock, and every
+    # event of every scenario was received (database clock) after it occurred (run clock).
+    start, _, end = markdown.lookups["api.window"]["time window"].partition(" to ")
+    waited = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    assert waited >= timedelta(hours=76)
+    assert report.count("| events: received_at never before occurred_at | pass |") == every
 
 
 async def test_an_unmapped_room_fails_its_scenario_and_the_exit_code(
@@ -242,31 +277,70 @@ async def test_a_sandbox_fault_the_service_cannot_recover_from_fails(
     assert "[FAIL   ] api.retry" in capsys.readouterr().out
 
 
+@web.middleware
+async def _without_sandbox_endpoints(
+    request: web.Request, handler: web.RequestHandler
+) -> web.StreamResponse:
+    if request.path.startswith("/_sandbox/"):
+        raise web.HTTPNotFound()
+    return await handler(request)
+
+
 @pytest.fixture
 async def other_inlet() -> AsyncIterator[str]:
-    server = TestServer(create_sandbox_app())
+    """An Inlet that speaks the API but has none of the sandbox's test endpoints, as Inlet's
+    test environment: no fault injection, no "does this code open this door"."""
+    app = create_sandbox_app()
+    app.middlewares.append(_without_sandbox_endpoints)
+    server = TestServer(app)
     await server.start_server()
     yield str(server.make_url("")).rstrip("/")
     await server.close()
 
 
-async def test_against_another_inlet_sandbox_only_checks_are_not_run(
+async def test_against_another_inlet_sandbox_only_checks_and_fault_scenarios_are_not_run(
     pg_server: str, tmp_path: Path, other_inlet: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = {**environ(pg_server), "INLET_TEST_BASE_URL": other_inlet}
     code = await run_certify(
-        env, out=tmp_path, target="inlet-test", scope=["pms.3.1", "api.retry", "api.fields"]
+        env,
+        out=tmp_path,
+        target="inlet-test",
+        scope=["pms.3.1", "api.retry", "api.fields", "pms.6"],
     )
     printed = capsys.readouterr().out
     # not run is not failed: the run succeeds, and says what it could not check
     assert code == 0, printed
-    assert "[NOT_RUN] api.retry" in printed
-    assert "2 passed, 0 failed (1 not run)" in printed
+    assert f"certifying against {other_inlet} (Inlet test environment)" in printed
+    reason = "needs fault injection: the target does not answer GET /_sandbox/faults"
+    assert (
+        f"[NOT_RUN] api.retry       Retry every 5 minutes, at most 60 minutes, then escalation ({reason})"
+        in printed
+    )
+    assert f"({reason})" in next(line for line in printed.splitlines() if "] pms.6 " in line)
+    assert "2 passed, 0 failed (2 not run)" in printed
     report = (tmp_path / "report.md").read_text()
-    assert "| code opens the room during the stay | not_run |" in report
+    assert (
+        "| code opens the room during the stay | not_run | needs the Inlet sandbox's test endpoints |"
+        in report
+    )
     assert "| code opens the room during the stay | pass |" not in report
+    markdown = read_markdown(report)
+    assert markdown.header["target"] == f"{other_inlet} (Inlet test environment)"
+    assert markdown.header["clock"].startswith("the wall clock of this machine")
+    assert markdown.results == {
+        "api.fields": "pass",
+        "api.retry": f"not run: {reason}",
+        "pms.3.1": "pass",
+        "pms.6": f"not run: {reason}",
+    }
+    assert markdown.lookups["api.retry"]["bookingId"] == "none sent"
+    tag = markdown.header["run tag"].split(" ", 1)[0]
+    assert markdown.lookups["pms.3.1"]["bookingId"] == f"{tag}-PMS-3-1-1"
     suite = ET.parse(tmp_path / "junit.xml").getroot()
-    assert suite.get("skipped") == "1"
+    assert suite.get("skipped") == "2"
+    skipped = [node.get("message") for node in suite.iter("skipped")]
+    assert skipped == [f"not run: {reason}"] * 2
 
 
 async def test_against_another_inlet_a_failed_check_still_fails_the_run(
@@ -291,3 +365,63 @@ async def test_against_another_inlet_a_failed_check_still_fails_the_run(
     assert "[FAIL   ] pms.3.1" in printed
     assert "[NOT_RUN] api.retry" in printed
     assert "0 passed, 1 failed (1 not run)" in printed
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "extra_env", "message"),
+    [
+        pytest.param(
+            "inlet-test", {}, {}, "--target inlet-test needs INLET_TEST_BASE_URL", id="no-url"
+        ),
+        pytest.param(
+            "sandbox",
+            {"retry_interval": 1.0},
+            {},
+            "--retry-interval and --retry-max apply to wall-clock runs",
+            id="retry-on-the-simulated-clock",
+        ),
+        pytest.param(
+            "inlet-test",
+            {"retry_interval": 0.0},
+            {"INLET_TEST_BASE_URL": "sandbox"},
+            "--retry-interval must be more than 0 seconds",
+            id="zero-interval",
+        ),
+        pytest.param(
+            "inlet-test",
+            {"retry_interval": 5.0, "retry_max": 4.0},
+            {"INLET_TEST_BASE_URL": "sandbox"},
+            "--retry-max must be at least the retry interval",
+            id="limit-below-the-interval",
+        ),
+    ],
+)
+async def test_a_run_that_cannot_start_says_why_and_exits_2(
+    pg_server: str,
+    tmp_path: Path,
+    other_inlet: str,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    options: dict[str, float],
+    extra_env: dict[str, str],
+    message: str,
+) -> None:
+    env = {k: v for k, v in environ(pg_server).items() if k != "INLET_TEST_BASE_URL"}
+    env.update({k: other_inlet if v == "sandbox" else v for k, v in extra_env.items()})
+    code = await run_certify(env, out=tmp_path / "out", target=target, **options)  # type: ignore[arg-type]
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+async def test_the_target_is_told_by_its_answers(other_inlet: str) -> None:
+    sandbox = TestServer(create_sandbox_app())
+    await sandbox.start_server()
+    try:
+        url = str(sandbox.make_url("")).rstrip("/")
+        assert await probe_target(url + "/") == RunTarget(kind=SANDBOX_PROCESS, url=url)
+    finally:
+        await sandbox.close()
+    assert await probe_target(other_inlet) == RunTarget(kind=INLET_TEST, url=other_inlet)
+    with pytest.raises(TargetUnreachable, match="does not answer"):
+        await probe_target(f"http://127.0.0.1:{free_port()}")

@@ -313,7 +313,12 @@ async def test_fault_for_the_next_calls_then_recovery(sandbox: Sandbox) -> None:
 async def test_fault_only_hits_its_operations_and_carries_retry_after(sandbox: Sandbox) -> None:
     granted = await sandbox.grant()
     assert granted.reference_id is not None
+    assert await sandbox.get("faults") == []  # a sandbox answers: it can inject faults
     await sandbox.post("faults", {"kind": "status", "status": 429, "retry_after": 60})
+    armed = await sandbox.get("faults")
+    assert [(a["fault"]["kind"], a["fault"]["status"], a["remaining"]) for a in armed] == [
+        ("status", 429, None)
+    ]
     for _ in range(2):  # without a count, the fault stays until cleared
         busy = await sandbox.grant()
         assert (busy.outcome, busy.retry_after_seconds) == ("temporary", 60.0)

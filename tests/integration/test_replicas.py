@@ -398,6 +398,9 @@ async def test_two_replicas_grant_each_booking_once(
         await wait_until(all_active, "40 active grants at the sandbox")
         await wait_until(lambda: calls_done(pg, len(guests)), "every call recorded as succeeded")
         await assert_granted_once(http, sandbox, pg, guests, repeats_allowed=False)
+        # No double call: no GrantAccess met a grant already made, no revoke a revoked one.
+        async with http.get(f"{sandbox.url}/_sandbox/repeats") as response:
+            assert await response.json() == []
 
         # Three more bookings whose grants Inlet refuses for now (503): their calls wait for
         # the retry in 5 minutes, so the database holds still while both replicas are scraped.

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from service import webhooks
 
@@ -60,7 +61,7 @@ async def h(
         'signing_secrets = [{ env = "DEMO_PMS_WEBHOOK_SECRET" }]\n'
         f'webhook_url = "{url}"\n'
         'webhook_secret = { env = "DEMO_PMS_OUTBOUND_SECRET" }\n\n'
-        '[sources.other-pms]\ntoken = { env = "OTHER_PMS_TOKEN" }',
+        '[sources.other-pms]\nproperties = ["oslo-1"]\ntoken = { env = "OTHER_PMS_TOKEN" }',
     )
     properties = tmp_path / "properties.toml"
     properties.write_text(text)
@@ -147,7 +148,7 @@ async def test_grant_update_revoke_and_escalation_each_deliver_one_signed_webhoo
     await h.settle()
     assert len(hook.received) == 4
     failed = verified(hook.received[3], now)
-    assert failed["type"] == "access.failed"
+    assert (failed["type"], failed["data"]["state"]) == ("access.grant_failed", "grant_failed")
     assert failed["data"]["booking_id"] == "R-2"
     assert "Lock offline" in failed["data"]["message"]
     ids = {d["headers"]["webhook-id"] for d in hook.received}
@@ -211,3 +212,78 @@ async def test_access_is_readable_by_its_source_only(h: Harness) -> None:
     )
     assert other.status == 404
     assert (await h.service.get("/v1/bookings/demo-pms/R-1001/access")).status == 401
+
+
+async def test_a_failed_revocation_tells_the_pms_the_code_may_still_open_its_doors(
+    h: Harness, receiver: tuple[Receiver, str]
+) -> None:
+    """A revocation that gives up is never reported as access gone: the PMS hears
+    access.revoke_failed with the doors, the end of access and the code that may still open
+    them, the access API says revoke_failed; once an operator's retry succeeds, access.revoked."""
+    hook, _ = receiver
+    now = h.clock.now().timestamp()
+    await h.post(event("e1", arrival=START + HOUR))
+    await h.settle()
+    granted = verified(hook.received[0], now)["data"]
+
+    await h.fault(kind="success_false", retryable=False, message="Lock offline", count=1)
+    await h.post(
+        event(
+            "e2",
+            occurred_at=START + timedelta(minutes=1),
+            stays=[stay(arrival=START + HOUR, status="cancelled")],
+        )
+    )
+    await h.settle()
+
+    failed = verified(hook.received[1], now)
+    data = failed["data"]
+    assert (failed["type"], data["state"]) == ("access.revoke_failed", "revoke_failed")
+    assert data["access_points"] == ["L-101", "MAIN-ENTRANCE", "NIGHT-ENTRANCE"]
+    assert data["access_points"] == granted["access_points"]
+    assert (data["valid_from"], data["valid_to"]) == (granted["valid_from"], granted["valid_to"])
+    assert (data["code"], data["code_formatted"]) == (granted["code"], granted["code_formatted"])
+    assert data["reason"] == "revoke:permanent_error"
+    # ... and it is true: the code still opens the room at the sandbox.
+    assert await h.opens(granted["code"], "L-101", START + 2 * HOUR)
+
+    access = await h.service.get("/v1/bookings/demo-pms/R-1001/access", headers=BEARER)
+    (stay_access,) = (await access.json())["stays"]
+    assert stay_access["state"] == "revoke_failed"
+    assert stay_access["code"] == granted["code"]
+    assert stay_access["access_points"] == granted["access_points"]
+    assert stay_access["escalation"] == "revoke: permanent_error"
+
+    assert await grants_gauge(h, "revoke_failed") == 1
+    assert await grants_gauge(h, "active") == 0
+
+    (escalation,) = (
+        await (await h.service.get("/v1/escalations", headers=h.admin_headers)).json()
+    )["escalations"]
+    assert escalation["severity"] == "critical"
+    retried = await h.service.post(
+        f"/v1/escalations/{escalation['id']}/retry",
+        json={"note": "lock back online"},
+        headers=h.admin_headers,
+    )
+    assert retried.status == 200
+    await h.settle()
+
+    revoked = verified(hook.received[2], now)
+    assert (revoked["type"], revoked["data"]["state"]) == ("access.revoked", "revoked")
+    assert not await h.opens(granted["code"], "L-101", START + 2 * HOUR)
+    access = await h.service.get("/v1/bookings/demo-pms/R-1001/access", headers=BEARER)
+    (stay_access,) = (await access.json())["stays"]
+    assert (stay_access["state"], stay_access["code"]) == ("revoked", None)
+    assert await grants_gauge(h, "revoke_failed") == 0
+    assert await grants_gauge(h, "revoked") == 1
+
+
+async def grants_gauge(h: Harness, state: str) -> float:
+    """inlet_bridge_grants{state} as /metrics exports it."""
+    text = await (await h.service.get("/metrics")).text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "inlet_bridge_grants" and sample.labels == {"state": state}:
+                return sample.value
+    raise AssertionError(f"no inlet_bridge_grants sample for state {state!r}")

@@ -37,8 +37,8 @@ SILENT = Contact(name="Per Uten")  # a guest without any contact details
 def base_config() -> dict[str, Any]:
     """A small, valid properties file as parsed TOML: one hotel with a few rooms."""
     return {
-        "inlet": {"partner": "Test Partner"},
-        "sources": {SOURCE: {"token": {"env": "PMS_TOKEN"}}},
+        "inlet": {"partner": "Test Partner", "base_url": "https://inlet.example"},
+        "sources": {SOURCE: {"properties": [PROPERTY_ID], "token": {"env": "PMS_TOKEN"}}},
         "properties": {
             PROPERTY_ID: {
                 "name": "Test Hotel Oslo",

@@ -88,15 +88,60 @@ def test_change_after_success(
     assert change.data.state == ("revoked" if operation == "revoke" else "active")
 
 
-def test_change_after_failure_says_which_call_and_why() -> None:
+HELD = Access(
+    reference_id="ref-1",
+    code="1111",
+    code_formatted="#1111*",
+    link="L1",
+    active=True,
+    access_points=("L-101", "MAIN"),
+    valid_from=AT,
+    valid_to=AT.replace(day=25),
+)
+GONE = msgspec.structs.replace(HELD, active=False)
+
+
+@pytest.mark.parametrize(
+    ("operation", "recovery", "held", "kind", "state", "doors", "code"),
+    [
+        # a failed revocation names what may still open: the doors, until when, the code
+        ("revoke", False, HELD, "access.revoke_failed", "revoke_failed", ("L-101", "MAIN"), "1111"),
+        # a failed recovery: the doors and times of the request that may have made a grant
+        ("grant", True, GONE, "access.revoke_failed", "revoke_failed", ("L-101",), None),
+        ("grant", True, None, "access.revoke_failed", "revoke_failed", ("L-101",), None),
+        # a failed update: the previous access still works, unchanged
+        ("update", False, HELD, "access.update_failed", "update_failed", ("L-101", "MAIN"), "1111"),
+        # a failed grant: nothing works
+        ("grant", False, None, "access.grant_failed", "grant_failed", (), None),
+        ("grant", False, GONE, "access.grant_failed", "grant_failed", (), None),
+    ],
+    ids=["revoke", "recovery", "recovery-first", "update", "grant", "grant-after-revoked"],
+)
+def test_change_after_failure_says_what_may_still_work(
+    operation: str,
+    recovery: bool,
+    held: Access | None,
+    kind: str,
+    state: str,
+    doors: tuple[str, ...],
+    code: str | None,
+) -> None:
+    call = msgspec.structs.replace(
+        facts(operation), recovery=recovery, desired=None if operation == "revoke" else DESIRED
+    )
+
     change = change_after_failure(
-        facts("revoke"), message="Lock offline", at=AT, reason="max_duration"
+        call, message="Lock offline", at=AT, reason="max_duration", held=held
     )
-    assert (change.type, change.data.state, change.data.reason) == (
-        "access.failed",
-        "escalated",
-        "revoke:max_duration",
-    )
+
+    assert (change.type, change.data.state) == (kind, state)
+    assert change.data.reason == f"{operation}:max_duration"
+    assert change.data.access_points == doors
+    assert change.data.code == code
+    if doors:
+        assert change.data.valid_to is not None
+    else:
+        assert change.data.valid_to is None
 
 
 def test_sinks_follow_the_configuration() -> None:

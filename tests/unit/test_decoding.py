@@ -20,7 +20,7 @@ from service.domain.decoding import (
     truncate_problems,
 )
 
-# The example of CONTRACT.md section 1, with a real organizer in place of the placeholders.
+# The example of docs/contract.md section 1, with a real organizer in place of the placeholders.
 CONTRACT_EXAMPLE: dict[str, Any] = {
     "event_id": "evt-000123",
     "source": "acme-pms",

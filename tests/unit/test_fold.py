@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
 from service.domain.booking import Booking
-from service.domain.fold import BookingState, LoggedEvent, StayState, fold
+from service.domain.fold import BookingState, LoggedEvent, StayState, fold, occurred
 from tests.unit.domain_cases import (
     ARRIVAL,
     HOUR,
@@ -257,3 +257,59 @@ def test_removed_stay_is_not_in_the_state() -> None:
     assert result is not None
     assert [s.stay.stay_id for s in result.stays] == ["S1"]
     assert result.stays[0].stay.arrival == ARRIVAL
+
+
+# --- time from a PMS is bounded by when the event was received --------------------------------
+
+
+def received(
+    position: int, occurred_at: datetime, received_at: datetime, value: Booking
+) -> LoggedEvent:
+    event = logged(position, occurred_at, value)
+    return LoggedEvent(position=event.position, received_at=received_at, event=event.event)
+
+
+CANCELLED = booking(stay(resource_id="101", status="cancelled"))
+FIVE = timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("skew", "ahead", "cancelled_after", "winner"),
+    [
+        pytest.param(FIVE, timedelta(days=365), 10 * MINUTE, CANCELLED, id="a-year-ahead"),
+        pytest.param(FIVE, timedelta(minutes=6), 10 * MINUTE, CANCELLED, id="past-the-skew"),
+        pytest.param(
+            FIVE,
+            timedelta(minutes=6),
+            5 * MINUTE + timedelta(seconds=1),
+            CANCELLED,
+            id="just-after-clamp",
+        ),
+        pytest.param(FIVE, timedelta(minutes=4), 3 * MINUTE, V1, id="within-the-skew-it-counts"),
+        pytest.param(timedelta(0), timedelta(seconds=2), MINUTE / 60, CANCELLED, id="no-skew"),
+    ],
+)
+def test_an_event_dated_ahead_cannot_outrank_a_later_cancellation(
+    skew: timedelta, ahead: timedelta, cancelled_after: timedelta, winner: Booking
+) -> None:
+    """A confirmation stamped ahead of its receipt (a PMS clock running fast, or a row stored
+    before ingest refused such events), then a cancellation received a little later."""
+    confirmed = received(1, T0 + ahead, T0, V1)
+    at = T0 + cancelled_after
+    cancelled = received(2, at, at, CANCELLED)
+
+    for events in ([confirmed, cancelled], [cancelled, confirmed]):
+        state = fold(events, skew)
+        assert state is not None
+        assert state.booking == winner
+
+
+def test_a_check_in_dated_ahead_counts_from_its_receipt_plus_the_skew() -> None:
+    checked_in = booking(stay(resource_id="101", status="checked_in"))
+    state = fold([received(1, T0 + 24 * HOUR, T0, checked_in)], timedelta(minutes=5))
+
+    assert state is not None
+    assert state.stays[0].checked_in_at == T0 + timedelta(minutes=5)
+    assert occurred(received(1, T0 + HOUR, T0, V1), timedelta(minutes=5)) == T0 + timedelta(
+        minutes=5
+    )

@@ -16,10 +16,14 @@ from service.domain.plan import (
     GrantCall,
     Operation,
     PendingCall,
+    Target,
+    attempts_toward,
     call_deadline,
+    external_id,
     fingerprint_after_grant,
     plan,
     recovery_request,
+    revocation_believed,
 )
 from service.domain.reconcile import BookingInputs, decide
 from tests.unit.domain_cases import (
@@ -68,12 +72,65 @@ def want(key: str = K1, fingerprint: str = "fp-new", send_after: datetime = OPEN
     )
 
 
-def have(key: str = K1, fingerprint: str = "fp-new", state: str = "active") -> ActualGrant:
+def have(
+    key: str = K1,
+    fingerprint: str = "fp-new",
+    state: str = "active",
+    property_id: str = PROPERTY_ID,
+    generation: int = 1,
+) -> ActualGrant:
     return ActualGrant(
         grant_key=key,
         state=state,  # type: ignore[arg-type]
         reference_id="ref-1" if state == "active" else None,
         fingerprint=fingerprint,
+        property_id=property_id,
+        generation=generation,
+    )
+
+
+def grant_op(w: DesiredGrant, *, supersedes: int | None = None, generation: int = 1) -> Operation:
+    """A GrantAccess of `w` at its property."""
+    target = Target(property_id=w.property_id, generation=generation)
+    return Operation(
+        kind="grant", grant_key=w.grant_key, desired=w, supersedes=supersedes, target=target
+    )
+
+
+def update_op(
+    w: DesiredGrant,
+    *,
+    supersedes: int | None = None,
+    property_id: str = PROPERTY_ID,
+    generation: int = 1,
+) -> Operation:
+    """An UpdateAccess of the grant held at `property_id` to `w`."""
+    target = Target(property_id=property_id, generation=generation)
+    return Operation(
+        kind="update", grant_key=w.grant_key, desired=w, supersedes=supersedes, target=target
+    )
+
+
+def revoke_op(
+    key: str, *, supersedes: int | None = None, property_id: str = PROPERTY_ID, generation: int = 1
+) -> Operation:
+    """A RevokeAccess of the grant held at `property_id`."""
+    target = Target(property_id=property_id, generation=generation)
+    return Operation(kind="revoke", grant_key=key, supersedes=supersedes, target=target)
+
+
+def cancel_op(key: str, *, supersedes: int) -> Operation:
+    """Withdraw a queued call no longer wanted."""
+    return Operation(kind="cancel", grant_key=key, supersedes=supersedes)
+
+
+def recover_op(
+    request: DesiredGrant, key: str = K1, *, supersedes: int | None = None, generation: int = 1
+) -> Operation:
+    """A contact-free GrantAccess to get back a grant an unanswered call may have made."""
+    target = Target(property_id=request.property_id, generation=generation)
+    return Operation(
+        kind="recover", grant_key=key, desired=request, supersedes=supersedes, target=target
     )
 
 
@@ -110,44 +167,44 @@ CASES: list[tuple[str, PlanCase, list[Operation]]] = [
     (
         "grant-missing-inside-window",
         ({K1: W}, {}, {}, INSIDE),
-        [Operation(kind="grant", grant_key=K1, desired=W)],
+        [grant_op(W)],
     ),
     (
         "grant-exactly-at-window",
         ({K1: W}, {}, {}, OPENS),
-        [Operation(kind="grant", grant_key=K1, desired=W)],
+        [grant_op(W)],
     ),
     ("nothing-before-window", ({K1: W}, {}, {}, BEFORE), []),
     (
-        "grant-again-after-revoked",
+        "grant-again-after-revoked-is-a-new-generation",
         ({K1: W}, {K1: have(state="revoked")}, {}, INSIDE),
-        [Operation(kind="grant", grant_key=K1, desired=W)],
+        [grant_op(W, generation=2)],
     ),
     (
         "update-when-fingerprint-differs",
         ({K1: W}, {K1: have(fingerprint="fp-old")}, {}, INSIDE),
-        [Operation(kind="update", grant_key=K1, desired=W)],
+        [update_op(W)],
     ),
     (
         "revoke-when-not-desired",
         ({}, {K1: have()}, {}, INSIDE),
-        [Operation(kind="revoke", grant_key=K1)],
+        [revoke_op(K1)],
     ),
     ("revoked-and-not-desired", ({}, {K1: have(state="revoked")}, {}, INSIDE), []),
     (
         "supersede-queued-grant",
         ({K1: W}, {}, {K1: call("grant", "fp-old")}, INSIDE),
-        [Operation(kind="grant", grant_key=K1, desired=W, supersedes=7)],
+        [grant_op(W, supersedes=7)],
     ),
     (
         "supersede-queued-update",
         ({K1: W}, {K1: have(fingerprint="fp-0")}, {K1: call("update", "fp-old")}, INSIDE),
-        [Operation(kind="update", grant_key=K1, desired=W, supersedes=7)],
+        [update_op(W, supersedes=7)],
     ),
     (
         "supersede-queued-grant-with-update",
         ({K1: W}, {K1: have(fingerprint="fp-0")}, {K1: call("grant", "fp-new")}, INSIDE),
-        [Operation(kind="update", grant_key=K1, desired=W, supersedes=7)],
+        [update_op(W, supersedes=7)],
     ),
     ("queued-call-already-right", ({K1: W}, {}, {K1: call("grant", "fp-new")}, INSIDE), []),
     (
@@ -179,7 +236,7 @@ CASES: list[tuple[str, PlanCase, list[Operation]]] = [
     (
         "escalated-changed-desired-is-planned",
         ({K1: W}, {}, {K1: call("grant", "fp-old", "escalated")}, INSIDE),
-        [Operation(kind="grant", grant_key=K1, desired=W)],
+        [grant_op(W)],
     ),
     (
         "escalated-grant-now-an-update",
@@ -189,7 +246,7 @@ CASES: list[tuple[str, PlanCase, list[Operation]]] = [
             {K1: call("grant", "fp-new", "escalated")},
             INSIDE,
         ),
-        [Operation(kind="update", grant_key=K1, desired=W)],
+        [update_op(W)],
     ),
     (
         "cancel-queued-grant-not-desired",
@@ -219,12 +276,12 @@ CASES: list[tuple[str, PlanCase, list[Operation]]] = [
     (
         "update-supersedes-queued-revoke",
         ({K1: W}, {K1: have(fingerprint="fp-0")}, {K1: call("revoke", "fp-0")}, INSIDE),
-        [Operation(kind="update", grant_key=K1, desired=W, supersedes=7)],
+        [update_op(W, supersedes=7)],
     ),
     (
         "revoke-supersedes-queued-update",
         ({}, {K1: have()}, {K1: call("update")}, INSIDE),
-        [Operation(kind="revoke", grant_key=K1, supersedes=7)],
+        [revoke_op(K1, supersedes=7)],
     ),
     ("revoke-not-repeated-when-queued", ({}, {K1: have()}, {K1: call("revoke")}, INSIDE), []),
     (
@@ -235,7 +292,7 @@ CASES: list[tuple[str, PlanCase, list[Operation]]] = [
     (
         "revoke-beside-escalated-update",
         ({}, {K1: have()}, {K1: call("update", status="escalated")}, INSIDE),
-        [Operation(kind="revoke", grant_key=K1)],
+        [revoke_op(K1)],
     ),
     (
         "escalated-grant-left-when-not-desired",
@@ -268,11 +325,11 @@ def test_revocations_come_first() -> None:
     result = plan(desired, {**actual, **extra}, pending, INSIDE)
 
     assert result == [
-        Operation(kind="revoke", grant_key="acme-pms:R-1001:S0"),
-        Operation(kind="revoke", grant_key=K2),
+        revoke_op("acme-pms:R-1001:S0"),
+        revoke_op(K2),
         Operation(kind="cancel", grant_key=K4, supersedes=40),
-        Operation(kind="update", grant_key=K3, desired=w3),
-        Operation(kind="grant", grant_key=K1, desired=w1),
+        update_op(w3),
+        grant_op(w1),
     ]
 
 
@@ -293,7 +350,13 @@ def apply(
             del pending[op.grant_key]
         if op.kind in ("grant", "update"):
             assert op.desired is not None
-            actual[op.grant_key] = have(op.grant_key, op.desired.fingerprint)
+            assert op.target is not None
+            actual[op.grant_key] = have(
+                op.grant_key,
+                op.desired.fingerprint,
+                property_id=op.target.property_id,
+                generation=op.target.generation,
+            )
         elif op.kind == "revoke":
             previous = actual[op.grant_key]
             actual[op.grant_key] = msgspec.structs.replace(previous, state="revoked")
@@ -416,7 +479,7 @@ def test_fingerprint_after_grant(attempts: list[EarlierGrantAttempt], recorded: 
 def test_an_unverified_grant_is_updated_with_the_desired_content() -> None:
     result = plan({K1: W}, {K1: have(fingerprint=UNVERIFIED)}, {}, INSIDE)
 
-    assert result == [Operation(kind="update", grant_key=K1, desired=W)]
+    assert result == [update_op(W)]
 
 
 # --- a grant that must go, but that a lost GrantAccess may have made at Inlet ----------------
@@ -451,27 +514,27 @@ RECOVERY_CASES: list[tuple[str, RecoveryCase, list[Operation]]] = [
     (
         "lost-grant-queued-for-retry-then-cancelled",
         ({}, {}, {K1: call("grant", "fp-new")}, {K1: [LOST]}, INSIDE),
-        [Operation(kind="recover", grant_key=K1, desired=RECOVERY, supersedes=7)],
+        [recover_op(RECOVERY, K1, supersedes=7)],
     ),
     (
         "lost-grant-escalated-then-cancelled",
         ({}, {}, {K1: call("grant", "fp-new", "escalated")}, {K1: [LOST]}, INSIDE),
-        [Operation(kind="recover", grant_key=K1, desired=RECOVERY)],
+        [recover_op(RECOVERY, K1)],
     ),
     (
         "lost-grant-withdrawn-long-ago",  # only the history knows of it
         ({}, {}, {}, {K1: [LOST]}, INSIDE),
-        [Operation(kind="recover", grant_key=K1, desired=RECOVERY)],
+        [recover_op(RECOVERY, K1)],
     ),
     (
         "lost-grant-after-an-earlier-grant-was-revoked",
         ({}, {K1: have(state="revoked")}, {}, {K1: [LOST]}, INSIDE),
-        [Operation(kind="recover", grant_key=K1, desired=RECOVERY)],
+        [recover_op(RECOVERY, K1)],
     ),
     (
         "lease-expired-mid-call",
         ({}, {}, {K1: call("grant", "fp-new")}, {K1: [sent((None, None))]}, INSIDE),
-        [Operation(kind="recover", grant_key=K1, desired=RECOVERY, supersedes=7)],
+        [recover_op(RECOVERY, K1, supersedes=7)],
     ),
     (
         "refused-with-4xx-is-withdrawn-as-before",
@@ -511,17 +574,17 @@ RECOVERY_CASES: list[tuple[str, RecoveryCase, list[Operation]]] = [
     (
         "recovered-grant-is-revoked",
         ({}, {K1: have(fingerprint=UNVERIFIED)}, {}, {K1: [LOST, sent(("success", 200))]}, INSIDE),
-        [Operation(kind="revoke", grant_key=K1)],
+        [revoke_op(K1)],
     ),
     (
         "stay-reinstated-supersedes-the-recovery",
         ({K1: W}, {}, {K1: call("recover", UNVERIFIED)}, {K1: [LOST]}, INSIDE),
-        [Operation(kind="grant", grant_key=K1, desired=W, supersedes=7)],
+        [grant_op(W, supersedes=7)],
     ),
     (
         "still-desired-is-granted-not-recovered",
         ({K1: W}, {}, {}, {K1: [LOST]}, INSIDE),
-        [Operation(kind="grant", grant_key=K1, desired=W)],
+        [grant_op(W)],
     ),
     (
         "grant-ended-opens-no-door",
@@ -531,7 +594,7 @@ RECOVERY_CASES: list[tuple[str, RecoveryCase, list[Operation]]] = [
     (
         "two-grants-one-lost-one-refused",
         ({}, {}, {}, {K1: [LOST], K2: [sent(("permanent", 400), request=want(K2))]}, INSIDE),
-        [Operation(kind="recover", grant_key=K1, desired=RECOVERY)],
+        [recover_op(RECOVERY, K1)],
     ),
 ]
 
@@ -566,7 +629,7 @@ def test_recovery_then_revocation_converges() -> None:
     # It succeeded: the grant is known, unverified; the next plan revokes it.
     recovered = {K1: have(fingerprint=UNVERIFIED)}
     history = {K1: [LOST, sent(("success", 200), call_id=8, request=recovery)]}
-    assert plan({}, recovered, {}, INSIDE, history) == [Operation(kind="revoke", grant_key=K1)]
+    assert plan({}, recovered, {}, INSIDE, history) == [revoke_op(K1)]
     assert plan({}, recovered, {K1: call("revoke", "", call_id=9)}, INSIDE, history) == []
     # Revoked, confirmed by Inlet: no history left, nothing to do.
     assert plan({}, {K1: have(state="revoked")}, {}, INSIDE, {}) == []
@@ -611,7 +674,9 @@ def test_recovery_then_revocation_converges() -> None:
 def test_recovery_request(
     calls: list[GrantCall], now: datetime, expected: DesiredGrant | None
 ) -> None:
-    assert recovery_request(calls, now) == expected
+    recovery = recovery_request(calls, now)
+
+    assert (recovery.request if recovery else None) == expected
 
 
 def test_decide_recovers_a_lost_grant_of_a_cancelled_stay() -> None:
@@ -694,7 +759,7 @@ def test_decide_revokes_a_deleted_booking_and_replays_the_same() -> None:
     first = decide(inputs, hotels(), NOW)
     again = decide(inputs, hotels(), NOW)
 
-    assert first.operations == (Operation(kind="revoke", grant_key=K1, supersedes=7),)
+    assert first.operations == (revoke_op(K1, supersedes=7),)
     assert first.next_look_at is None
     assert again == first
 
@@ -712,4 +777,164 @@ def test_decide_for_an_unknown_booking() -> None:
     decision = decide(inputs, hotels(), NOW)
 
     assert decision.state is None
-    assert decision.operations == (Operation(kind="revoke", grant_key=K1),)
+    assert decision.operations == (revoke_op(K1),)
+
+
+# --- grants remember where they were made, and which generation they are ----------------------
+
+
+def sent_gen(*attempts: tuple[str | None, int | None], gen: int) -> GrantCall:
+    return msgspec.structs.replace(sent(*attempts), generation=gen)
+
+
+OTHER = "bergen-1"
+W_BERGEN = msgspec.structs.replace(W, property_id=OTHER, fingerprint="fp-bergen")
+
+MOVE_CASES: list[tuple[str, RecoveryCase, list[Operation]]] = [
+    (
+        "moved-to-another-property-revokes-where-it-was-made",
+        ({K1: W_BERGEN}, {K1: have()}, {}, {}, INSIDE),
+        [revoke_op(K1)],
+    ),
+    (
+        "moved-revoke-supersedes-a-queued-update-to-the-old-property",
+        ({K1: W_BERGEN}, {K1: have(fingerprint="fp-0")}, {K1: call("update")}, {}, INSIDE),
+        [revoke_op(K1, supersedes=7)],
+    ),
+    (
+        "moved-revoke-not-repeated-while-queued",
+        ({K1: W_BERGEN}, {K1: have()}, {K1: call("revoke")}, {}, INSIDE),
+        [],
+    ),
+    (
+        "moved-revoke-escalated-stays-for-a-person",
+        ({K1: W_BERGEN}, {K1: have()}, {K1: call("revoke", status="escalated")}, {}, INSIDE),
+        [],
+    ),
+    (
+        "moved-and-revoked-is-granted-anew-at-the-new-property",
+        ({K1: W_BERGEN}, {K1: have(state="revoked")}, {}, {}, INSIDE),
+        [grant_op(W_BERGEN, generation=2)],
+    ),
+    (
+        "an-update-goes-to-the-property-of-the-grant",
+        ({K1: W}, {K1: have(fingerprint="fp-0", generation=3)}, {}, {}, INSIDE),
+        [update_op(W, generation=3)],
+    ),
+    (
+        "revoke-of-a-later-generation",
+        ({}, {K1: have(generation=2)}, {}, {}, INSIDE),
+        [revoke_op(K1, generation=2)],
+    ),
+    (
+        "reinstated-after-revocation-is-a-new-generation",
+        ({K1: W}, {K1: have(state="revoked", generation=2)}, {}, {}, INSIDE),
+        [grant_op(W, generation=3)],
+    ),
+    (
+        "a-grant-that-may-have-been-made-is-repeated-in-its-generation",
+        (
+            {K1: W},
+            {K1: have(state="revoked")},
+            {},
+            {K1: [sent_gen(("temporary", None), gen=2)]},
+            INSIDE,
+        ),
+        [grant_op(W, generation=2)],
+    ),
+    (
+        "a-lost-grant-at-the-old-property-is-recovered-there-first",
+        ({K1: W_BERGEN}, {}, {K1: call("grant", "fp-new")}, {K1: [LOST]}, INSIDE),
+        [recover_op(RECOVERY, supersedes=7)],
+    ),
+    (
+        "a-refused-grant-at-the-old-property-needs-no-recovery",
+        ({K1: W_BERGEN}, {}, {}, {K1: [REFUSED]}, INSIDE),
+        [grant_op(W_BERGEN)],
+    ),
+    (
+        "a-lost-grant-at-the-new-property-is-simply-repeated",
+        ({K1: W_BERGEN}, {}, {}, {K1: [sent(("temporary", None), request=W_BERGEN)]}, INSIDE),
+        [grant_op(W_BERGEN)],
+    ),
+    (
+        "recovered-at-the-old-property-is-revoked-there",
+        ({K1: W_BERGEN}, {K1: have(fingerprint=UNVERIFIED)}, {}, {}, INSIDE),
+        [revoke_op(K1)],
+    ),
+    (
+        "a-lost-grant-before-the-window-moved-is-recovered",
+        ({K1: W_LATER}, {}, {}, {K1: [LOST]}, INSIDE),
+        [recover_op(RECOVERY)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"), [pytest.param(c, e, id=name) for name, c, e in MOVE_CASES]
+)
+def test_plan_calls_each_grant_where_it_was_made(
+    case: RecoveryCase, expected: list[Operation]
+) -> None:
+    desired, actual, pending, history, now = case
+
+    assert plan(desired, actual, pending, now, history) == expected
+
+
+def test_a_moved_stay_converges_revoke_then_grant() -> None:
+    """Moved from oslo-1 to bergen-1: the old grant is revoked under oslo-1 (its own account),
+    then a new generation is granted under bergen-1; nothing more after that."""
+    actual = {K1: have()}
+    first = plan({K1: W_BERGEN}, actual, {}, INSIDE)
+    assert first == [revoke_op(K1, property_id=PROPERTY_ID)]
+    actual = {K1: have(state="revoked")}
+    second = plan({K1: W_BERGEN}, actual, {}, INSIDE)
+    assert second == [grant_op(W_BERGEN, generation=2)]
+    assert second[0].target == Target(property_id=OTHER, generation=2)
+    assert second[0].target.external_id(K1) == f"{K1}:#2"
+    actual = {K1: have(fingerprint="fp-bergen", property_id=OTHER, generation=2)}
+    assert plan({K1: W_BERGEN}, actual, {}, INSIDE) == []
+
+
+@pytest.mark.parametrize(
+    ("generation", "expected"),
+    [(1, K1), (2, f"{K1}:#2"), (11, f"{K1}:#11")],
+)
+def test_external_id_of_each_generation(generation: int, expected: str) -> None:
+    assert external_id(K1, generation) == expected
+
+
+def test_no_stay_shares_an_external_id_with_another_stays_generation() -> None:
+    """IDs may hold '#', never ':': stay "S1#2" can never pass for generation 2 of stay "S1"."""
+    assert external_id(K1, 2) != external_id(f"{K1}#2", 1)
+    assert external_id(K1, 2) != external_id(f"{K1}:#2".replace(":", ""), 1)
+
+
+@pytest.mark.parametrize(
+    ("history", "target", "expected"),
+    [
+        pytest.param([LOST], Target(property_id=PROPERTY_ID, generation=1), 1, id="same-grant"),
+        pytest.param([LOST], Target(property_id=OTHER, generation=1), 0, id="other-property"),
+        pytest.param([LOST], Target(property_id=PROPERTY_ID, generation=2), 0, id="other-gen"),
+    ],
+)
+def test_attempts_toward_a_grant(history: list[GrantCall], target: Target, expected: int) -> None:
+    assert len(attempts_toward(history, target)) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "grant_account", "called", "believed"),
+    [
+        pytest.param(200, "acct-a", "acct-b", True, id="revoked-with-200"),
+        pytest.param(404, "acct-a", "acct-a", True, id="gone-in-its-own-account"),
+        pytest.param(404, None, "acct-a", True, id="stored-before-accounts-were-kept"),
+        pytest.param(404, "acct-a", "acct-b", False, id="404-from-another-account"),
+    ],
+)
+def test_revocation_believed(
+    status: int, grant_account: str | None, called: str, believed: bool
+) -> None:
+    assert (
+        revocation_believed(http_status=status, grant_account=grant_account, called_account=called)
+        is believed
+    )

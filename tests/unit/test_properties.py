@@ -15,6 +15,8 @@ from service.properties import (
     ConfigError,
     Door,
     InletSettings,
+    Operator,
+    RateLimit,
     Resource,
     RetryPolicy,
     load_properties,
@@ -303,6 +305,96 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         changed((("spectra", "main"), {**SPECTRA, "password": {"env": "SPECTRA_PASSWORD"}})),
         "environment variable SPECTRA_PASSWORD is not set - at `spectra.main.password`",
     ),
+    # -- trust boundaries: who may touch which hotel, and where credentials may go
+    (
+        "inlet-base-url-missing",
+        changed((("inlet", "base_url"), REMOVE)),
+        "Object missing required field `base_url` - at `inlet`",
+    ),
+    (
+        "inlet-base-url-plain-http",
+        changed((("inlet", "base_url"), "http://inlet.example")),
+        "inlet.base_url: must be an https:// URL (plain http only for loopback: 127.0.0.1,"
+        " ::1, localhost)",
+    ),
+    (
+        "property-inlet-base-url-plain-http",
+        changed(((*P, "inlet_base_url"), "http://inlet-eu.example")),
+        "properties.oslo-1.inlet_base_url: must be an https:// URL (plain http only for"
+        " loopback: 127.0.0.1, ::1, localhost)",
+    ),
+    (
+        "source-without-properties",
+        changed((("sources", SOURCE, "properties"), REMOVE)),
+        "Object missing required field `properties` - at `sources.acme-pms`",
+    ),
+    (
+        "source-with-no-property",
+        changed((("sources", SOURCE, "properties"), [])),
+        "Expected `array` of length >= 1 - at `sources.acme-pms.properties`",
+    ),
+    (
+        "source-unknown-property",
+        changed((("sources", SOURCE, "properties"), [PROPERTY_ID, "bergen-1"])),
+        "sources.acme-pms.properties[1]: no property 'bergen-1' is configured",
+    ),
+    (
+        "webhook-url-not-a-url",
+        changed((("sources", SOURCE, "webhook_url"), "not a url")),
+        "sources.acme-pms.webhook_url: must be an https:// URL",
+    ),
+    (
+        "webhook-url-plain-http",
+        changed((("sources", SOURCE, "webhook_url"), "http://pms.example/hooks")),
+        "sources.acme-pms.webhook_url: must be an https:// URL (plain http only for loopback:"
+        " 127.0.0.1, ::1, localhost)",
+    ),
+    (
+        "rate-limit-zero",
+        changed((("sources", SOURCE, "rate_limit"), {"per_second": 0})),
+        "Expected `float` > 0.0 - at `sources.acme-pms.rate_limit.per_second`",
+    ),
+    (
+        "token-shared-by-two-sources",
+        changed(
+            (("sources", "other-pms"), {"properties": [PROPERTY_ID], "token": {"env": "PMS_TOKEN"}})
+        ),
+        "sources.other-pms.token: the same token as sources.acme-pms.token; give each its own",
+    ),
+    (
+        "spectra-source-serving-another-property",
+        changed(
+            (("spectra", "main"), SPECTRA),
+            (("sources", "spectra-main"), {"properties": [PROPERTY_ID, PROPERTY_ID + "x"]}),
+        ),
+        "sources.spectra-main.properties: the source of spectra.main serves only its property"
+        " ['oslo-1']",
+    ),
+    (
+        "operator-unknown-role",
+        changed((("operators", "ola"), {"token": {"env": "INLET_KEY"}, "role": "root"})),
+        "Invalid enum value 'root' - at `operators.ola.role`",
+    ),
+    (
+        "operator-unknown-property",
+        changed(
+            (
+                ("operators", "ola"),
+                {"token": {"env": "INLET_KEY"}, "role": "viewer", "properties": ["bergen-1"]},
+            )
+        ),
+        "operators.ola.properties[0]: no property 'bergen-1' is configured",
+    ),
+    (
+        "operator-with-a-source-token",
+        changed((("operators", "ola"), {"token": {"env": "PMS_TOKEN"}, "role": "admin"})),
+        "operators.ola.token: the same token as sources.acme-pms.token; give each its own",
+    ),
+    (
+        "operator-named-like-admin-token",
+        changed((("operators", "ADMIN_TOKEN"), {"token": {"env": "INLET_KEY"}, "role": "admin"})),
+        "operators.ADMIN_TOKEN: the name is kept for the ADMIN_TOKEN operator",
+    ),
 ]
 
 
@@ -337,10 +429,15 @@ def test_bad_door_names_the_door(doors: dict[str, Any], key: str) -> None:
 def test_base_configuration_and_defaults() -> None:
     config = parse_properties(base_config(), ENVIRON)
 
-    assert config.inlet == InletSettings(partner="Test Partner")
+    assert config.inlet == InletSettings(partner="Test Partner", base_url="https://inlet.example")
     assert config.retry == RetryPolicy(interval_minutes=5.0, max_attempts=30, max_minutes=60.0)
     assert config.spectra == {}
     assert config.sources[SOURCE].token == Secret("pms-token")
+    assert config.sources[SOURCE].properties == (PROPERTY_ID,)
+    assert config.sources[SOURCE].rate_limit == RateLimit(per_second=50.0, burst=100)
+    assert config.served_properties(SOURCE) == {PROPERTY_ID}
+    assert config.served_properties("unknown-pms") == frozenset()
+    assert config.operators == {}
     prop = config.properties[PROPERTY_ID]
     assert prop.timezone == ZoneInfo("Europe/Oslo")
     assert prop.inlet_api_key.reveal() == "inlet-key"
@@ -506,7 +603,7 @@ def test_invalid_toml(tmp_path: Path) -> None:
 def test_secret_file_next_to_the_properties_file(tmp_path: Path) -> None:
     (tmp_path / "inlet.key").write_text("key-beside\n")
     (tmp_path / "properties.toml").write_text(
-        '[inlet]\npartner = "P"\n\n[properties.h1]\nname = "H"\ntimezone = "UTC"\n'
+        '[inlet]\npartner = "P"\nbase_url = "https://inlet.example"\n\n[properties.h1]\nname = "H"\ntimezone = "UTC"\n'
         'inlet_api_key = { file = "inlet.key" }\n'
     )
 
@@ -514,3 +611,40 @@ def test_secret_file_next_to_the_properties_file(tmp_path: Path) -> None:
 
     assert config.properties["h1"].inlet_api_key == Secret("key-beside")
     assert config.properties["h1"].timezone == ZoneInfo("UTC")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://pms.example/hooks",
+        "http://127.0.0.1:9000/hooks",
+        "http://[::1]/h",
+        "http://localhost/h",
+    ],
+)
+def test_webhook_url_https_or_plain_http_on_loopback(url: str) -> None:
+    config = parse_properties(changed((("sources", SOURCE, "webhook_url"), url)), ENVIRON)
+
+    assert config.sources[SOURCE].webhook_url == url
+
+
+def test_operators_and_a_spectra_source_are_bound_to_their_properties() -> None:
+    config = parse_properties(
+        changed(
+            (("spectra", "main"), SPECTRA),
+            (("operators", "ola"), {"token": {"env": "INLET_KEY"}, "role": "viewer"}),
+            (
+                ("operators", "kari"),
+                {
+                    "token": {"env": "SPECTRA_TOKEN"},
+                    "role": "operator",
+                    "properties": [PROPERTY_ID],
+                },
+            ),
+        ),
+        {**ENVIRON, "SPECTRA_TOKEN": "kari-token"},
+    )
+
+    assert config.served_properties("spectra-main") == {PROPERTY_ID}
+    assert config.operators["ola"] == Operator(token=Secret("inlet-key"), role="viewer")
+    assert config.operators["kari"].properties == (PROPERTY_ID,)

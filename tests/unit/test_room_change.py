@@ -38,7 +38,11 @@ def test_room_change_updates_the_grant_to_the_new_rooms_doors(status: str, now: 
     [granted] = first.desired.grants
     actual = {
         KEY: ActualGrant(
-            grant_key=KEY, state="active", reference_id="ref-1", fingerprint=granted.fingerprint
+            grant_key=KEY,
+            state="active",
+            reference_id="ref-1",
+            fingerprint=granted.fingerprint,
+            property_id="oslo-1",
         )
     }
     moved = (*before, logged(2, NOW - HOUR / 2, booking(stay(resource_id="201", status=status))))

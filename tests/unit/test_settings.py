@@ -42,10 +42,14 @@ def test_defaults() -> None:
         log_level="INFO",
         shutdown_timeout_seconds=20.0,
         call_concurrency=8,
-        lease_seconds=120.0,
+        lease_seconds=30.0,
+        reconcile_lease_seconds=15.0,
         reconcile_batch=50,
         sweep_interval_seconds=600.0,
         group_commit_max_events=1000,
+        ingest_wait_seconds=10.0,
+        ingest_unavailable_after_seconds=3.0,
+        ingest_max_queued_events=20_000,
         instance_id="local",
     )
 
@@ -66,8 +70,12 @@ def test_empty_values_mean_the_default() -> None:
             "SHUTDOWN_TIMEOUT_SECONDS",
             "CALL_CONCURRENCY",
             "LEASE_SECONDS",
+            "RECONCILE_LEASE_SECONDS",
             "RECONCILE_BATCH",
             "SWEEP_INTERVAL_SECONDS",
+            "INGEST_WAIT_SECONDS",
+            "INGEST_UNAVAILABLE_AFTER_SECONDS",
+            "INGEST_MAX_QUEUED_EVENTS",
             "GROUP_COMMIT_MAX_EVENTS",
             "LOG_MASK_KEY",
         )
@@ -116,7 +124,21 @@ def test_empty_values_mean_the_default() -> None:
             "SHUTDOWN_TIMEOUT_SECONDS", "2.5", "shutdown_timeout_seconds", 2.5, id="shutdown"
         ),
         pytest.param("CALL_CONCURRENCY", "32", "call_concurrency", 32, id="concurrency"),
-        pytest.param("LEASE_SECONDS", "30", "lease_seconds", 30.0, id="lease"),
+        pytest.param("LEASE_SECONDS", "45", "lease_seconds", 45.0, id="lease"),
+        pytest.param(
+            "RECONCILE_LEASE_SECONDS", "8", "reconcile_lease_seconds", 8.0, id="reconcile-lease"
+        ),
+        pytest.param("INGEST_WAIT_SECONDS", "2.5", "ingest_wait_seconds", 2.5, id="ingest-wait"),
+        pytest.param(
+            "INGEST_UNAVAILABLE_AFTER_SECONDS",
+            "1",
+            "ingest_unavailable_after_seconds",
+            1.0,
+            id="ingest-unavailable-after",
+        ),
+        pytest.param(
+            "INGEST_MAX_QUEUED_EVENTS", "500", "ingest_max_queued_events", 500, id="ingest-queue"
+        ),
         pytest.param("RECONCILE_BATCH", "10", "reconcile_batch", 10, id="batch"),
         pytest.param("SWEEP_INTERVAL_SECONDS", "60.5", "sweep_interval_seconds", 60.5, id="sweep"),
         pytest.param(
@@ -294,7 +316,7 @@ def test_properties_key_error_is_prefixed_with_the_variable() -> None:
 def test_properties_bad_key_is_prefixed_with_the_variable(tmp_path: Path) -> None:
     path = tmp_path / "properties.toml"
     path.write_text(
-        '[inlet]\npartner = "P"\n\n[properties.h1]\nname = "H"\ntimezone = "Mars/Olympus"\n'
+        '[inlet]\npartner = "P"\nbase_url = "https://inlet.example"\n\n[properties.h1]\nname = "H"\ntimezone = "Mars/Olympus"\n'
         'inlet_api_key = { env = "KEY" }\n'
     )
 
@@ -344,3 +366,17 @@ def test_unreadable_properties_file_names_the_variable_once(
 
     assert str(info.value).count("PROPERTIES_FILE") == 1
     assert str(info.value).count(str(path)) == 1
+
+
+def test_a_call_lease_shorter_than_inlets_timeout_is_refused() -> None:
+    """A lease bounds one attempt: it must outlast Inlet's timeout (10 s in the demo) plus the
+    time to record the outcome, or a slow answer lets another replica send the call again."""
+    env = {"PROPERTIES_FILE": str(DEMO), **DEMO_ENV}
+    assert Settings.from_env({**env, "LEASE_SECONDS": "15"}).lease_seconds == 15.0
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**env, "LEASE_SECONDS": "12"})
+    assert str(info.value).startswith("LEASE_SECONDS: 12 is shorter than [inlet] timeout_seconds")
+
+
+def test_the_reconcile_lease_is_well_under_a_minute_by_default() -> None:
+    assert Settings.from_env({}).reconcile_lease_seconds < 60

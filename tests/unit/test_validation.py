@@ -65,7 +65,13 @@ def only_warning(body: dict[str, Any]) -> tuple[Problem, BookingEvent]:
 def test_contract_example_is_valid_and_unchanged() -> None:
     event = event_of(example())
 
-    assert validate_event(event) == ValidEvent(event=event)
+    result = validate_event(event)
+
+    assert isinstance(result, ValidEvent)
+    assert (result.warnings, result.dropped_digest) == ((), b"")
+    # the same content, as the domain's own Struct (the wire type is only how it arrived)
+    assert msgspec.json.encode(result.event) == msgspec.json.encode(event)
+    assert type(result.event) is BookingEvent
 
 
 def test_valid_event_comes_back_normalized() -> None:

@@ -1,6 +1,6 @@
 """What does a small hotel's Spectra API look like from the outside, faults included?
 
-A real aiohttp server that speaks the endpoints our client uses (CONTRACT.md section 3,
+A real aiohttp server that speaks the endpoints our client uses (docs/contract.md section 3,
 with the same assumed names, taken from `mapping.py`), for the demo, the tests and local
 runs. Basic auth guards the API; `/_emulator/...` lets a test change the hotel, queue
 faults and read back the codes the bridge wrote. State lives under an AppKey, never global.

@@ -1,7 +1,7 @@
 """What does Spectra call things, and how does a Spectra reservation become a BookingEvent?
 
 The one module that knows Spectra's paths, query parameters, field names and status values
-(CONTRACT.md section 3). Most of it is *assumed*: nothing here is published by Spectra, so
+(docs/contract.md section 3). Most of it is *assumed*: nothing here is published by Spectra, so
 every name sits in one place and a correction is one edit. Keys are matched without regard
 to case; unknown fields are ignored because PMS payloads grow. Pure functions only: time is
 a parameter and nothing is logged here (the caller logs the `skipped_reason`).
@@ -70,7 +70,7 @@ PARAM_PAGE_SIZE = "pageSize"
 # A list endpoint may answer with a bare list or wrap it; these wrappers are accepted.
 LIST_WRAPPER_KEYS = ("items", "data", "results", "reservations", "conferences", "rooms", "hotels")
 
-# Feed event types the emulator writes; a deletion is an explicit revocation (CONTRACT.md 1).
+# Feed event types the emulator writes; a deletion is an explicit revocation (docs/contract.md section 1).
 EVENT_CREATED = "Created"
 EVENT_MODIFIED = "Modified"
 EVENT_STATUS_CHANGED = "StatusChanged"

@@ -1,0 +1,154 @@
+"""What goes into the retry table, and what does a call's success record? Pure decisions the
+store only persists.
+
+`new_calls` turns a decision's operations into the calls to queue: operation, reason, priority,
+deadline, the re-sync a replaced call owed, and where the call goes. `after_success` says what a
+successful call leaves behind: the access to store, the fingerprint (unverified when Inlet may
+hold an earlier call's content), and whether the PMS hears of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import msgspec
+
+from service.domain.access import DesiredGrant
+from service.domain.changes import Access
+from service.domain.plan import (
+    UNVERIFIED,
+    EarlierGrantAttempt,
+    Operation,
+    call_deadline,
+    fingerprint_after_grant,
+)
+from service.domain.vocab import (
+    BOOKING,
+    CALL_OPERATIONS,
+    PRIORITY,
+    RECOVER,
+    RESYNC,
+    CallOperation,
+    CallReason,
+    PlannedOperation,
+)
+
+
+class Superseded(msgspec.Struct, frozen=True, kw_only=True):
+    """A queued call an operation replaced, as the store found it when it withdrew it."""
+
+    call_id: int
+    reason: CallReason
+    resync_id: int | None
+
+
+class NewCall(msgspec.Struct, frozen=True, kw_only=True):
+    """One call to queue: what it asks Inlet, why, how urgently, and where it goes."""
+
+    grant_key: str
+    operation: CallOperation
+    reason: CallReason
+    request: DesiredGrant | None
+    fingerprint: str
+    priority: int
+    deadline: datetime | None
+    resync_id: int | None
+    property_id: str
+    generation: int
+    external_id: str
+
+
+def new_calls(
+    operations: Sequence[Operation], superseded: Mapping[int, Superseded], now: datetime
+) -> list[NewCall]:
+    """The calls a decision queues (a cancel queues none).
+
+    A recovery is a GrantAccess with the reason "recover", as urgent as a revocation and with
+    no deadline. A grant or update that replaces a queued re-sync call still owes the guest the
+    re-sync's new code: it inherits the reason and the re-sync.
+    """
+    calls = []
+    for op in operations:
+        if op.kind == "cancel" or op.target is None:
+            continue
+        reason: CallReason = BOOKING
+        resync_id = None
+        replaced = superseded.get(op.supersedes) if op.supersedes is not None else None
+        if replaced is not None and replaced.reason == RESYNC and op.kind in ("grant", "update"):
+            reason, resync_id = RESYNC, replaced.resync_id
+        operation: CallOperation
+        if op.kind == "recover":
+            operation, reason, resync_id, deadline = "grant", RECOVER, None, None
+        else:
+            operation, deadline = op.kind, call_deadline(op.desired, now)
+        calls.append(
+            NewCall(
+                grant_key=op.grant_key,
+                operation=operation,
+                reason=reason,
+                request=op.desired,
+                fingerprint=op.desired.fingerprint if op.desired else "",
+                priority=PRIORITY[op.kind],
+                deadline=deadline,
+                resync_id=resync_id,
+                property_id=op.target.property_id,
+                generation=op.target.generation,
+                external_id=op.target.external_id(op.grant_key),
+            )
+        )
+    return calls
+
+
+def stored_operation(operation: str, reason: str) -> PlannedOperation:
+    """A stored call as the plan sees it: a GrantAccess with the reason "recover" is a recovery."""
+    if operation == "grant" and reason == RECOVER:
+        return "recover"
+    if operation not in CALL_OPERATIONS:
+        raise ValueError(f"unknown call operation {operation!r}")
+    return operation
+
+
+class SuccessRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What a successful call leaves behind.
+
+    `access`: what to store for the grant (a recovery keeps only the ReferenceId: its code was
+    never the guest's to have, nor the PMS's to show). `fingerprint`: the content Inlet now
+    holds, or UNVERIFIED. `unverified`: a GrantAccess met a grant an earlier call may have made
+    with other content (worth a log line). `tell_sinks`: whether the PMS hears of it (never of
+    a recovery; it hears of the revocation that follows).
+    """
+
+    access: Access
+    fingerprint: str
+    unverified: bool
+    tell_sinks: bool
+
+
+def after_success(
+    *,
+    operation: CallOperation,
+    reason: str,
+    sent_fingerprint: str,
+    had_reference: bool,
+    returned: Access,
+    earlier: Sequence[EarlierGrantAttempt],
+) -> SuccessRecord:
+    """`earlier`: the attempts of earlier GrantAccess calls toward the same grant (see
+    `attempts_toward`); they matter only when this call was a GrantAccess."""
+    recovery = reason == RECOVER
+    access = returned
+    if recovery:
+        access = Access(
+            reference_id=returned.reference_id, code=None, code_formatted=None, link=None
+        )
+    fingerprint = sent_fingerprint
+    if operation != "revoke" and (operation == "grant" or not had_reference):
+        # A GrantAccess: Inlet may have answered with a grant an earlier call made.
+        fingerprint = fingerprint_after_grant(sent_fingerprint, earlier)
+    return SuccessRecord(
+        access=access,
+        fingerprint=fingerprint,
+        unverified=fingerprint == UNVERIFIED and not recovery,
+        tell_sinks=not recovery,
+    )
