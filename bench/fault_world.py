@@ -297,8 +297,9 @@ class World:
         again = Process(
             f"{replica.name}-{generation}", replica.args, replica.env, self.folder, replica.port
         )
-        self.replicas[self.replicas.index(replica)] = again
-        return await self._run(again, "/readyz")
+        await self._run(again, "/readyz")
+        self.replicas[self.replicas.index(replica)] = again  # the PMS posts to it from now
+        return again
 
     # -- the sandbox's test endpoints ------------------------------------------------------
 
