@@ -36,11 +36,12 @@ is still in flight.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 GRANT, UPDATE, REVOKE = "/GrantAccess", "/UpdateAccess", "/RevokeAccess"
@@ -190,32 +191,63 @@ def _signature(path: str, body: Mapping[str, Any]) -> tuple[str, ...] | None:
 
 
 FINAL = ("success", "permanent")  # answers the service does not retry by itself
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
-class _Known:
-    """A request whose answer the service recorded: when the attempt ended, and how."""
-
+class _Request:
+    seq: int
     at: datetime
+    path: str
+    key: str
     signature: tuple[str, ...]
-    outcome: str
+    recorded: Attempt | None  # the attempt that recorded its final answer, if any
 
 
-def _undoes(later: _Known, earlier: tuple[str, ...]) -> bool:
-    """Whether the recorded answer `later` makes repeating `earlier` needed again: a grant is
-    made again after a revocation, an update after another change was sent."""
-    if earlier[0] == GRANT:
-        return later.signature[0] == REVOKE and later.outcome == "success"
-    if earlier[0] == UPDATE:
-        return later.signature != earlier and later.outcome in FINAL
-    return False
+class _Stay:
+    """What the service had recorded of one stay's grant, as the timeline is replayed."""
+
+    def __init__(self) -> None:
+        self.revoked_at = _NEVER  # the last recorded successful revocation
+        self.last: tuple[datetime, tuple[str, ...]] | None = None  # the last final answer
+        self.before_other = _NEVER  # the last final answer to another signature than `last`
+
+    def record(self, at: datetime, request: _Request) -> None:
+        if request.path == REVOKE and request.recorded and request.recorded.outcome == "success":
+            self.revoked_at = at
+        if self.last is not None and self.last[1] != request.signature:
+            self.before_other = self.last[0]
+        self.last = (at, request.signature)
+
+    def needed_again_at(self, request: _Request) -> datetime:
+        """When a recorded answer last made `request`'s change needed again: a grant after a
+        revocation, an update after another change was answered."""
+        if request.path == GRANT:
+            return self.revoked_at
+        if request.path == UPDATE and self.last is not None:
+            return self.last[0] if self.last[1] != request.signature else self.before_other
+        return _NEVER
 
 
-def _still_settled(
-    known: Sequence[_Known], signature: tuple[str, ...], since: datetime, until: datetime
-) -> bool:
-    """Whether nothing recorded between `since` and `until` made `signature` needed again."""
-    return not any(since < k.at < until and _undoes(k, signature) for k in known)
+class _Change:
+    """What is known of the earlier requests with one signature, as the timeline is replayed."""
+
+    def __init__(self) -> None:
+        # the last recorded final answer: when, to which request, how
+        self.answered: tuple[datetime, int, str] | None = None
+        self.unanswered_at = _NEVER  # arrival of the last one that will have no recorded answer
+        self.answers_to_come = 0  # earlier ones whose answer is recorded later
+
+
+def _recorded(
+    attempts: Sequence[Attempt], starts: Sequence[datetime], at: datetime
+) -> Attempt | None:
+    """The attempt spanning `at` that ended with a final answer (attempts sorted by start)."""
+    i = bisect.bisect_right(starts, at)
+    for attempt in reversed(attempts[max(0, i - 4) : i]):  # overlap only on a lease takeover
+        if attempt.outcome in FINAL and attempt.started_at <= at <= attempt.finished_at:
+            return attempt
+    return None
 
 
 def judge_calls(
@@ -224,75 +256,73 @@ def judge_calls(
     inlet_grants: Sequence[Mapping[str, Any]],
     key_of: Callable[[str], str],
 ) -> CallFigures:
-    """Double calls and legitimate repeats in the sandbox's request log (arrival order).
+    """Double calls and legitimate repeats in the sandbox's request log.
 
     A request's answer counts as recorded when an attempt of the same stay spans its arrival
     and ended with a final outcome (success, or a permanent refusal): while a call is in
     flight no other call of that stay may be sent, so the attempt that spans it is the one
-    that sent it."""
+    that sent it. The requests' arrivals and their recorded answers are replayed in time
+    order (linear in the log, which can hold a runaway loop of calls)."""
     external_of = {str(g["ReferenceId"]): str(g["externalId"]) for g in inlet_grants}
     by_key: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in attempts:
         by_key[attempt.key].append(attempt)
-
-    def stay_of(path: str, body: Mapping[str, Any]) -> str | None:
-        if path == REVOKE:
-            external = external_of.get(str(body.get("ReferenceId")))
-            return None if external is None else key_of(external)
-        external = body.get("externalId")
-        return None if external is None else key_of(str(external))
-
-    def recorded(key: str, at: datetime) -> Attempt | None:
-        spanning = [
-            a
-            for a in by_key.get(key, ())
-            if a.outcome in FINAL and a.started_at <= at <= a.finished_at
-        ]
-        return min(spanning, key=lambda a: a.finished_at) if spanning else None
+    for listed in by_key.values():
+        listed.sort(key=lambda a: a.started_at)
+    starts = {key: [a.started_at for a in listed] for key, listed in by_key.items()}
 
     figures = CallFigures()
-    known: dict[str, list[_Known]] = defaultdict(list)  # per stay, answers recorded
-    # per signature: (seq, arrival, the recorded answer or None) of every earlier request
-    seen: dict[tuple[str, ...], list[tuple[int, datetime, _Known | None]]] = defaultdict(list)
-    for request in sorted(requests, key=lambda r: int(r["seq"])):
-        body = request["body"]
+    # (time, 0 for an arrival or 1 for a recorded answer, seq): arrivals first on a tie
+    timeline: list[tuple[datetime, int, int, _Request]] = []
+    for raw in requests:
+        body = raw["body"]
         if not isinstance(body, Mapping):
             continue
-        path = str(request["path"])
+        path = str(raw["path"])
         signature = _signature(path, body)
-        key = stay_of(path, body)
-        if signature is None or key is None:
+        external = (
+            external_of.get(str(body.get("ReferenceId")))
+            if path == REVOKE
+            else body.get("externalId")
+        )
+        if signature is None or external is None:
             continue
+        key = key_of(str(external))
+        at = _when(raw["at"])
+        answered = raw.get("status") is not None  # else nothing can have been recorded
+        attempt = _recorded(by_key[key], starts.get(key, []), at) if answered else None
+        request = _Request(int(raw["seq"]), at, path, key, signature, attempt)
+        timeline.append((at, 0, request.seq, request))
+        if attempt is not None:
+            timeline.append((attempt.finished_at, 1, request.seq, request))
         figures.requests += 1
-        at = _when(request["at"])
-        settled = known[key]
-        earlier = seen[signature]
-        known_before = [
-            (seq, done)
-            for seq, _, done in earlier
-            if done is not None and done.at < at and _still_settled(settled, signature, done.at, at)
-        ]
-        if known_before:
-            seq, done = known_before[-1]
-            answer = "success" if done.outcome == "success" else "refusal"
+    timeline.sort(key=lambda item: item[:3])
+
+    stays: dict[str, _Stay] = defaultdict(_Stay)
+    changes: dict[tuple[str, ...], _Change] = defaultdict(_Change)
+    for at, kind, _, request in timeline:
+        stay, change = stays[request.key], changes[request.signature]
+        if kind == 1:  # its answer is recorded now
+            stay.record(at, request)
+            assert request.recorded is not None
+            change.answered = (at, request.seq, request.recorded.outcome)
+            change.answers_to_come -= 1
+            continue
+        since = stay.needed_again_at(request)
+        if change.answered is not None and change.answered[0] > since:
+            done, seq, outcome = change.answered
+            answer = "success" if outcome == "success" else "refusal"
             figures.double.append(
-                f"{path.lstrip('/')} {key} #{request['seq']}"
-                f" ({(at - done.at).total_seconds() * 1000:.0f} ms after the attempt that"
+                f"{request.path.lstrip('/')} {request.key} #{request.seq}"
+                f" ({(at - done).total_seconds() * 1000:.0f} ms after the attempt that"
                 f" recorded #{seq}'s {answer})"
             )
-        elif any(
-            _still_settled(settled, signature, done.at if done else arrived, at)
-            for _, arrived, done in earlier
-        ):
+        elif change.answers_to_come > 0 or change.unanswered_at > since:
             figures.repeats += 1
-        # no answer left the sandbox: nothing can have been recorded
-        attempt = recorded(key, at) if request.get("status") is not None else None
-        done_now = (
-            None if attempt is None else _Known(attempt.finished_at, signature, attempt.outcome)
-        )
-        earlier.append((int(request["seq"]), at, done_now))
-        if done_now is not None:
-            settled.append(done_now)
+        if request.recorded is None:
+            change.unanswered_at = at
+        else:
+            change.answers_to_come += 1
     return figures
 
 

@@ -126,6 +126,15 @@ def test_a_call_repeated_after_a_recorded_refusal_is_a_double_call() -> None:
     assert retried.judge() == ([], 1)
 
 
+def test_a_runaway_loop_of_refused_calls_counts_every_repeat() -> None:
+    loop = Log()
+    loop.grant(0)
+    for n in range(5000):
+        loop.update(100 + 10 * n, ["L-102"], recorded="permanent")
+    double, repeats = loop.judge()
+    assert (len(double), repeats) == (4999, 0)
+
+
 def test_a_grant_while_the_first_is_still_in_flight_is_not_yet_a_double_call() -> None:
     log = Log()
     log.call("/GrantAccess", {"externalId": KEY}, sent=0)  # recorded at 5 ms
