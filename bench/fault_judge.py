@@ -290,11 +290,11 @@ def judge_calls(
         key = key_of(str(external))
         at = _when(raw["at"])
         answered = raw.get("status") is not None  # else nothing can have been recorded
-        attempt = _recorded(by_key[key], starts.get(key, []), at) if answered else None
-        request = _Request(int(raw["seq"]), at, path, key, signature, attempt)
+        recorded = _recorded(by_key[key], starts.get(key, []), at) if answered else None
+        request = _Request(int(raw["seq"]), at, path, key, signature, recorded)
         timeline.append((at, 0, request.seq, request))
-        if attempt is not None:
-            timeline.append((attempt.finished_at, 1, request.seq, request))
+        if recorded is not None:
+            timeline.append((recorded.finished_at, 1, request.seq, request))
         figures.requests += 1
     timeline.sort(key=lambda item: item[:3])
 

@@ -9,7 +9,8 @@
   again on the same port. The sandbox process keeps running, so Inlet's memory of its grants
   survives the outage, as Inlet's would.
 - `World`: one scenario's processes, started as the project's end-to-end tests start them
-  (tests/integration/process_support.py): the sandbox (`inlet-bridge sandbox`) and one or two
+  (tests/integration/process_support.py): the sandbox (`inlet-bridge sandbox`, with either
+  reading of a GrantAccess that repeats a revoked grant's externalId) and one or two
   `inlet-bridge serve` replicas, each its own process with its log files in the folder. A
   replica can be killed (SIGKILL) and started again on the same port, as an orchestrator would.
 """
@@ -242,12 +243,14 @@ class World:
         folder: Path,
         database_url: str,
         tuning: Tuning,
+        after_revoke: str = "new",
     ) -> None:
         self._stack = stack
         self.http = http
         self.folder = folder
         self.database_url = database_url
         self.tuning = tuning
+        self.after_revoke = after_revoke  # the sandbox's reading of a repeated externalId
         self.sandbox: Process | None = None
         self.gate: InletGate | None = None
         self.properties: Path | None = None
@@ -255,7 +258,9 @@ class World:
         self.processes: list[Process] = []
 
     async def start(self, replicas: int) -> None:
-        self.sandbox = await self._run(sandbox_process(self.folder), "/_sandbox/grants")
+        sandbox = sandbox_process(self.folder)
+        sandbox.args += ["--after-revoke", self.after_revoke]
+        self.sandbox = await self._run(sandbox, "/_sandbox/grants")
         self.gate = InletGate(self.sandbox.port)
         await self.gate.admit()
         self._stack.push_async_callback(self.gate.close)

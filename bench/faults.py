@@ -421,6 +421,7 @@ async def run_scenario(
     http: aiohttp.ClientSession,
     folder: Path,
     seed: int,
+    after_revoke: str,
 ) -> Result:
     result = Result(scenario.name)
     if scenario.needs_our_postgres and not postgres.controllable:
@@ -429,7 +430,7 @@ async def run_scenario(
     async with postgres.database() as url, AsyncExitStack() as stack:
         where = folder / scenario.name
         where.mkdir(parents=True, exist_ok=True)
-        world = World(stack, http, where, url, scenario.tuning)
+        world = World(stack, http, where, url, scenario.tuning, after_revoke)
         await world.start(scenario.replicas)
         rng = random.Random(f"{seed}:{scenario.name}")
         stories = make_stories(
@@ -545,7 +546,9 @@ async def campaign(args: argparse.Namespace) -> list[Result]:
         ) as http:
             for scenario in chosen:
                 log(f"{scenario.name}: running")
-                result = await run_scenario(scenario, size, postgres, http, args.logs, args.seed)
+                result = await run_scenario(
+                    scenario, size, postgres, http, args.logs, args.seed, args.after_revoke
+                )
                 log(row(result))
                 results.append(result)
     finally:
@@ -569,6 +572,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run only this scenario (repeatable)",
     )
     parser.add_argument("--seed", type=int, default=12, help="seed of the booking stories")
+    parser.add_argument(
+        "--after-revoke",
+        choices=["new", "revoked"],
+        default="new",
+        help="the sandbox's reading of a GrantAccess repeating a revoked grant's externalId:"
+        " a new grant, or the revoked one handed back (default: %(default)s)",
+    )
     parser.add_argument("--logs", type=Path, help="keep the processes' logs in this folder")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
@@ -578,7 +588,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = asyncio.run(campaign(args))
     size = "short" if args.short else "full"
-    print(f"\nFault campaign ({size}, seed {args.seed}), {time.monotonic() - started:.0f} s\n")
+    print(
+        f"\nFault campaign ({size}, seed {args.seed}, after a revocation Inlet answers a repeated"
+        f" externalId with: {args.after_revoke}), {time.monotonic() - started:.0f} s\n"
+    )
     print_table(results)
     failed = {r.scenario: r.failures for r in results if r.failures}
     if args.json is not None:
