@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo serve test unit lint typecheck ops check bench bench-healthz faults faults-short
+.PHONY: setup browser demo serve test unit lint typecheck ops check bench bench-healthz faults faults-short
 
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,13 +13,17 @@ $(BIN)/inlet-bridge: pyproject.toml
 
 setup: $(BIN)/inlet-bridge
 
+# Debian's chromium for the console's browser tests (apt-get as root, when missing).
+browser:
+	bash scripts/install-browser.sh
+
 demo: setup
 	$(BIN)/inlet-bridge demo
 
 serve: setup
 	$(BIN)/inlet-bridge serve
 
-test: setup
+test: setup browser
 	$(BIN)/pytest -q
 
 # The pure core alone: no database, no event loop, a few seconds.

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from service import console
+from service.adapters.apaleo import receiver as apaleo_receiver
 from service.api import access, audit, escalations, health, ingest, operators, resync
 from service.api.auth import CREDENTIALS, RATE_LIMITS, Credentials, RateLimits
 from service.api.responses import error
@@ -20,6 +22,7 @@ from service.ingest import GroupCommitter
 from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, REQUEST_ID, SETTINGS
 from service.metrics import Metrics
 from service.settings import Settings
+from service.startup import MIGRATED
 from service.store.db import Database, EmbeddedPostgres
 from service.store.events import EventStore
 from service.store.replay import SeenWebhookIds
@@ -106,6 +109,8 @@ def create_app(
     access.add_routes(app)
     escalations.add_routes(app)
     audit.add_routes(app)
+    console.add_routes(app)
+    apaleo_receiver.add_routes(app)
     return app
 
 
@@ -119,8 +124,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     # Room for the call worker's slots, the two group-commit writers' held connections, the
     # LISTEN connection, the reconciler and the health checks.
     db = await Database.connect(dsn, max_size=max(10, settings.call_concurrency + 4) + 3)
-    if settings.migrate_on_start:
-        await db.migrate()
+    try:
+        app[MIGRATED] = await db.migrate() if settings.migrate_on_start else []
+    except BaseException:
+        await db.close()
+        if embedded is not None:
+            embedded.stop()
+        raise
     app[DATABASE] = db
     try:
         yield

@@ -181,12 +181,44 @@ class SpectraConnection(_Strict, frozen=True, kw_only=True, forbid_unknown_field
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0
     # Hold access while the reservation's balance is unpaid (Inlet's Spectra link can too).
     hold_unpaid: bool = False
+    # Hold a stay's access, before its arrival and until check-in, while its room is not in one
+    # of these housekeeping states (e.g. ["Clean", "Inspected"]); empty: no room hold.
+    hold_until_room_status: tuple[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=50)], ...
+    ] = ()
     write_back: bool = True
     # How far back a first start (or a gap too old for the feed) fills from the reservation list.
     backfill_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 30)] = 72.0
 
     def source(self, name: str) -> str:
         return f"spectra-{name}"
+
+
+class ApaleoConnection(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One hotel on apaleo: notified by webhook, reservations fetched, codes written back.
+
+    Its events carry the source `apaleo-<name>`; its receiver is
+    `POST /v1/adapters/apaleo/<name>/webhook` (docs/contract.md section 4).
+    """
+
+    property_id: str
+    apaleo_property_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    client_id: Secret
+    client_secret: Secret
+    # The login apaleo's webhook subscription sends (basic auth on the receiver).
+    webhook_username: Secret
+    webhook_password: Secret
+    api_url: str = "https://api.apaleo.com"
+    identity_url: str = "https://identity.apaleo.com"
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0
+    # Rooms as the properties file names them: the unit's name (`A.101`) or its id.
+    unit_key: Literal["name", "id"] = "name"
+    # How often the reservations of the window ahead are read whole (missed notifications).
+    reconcile_interval_seconds: Annotated[float, msgspec.Meta(ge=10, le=24 * 3600)] = 900.0
+    write_back: bool = True
+
+    def source(self, name: str) -> str:
+        return f"apaleo-{name}"
 
 
 class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -196,6 +228,7 @@ class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     sources: dict[str, Source] = {}
     properties: dict[str, Property] = {}
     spectra: dict[str, SpectraConnection] = {}
+    apaleo: dict[str, ApaleoConnection] = {}
     operators: dict[str, Operator] = {}
 
     def served_properties(self, source: str) -> frozenset[str]:
@@ -207,6 +240,9 @@ class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         spectra = self.spectra_for_source(source)
         if spectra is not None:
             served.add(spectra[1].property_id)
+        apaleo = self.apaleo_for_source(source)
+        if apaleo is not None:
+            served.add(apaleo[1].property_id)
         return frozenset(served)
 
     def inlet_account(self, property_id: str) -> InletAccount | None:
@@ -219,6 +255,13 @@ class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         return InletAccount(
             base_url=base_url, api_key=key, account=account_digest(base_url, key.reveal())
         )
+
+    def apaleo_for_source(self, source: str) -> tuple[str, ApaleoConnection] | None:
+        """The apaleo connection whose events carry this source, if any."""
+        for name, connection in self.apaleo.items():
+            if connection.source(name) == source:
+                return name, connection
+        return None
 
     def spectra_for_source(self, source: str) -> tuple[str, SpectraConnection] | None:
         """The Spectra connection whose events carry this source, if any."""
@@ -271,6 +314,7 @@ def parse_properties(
         ("sources", Source),
         ("properties", Property),
         ("spectra", SpectraConnection),
+        ("apaleo", ApaleoConnection),
         ("operators", Operator),
     ):
         table = raw.pop(section, {})
@@ -285,6 +329,7 @@ def parse_properties(
         sources=keyed["sources"],
         properties=keyed["properties"],
         spectra=keyed["spectra"],
+        apaleo=keyed["apaleo"],
         operators=keyed["operators"],
     )
     _check_references(config)
@@ -360,6 +405,8 @@ def _check_references(config: HotelsConfig) -> None:
                 f"sources.{connection.source(name)}.properties: the source of spectra.{name}"
                 f" serves only its property [{connection.property_id!r}]"
             )
+    for name, apaleo in config.apaleo.items():
+        _check_apaleo(config, name, apaleo)
     tokens: dict[Secret, str] = {}
     for name, source in config.sources.items():
         for i, prop_id in enumerate(source.properties):
@@ -401,6 +448,23 @@ def _check_references(config: HotelsConfig) -> None:
             raise ConfigError(
                 f"properties.{prop_id}.group_window_hours: must not be shorter than send_window_hours"
             )
+
+
+def _check_apaleo(config: HotelsConfig, name: str, connection: ApaleoConnection) -> None:
+    if connection.property_id not in config.properties:
+        raise ConfigError(
+            f"apaleo.{name}.property_id: no property {connection.property_id!r} is configured"
+        )
+    for key in ("api_url", "identity_url"):
+        if (problem := url_problem(getattr(connection, key))) is not None:
+            raise ConfigError(f"apaleo.{name}.{key}: {problem}")
+    source = connection.source(name)
+    configured = config.sources.get(source)
+    if configured is not None and set(configured.properties) != {connection.property_id}:
+        raise ConfigError(
+            f"sources.{source}.properties: the source of apaleo.{name} serves only its"
+            f" property [{connection.property_id!r}]"
+        )
 
 
 def _unique_token(seen: dict[Secret, str], token: Secret, key: str) -> None:

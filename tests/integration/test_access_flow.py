@@ -206,7 +206,10 @@ async def test_failed_revocation_is_escalated_as_critical(h: Harness) -> None:
     escalation = (await h.rows("SELECT * FROM escalations"))[0]
     assert (escalation["operation"], escalation["severity"]) == ("revoke", "critical")
     text = await (await h.service.get("/metrics")).text()
-    assert 'inlet_bridge_escalations_open{operation="revoke",severity="critical"} 1.0' in text
+    assert (
+        'inlet_bridge_escalations_open{operation="revoke",property="oslo-1",severity="critical"} 1.0'
+        in text
+    )
 
 
 async def test_retries_that_would_pass_the_start_escalate_early(h: Harness) -> None:
@@ -503,7 +506,10 @@ async def test_a_failed_recovery_is_escalated_like_a_failed_revocation(h: Harnes
         {"operation": "revoke", "severity": "critical", "reason": "permanent_error"}
     ]
     text = await (await h.service.get("/metrics")).text()
-    assert 'inlet_bridge_escalations_open{operation="revoke",severity="critical"} 1.0' in text
+    assert (
+        'inlet_bridge_escalations_open{operation="revoke",property="oslo-1",severity="critical"} 1.0'
+        in text
+    )
     # The escalated recovery is not repeated blindly; the grant is still at Inlet for a person.
     await h.advance(timedelta(minutes=30))
     assert [r["path"] for r in await h.inlet_requests()] == ["/GrantAccess"] * 2

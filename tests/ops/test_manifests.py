@@ -118,7 +118,7 @@ def test_kustomization_lists_every_manifest_but_the_examples() -> None:
     }
     assert set(kustomization["resources"]) == manifests
     for generator in kustomization.get("configMapGenerator", []):
-        for file in generator["files"]:
+        for file in generator.get("files", []):
             assert (K8S / file).is_file(), file
     for doc in (d for p in sorted(K8S.glob("*.yaml")) for d in load(p.name)):
         assert "namespace" not in doc.get("metadata", {}), "manifests stay namespace-agnostic"

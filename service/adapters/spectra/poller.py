@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from service.adapters.spectra import mapping
+from service.adapters.spectra import holds, mapping
 from service.adapters.spectra.client import SpectraClient, SpectraError
 from service.clock import Clock
 from service.domain.booking import BookingEvent
@@ -52,6 +52,7 @@ class PollReport(msgspec.Struct, frozen=True, kw_only=True):
     held: int  # held back, unpaid
     failed: int = 0  # could not be read; read again next poll
     rechecked: int = 0  # reservations with access read one by one by a backfill
+    waiting_for_room: int = 0  # held back until the room is ready (hold_until_room_status)
 
 
 class SpectraPoller:
@@ -135,15 +136,15 @@ class SpectraPoller:
                     failed.pop(reservation.reservation_guid, None)  # the list had it after all
         seen = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions} | set(failed)
         for guid in cursor.held if cursor else ():
-            if guid not in seen:  # held back (unpaid) or unreadable last time: look again
+            if guid not in seen:  # held back or unreadable last time: look again
                 reservation = await self._fetch(guid, failed)
                 if reservation is not None:
                     fetched.append((reservation, None))
-        events, held, skipped = await self._map(fetched, zone, now, failed)
-        unpaid = len(held)
-        # A reservation that could not be read does not stop the others: the cursor moves on
-        # and the reservation is saved with it, in the same row, to be read again next poll.
-        held += [guid for guid in failed if guid not in held]
+        events, holding, skipped = await self._map(fetched, zone, now, failed)
+        # Held back (unpaid, room not ready): saved with the cursor, read again next poll. A
+        # reservation that could not be read does not stop the others either: the cursor moves
+        # on and the reservation is saved with it, in the same row, to be read again next poll.
+        held = list(holding) + [guid for guid in failed if guid not in holding]
         events += await self._deleted(deletions, now)
         events += await self._conferences(zone, now)
         appended, unchanged = await self._append(events)
@@ -161,7 +162,8 @@ class SpectraPoller:
             appended=appended,
             unchanged=unchanged,
             skipped=skipped,
-            held=unpaid,
+            held=sum(1 for r in holding.values() if r == "unpaid"),
+            waiting_for_room=sum(1 for r in holding.values() if r == "room_not_ready"),
             failed=len(failed),
             rechecked=rechecked,
         )
@@ -306,10 +308,11 @@ class SpectraPoller:
         zone: ZoneInfo,
         now: datetime,
         failed: dict[str, SpectraError],
-    ) -> tuple[list[BookingEvent], list[str], int]:
+    ) -> tuple[list[BookingEvent], dict[str, holds.HoldReason], int]:
         events: list[BookingEvent] = []
-        held: list[str] = []
+        held: dict[str, holds.HoldReason] = {}
         skipped = 0
+        rooms: dict[str, str | None] | None = None  # read once per poll, when a hold needs it
         for reservation, at in fetched:
             result = mapping.reservation_to_event(
                 reservation,
@@ -331,26 +334,52 @@ class SpectraPoller:
                     },
                 )
                 continue
-            if self._connection.hold_unpaid:
-                try:
-                    unpaid = await self._unpaid(result.event)
-                except SpectraError as exc:
-                    self._unreadable(reservation.reservation_guid, exc, failed)
-                    continue
-                if unpaid:
-                    held.append(reservation.reservation_guid)
-                    continue
+            stay = result.event.booking.stays[0]
+            ready_states = self._connection.hold_until_room_status
+            if rooms is None and holds.room_hold(
+                stay, now=now, room_state=None, ready_states=ready_states
+            ):
+                rooms = await self._room_states()  # a failure fails the poll, like settings
+            try:
+                balance = (
+                    (await self._client.balance(stay.stay_id)).balance
+                    if holds.needs_balance(stay, hold_unpaid=self._connection.hold_unpaid)
+                    else None
+                )
+            except SpectraError as exc:
+                self._unreadable(reservation.reservation_guid, exc, failed)
+                continue
+            reason = holds.hold_reason(
+                stay,
+                now=now,
+                ready_states=ready_states,
+                room_states=rooms or {},
+                balance=balance,
+            )
+            if reason is not None:
+                held[reservation.reservation_guid] = reason
+                log.info(
+                    "spectra reservation held back",
+                    extra={
+                        "action": "spectra.held",
+                        "connection": self.name,
+                        "stay_id": reservation.reservation_guid,
+                        "booking_id": result.event.booking.booking_id,
+                        "reason": reason,
+                    },
+                )
+                continue
             events.append(result.event)
         return events, held, skipped
 
-    async def _unpaid(self, event: BookingEvent) -> bool:
-        stay = event.booking.stays[0]
-        # Payment gates access before arrival; a guest already in the house keeps getting
-        # updates (a room change must not wait for the bill).
-        if stay.status != "confirmed":
-            return False
-        balance = await self._client.balance(stay.stay_id)
-        return balance.balance is not None and balance.balance > 0
+    async def _room_states(self) -> dict[str, str | None]:
+        """Room number -> housekeeping state, as `GET /api/v1/rooms` says now."""
+        states: dict[str, str | None] = {}
+        for room in await self._client.rooms():
+            number = mapping.room_key(room)
+            if number is not None:
+                states[number] = room.status
+        return states
 
     async def _deleted(
         self, deletions: list[tuple[str, datetime | None]], now: datetime
