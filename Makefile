@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup browser demo serve test unit lint typecheck ops check bench bench-healthz
+.PHONY: setup browser demo serve test unit lint typecheck ops check bench bench-healthz faults faults-short
 
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -49,3 +49,11 @@ bench: setup
 
 bench-healthz: setup
 	$(BIN)/python bench/healthz.py
+
+# The fault campaign (bench/faults.py): real processes, real faults, a table of figures;
+# exits non-zero if any figure that must be 0 is not. faults-short is the form CI runs.
+faults: setup
+	$(BIN)/python -m bench.faults
+
+faults-short: setup
+	$(BIN)/python -m bench.faults --short
