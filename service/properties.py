@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -158,28 +158,17 @@ def url_problem(url: str) -> str | None:
 
 
 def _check_references(config: HotelsConfig) -> None:
+    """What one key says about another: every property named exists, addresses are https,
+    no token is shared; the first problem found is raised, naming its key."""
     if (problem := url_problem(config.inlet.base_url)) is not None:
         raise ConfigError(f"inlet.base_url: {problem}")
     for name, connection in config.spectra.items():
-        if connection.property_id not in config.properties:
-            raise ConfigError(
-                f"spectra.{name}.property_id: no property {connection.property_id!r} is configured"
-            )
-        source = config.sources.get(connection.source(name))
-        if source is not None and set(source.properties) != {connection.property_id}:
-            raise ConfigError(
-                f"sources.{connection.source(name)}.properties: the source of spectra.{name}"
-                f" serves only its property [{connection.property_id!r}]"
-            )
+        _check_spectra(config, name, connection)
     for name, apaleo in config.apaleo.items():
         _check_apaleo(config, name, apaleo)
     tokens: dict[Secret, str] = {}
     for name, source in config.sources.items():
-        for i, prop_id in enumerate(source.properties):
-            if prop_id not in config.properties:
-                raise ConfigError(
-                    f"sources.{name}.properties[{i}]: no property {prop_id!r} is configured"
-                )
+        _check_listed(config, source.properties, f"sources.{name}.properties")
         if source.webhook_url is not None and (problem := url_problem(source.webhook_url)):
             raise ConfigError(f"sources.{name}.webhook_url: {problem}")
         if source.token is not None:
@@ -187,33 +176,52 @@ def _check_references(config: HotelsConfig) -> None:
     for name, operator in config.operators.items():
         if name == ADMIN_TOKEN_OPERATOR:
             raise ConfigError(f"operators.{name}: the name is kept for the ADMIN_TOKEN operator")
-        for i, prop_id in enumerate(operator.properties or ()):
-            if prop_id not in config.properties:
-                raise ConfigError(
-                    f"operators.{name}.properties[{i}]: no property {prop_id!r} is configured"
-                )
+        _check_listed(config, operator.properties or (), f"operators.{name}.properties")
         _unique_token(tokens, operator.token, f"operators.{name}.token")
     for prop_id, prop in config.properties.items():
-        if prop.inlet_base_url is not None and (problem := url_problem(prop.inlet_base_url)):
-            raise ConfigError(f"properties.{prop_id}.inlet_base_url: {problem}")
-        for door in prop.doors:
-            if door not in prop.common_doors and not any(
-                door in (res.common_doors or ()) or door in res.access_points
-                for res in prop.resources.values()
-            ):
-                raise ConfigError(
-                    f"properties.{prop_id}.doors.{door}: not used by any resource or common door"
-                )
-        missing = [s for s in ALWAYS_REVOKING if s not in prop.revoking_statuses]
-        if missing:
+        _check_property(prop_id, prop)
+
+
+def _check_listed(config: HotelsConfig, listed: Sequence[str], key: str) -> None:
+    for i, prop_id in enumerate(listed):
+        if prop_id not in config.properties:
+            raise ConfigError(f"{key}[{i}]: no property {prop_id!r} is configured")
+
+
+def _check_spectra(config: HotelsConfig, name: str, connection: SpectraConnection) -> None:
+    if connection.property_id not in config.properties:
+        raise ConfigError(
+            f"spectra.{name}.property_id: no property {connection.property_id!r} is configured"
+        )
+    source = config.sources.get(connection.source(name))
+    if source is not None and set(source.properties) != {connection.property_id}:
+        raise ConfigError(
+            f"sources.{connection.source(name)}.properties: the source of spectra.{name}"
+            f" serves only its property [{connection.property_id!r}]"
+        )
+
+
+def _check_property(prop_id: str, prop: Property) -> None:
+    if prop.inlet_base_url is not None and (problem := url_problem(prop.inlet_base_url)):
+        raise ConfigError(f"properties.{prop_id}.inlet_base_url: {problem}")
+    for door in prop.doors:
+        if door not in prop.common_doors and not any(
+            door in (res.common_doors or ()) or door in res.access_points
+            for res in prop.resources.values()
+        ):
             raise ConfigError(
-                f"properties.{prop_id}.revoking_statuses: must include {', '.join(missing)}"
-                " (a cancelled or no-show stay always loses its access)"
+                f"properties.{prop_id}.doors.{door}: not used by any resource or common door"
             )
-        if prop.group_window_hours is not None and prop.group_window_hours < prop.send_window_hours:
-            raise ConfigError(
-                f"properties.{prop_id}.group_window_hours: must not be shorter than send_window_hours"
-            )
+    missing = [s for s in ALWAYS_REVOKING if s not in prop.revoking_statuses]
+    if missing:
+        raise ConfigError(
+            f"properties.{prop_id}.revoking_statuses: must include {', '.join(missing)}"
+            " (a cancelled or no-show stay always loses its access)"
+        )
+    if prop.group_window_hours is not None and prop.group_window_hours < prop.send_window_hours:
+        raise ConfigError(
+            f"properties.{prop_id}.group_window_hours: must not be shorter than send_window_hours"
+        )
 
 
 def _check_apaleo(config: HotelsConfig, name: str, connection: ApaleoConnection) -> None:

@@ -18,6 +18,7 @@ from service.api.auth import require_operator
 from service.api.responses import error, json_response, problem_from
 from service.api.scrub import masker, scrub
 from service.domain.booking import Problem
+from service.domain.vocab import ESCALATION_OPERATIONS
 from service.keys import CLOCK, DATABASE, RUNTIME
 from service.store.audit import Actor
 from service.store.escalations import EscalationStore, Outcome
@@ -29,7 +30,7 @@ MAX_ID = 2**63 - 1
 _ID = re.compile(r"[0-9]{1,19}")
 # Control characters have no place in a note (PostgreSQL refuses NUL outright).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-OPERATIONS = ("grant", "update", "revoke", "webhook", "spectra")
+OPERATIONS = ESCALATION_OPERATIONS
 
 
 class ActionBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

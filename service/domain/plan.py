@@ -30,7 +30,7 @@ from typing import Literal
 import msgspec
 
 from service.domain.access import DesiredGrant
-from service.domain.vocab import OperationKind, Outcome, PlannedOperation
+from service.domain.vocab import CallOperation, OperationKind, Outcome, PlannedOperation
 
 _ORDER: dict[str, int] = {"revoke": 0, "recover": 0, "cancel": 1, "update": 2, "grant": 3}
 
@@ -182,48 +182,61 @@ def _converge(
     sent: Sequence[GrantCall],
     now: datetime,
 ) -> Operation | None:
-    active = have is not None and have.state == "active"
-    key = want.grant_key if want else have.grant_key if have else call.grant_key if call else None
+    key = _key_of(want, have, call, sent)
     if key is None:
-        if not sent:
-            return None
-        key = sent[0].request.grant_key
+        return None
+    held = have if have is not None and have.state == "active" else None
     # A queued call can be replaced; an escalated one only blocks repeating the same call.
     queued = call if call is not None and call.status == "queued" else None
     supersedes = queued.call_id if queued is not None else None
-    not_yet = want is not None and not active and now < want.send_after
-    if have is not None and active and (want is None or want.property_id != have.property_id):
+    if held is not None and (want is None or want.property_id != held.property_id):
         # Nothing should exist (or it belongs to another property now): revoke it where it
         # was made; a stay that moved is granted anew at its new property afterwards.
-        if call is not None and call.operation == "revoke":
+        if _pending_is(call, "revoke"):
             return None
-        return Operation(kind="revoke", grant_key=key, supersedes=supersedes, target=_held(have))
-    if want is None or not_yet:
+        return Operation(kind="revoke", grant_key=key, supersedes=supersedes, target=_held(held))
+    if want is None or (held is None and now < want.send_after):
+        # Nothing should exist, or not yet: withdraw what is queued, unless Inlet may hold a
+        # grant we have no ReferenceId for: get it back, then revoke it.
         recovery = recovery_request(sent, now)
-        if recovery is not None:
-            # Inlet may hold a grant we have no ReferenceId for: get it back, then revoke it.
-            if call is not None and call.operation == "recover":
-                return None  # queued, or escalated for a person: not repeated
-            return _recover(key, recovery, supersedes)
-        return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
-    if not active:
+        if recovery is None:
+            return (
+                Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
+            )
+        return None if _pending_is(call, "recover") else _recover(key, recovery, supersedes)
+    if held is None:
         # An earlier GrantAccess at another property may have made a grant there: get that
         # back and revoke it before granting here.
         elsewhere = recovery_request([c for c in sent if c.property_id != want.property_id], now)
         if elsewhere is not None:
-            if call is not None and call.operation == "recover":
-                return None
-            return _recover(key, elsewhere, supersedes)
-    if active and have is not None and have.fingerprint == want.fingerprint:
+            return None if _pending_is(call, "recover") else _recover(key, elsewhere, supersedes)
+    elif held.fingerprint == want.fingerprint:
         return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
-    kind: Literal["grant", "update"] = "update" if active else "grant"
+    kind: CallOperation = "update" if held is not None else "grant"
     if call is not None and call.operation == kind and call.fingerprint == want.fingerprint:
-        return None
-    if have is not None and active:
-        target = _held(have)
+        return None  # queued, in flight, or escalated for a person: not repeated
+    if held is not None:
+        target = _held(held)
     else:
         target = Target(property_id=want.property_id, generation=grant_generation(have, sent))
     return Operation(kind=kind, grant_key=key, desired=want, supersedes=supersedes, target=target)
+
+
+def _key_of(
+    want: DesiredGrant | None,
+    have: ActualGrant | None,
+    call: PendingCall | None,
+    sent: Sequence[GrantCall],
+) -> str | None:
+    for known in (want, have, call):
+        if known is not None:
+            return known.grant_key
+    return sent[0].request.grant_key if sent else None
+
+
+def _pending_is(call: PendingCall | None, operation: PlannedOperation) -> bool:
+    """Whether the grant's unsettled call (queued, or escalated for a person) is already this."""
+    return call is not None and call.operation == operation
 
 
 def _held(have: ActualGrant) -> Target:

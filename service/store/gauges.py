@@ -10,14 +10,15 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from service.domain.states import GRANT_STATES as GRANT_STATE_NAMES
+from service.domain.vocab import CALL_OPERATIONS, SEVERITIES
+from service.domain.vocab import ESCALATION_OPERATIONS as ESCALATION_OPERATIONS_FILED
 from service.metrics import Metrics
 from service.store.db import Database
 
-OPERATIONS = ("grant", "update", "revoke")
+OPERATIONS = CALL_OPERATIONS
 # Escalations also count failed re-syncs ("resync"), write-backs to the PMS that gave up (the
 # sink kinds "webhook", "spectra" and "apaleo") and stay problems with no call ("none").
-ESCALATION_OPERATIONS = (*OPERATIONS, "resync", "webhook", "spectra", "apaleo", "none")
-SEVERITIES = ("critical", "high", "warning")
+ESCALATION_OPERATIONS = (*ESCALATION_OPERATIONS_FILED, "none")
 # The grant states a gauge can count from the tables alone (pending and none need the desired
 # access of every booking, which only a reconcile computes).
 GRANT_STATES = tuple(s for s in GRANT_STATE_NAMES if s not in ("pending", "none"))
@@ -54,8 +55,8 @@ async def refresh_gauges(
     # Cleared and refilled with no await in between: a scrape never sees it half-done, and a
     # kind that is gone leaves no stale series.
     metrics.escalations_open.clear()
-    for (op, severity, prop), count in series.items():
-        metrics.escalations_open.labels(operation=op, severity=severity, property=prop).set(count)
+    for (kind, severity, prop), count in series.items():
+        metrics.escalations_open.labels(operation=kind, severity=severity, property=prop).set(count)
     failing = {r["property_id"]: r["failing_for"] for r in await db.fetch("gauge_revocations", at)}
     metrics.revocations_failing_since.clear()
     for prop in {*properties, *failing}:

@@ -335,7 +335,6 @@ async def test_a_stored_row_the_api_refuses_today_still_folds_into_access(h: Har
     assert grant["guestName"].startswith("Ola NNN")
 
 
-
 async def test_a_revocation_whose_answer_was_lost_is_finished_before_the_stay_is_granted_again(
     h: Harness,
 ) -> None:

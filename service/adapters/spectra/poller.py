@@ -34,6 +34,16 @@ from service.store.cursors import Cursor, CursorStore
 
 log = logging.getLogger(__name__)
 
+# What one read of a hotel gave: its mode, how far the feed was read, the reservations fetched
+# (with the feed's event time when there is one), the deletions, and how many were re-read.
+_Read = tuple[
+    str,
+    datetime,
+    list[tuple["mapping.SpectraReservation", datetime | None]],
+    list[tuple[str, datetime | None]],
+    int,
+]
+
 FEED_OVERLAP = timedelta(minutes=2)
 FEED_MAX_AGE = timedelta(hours=24)
 # How far ahead reservations are read from the list: Inlet takes access at most 72 h before it
@@ -92,10 +102,7 @@ class SpectraPoller:
         cursor = await self._cursors.get(self.name)
         self._export_progress(cursor, now)
         zone = await self._hotel_zone()
-        fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = []
-        deletions: list[tuple[str, datetime | None]] = []
         failed: dict[str, SpectraError] = {}  # read again on the next poll
-        rechecked = 0
         last_read = cursor.last_success_at if cursor else None
         if (
             cursor is None
@@ -103,37 +110,10 @@ class SpectraPoller:
             or last_read is None
             or now - last_read > FEED_MAX_AGE
         ):
-            mode, sync_time = "backfill", now
-            local = now.astimezone(zone)
-            start = (local - timedelta(hours=self._connection.backfill_hours)).date()
-            reservations = await self._client.all_reservations(start, (local + LOOKAHEAD).date())
-            fetched = [(r, None) for r in reservations]
-            with_access = await self._with_access({r.reservation_guid for r in reservations})
-            rechecked = len(with_access)
-            for guid, booking_id in with_access:
-                reservation = await self._fetch(guid, failed, booking_id=booking_id)
-                if reservation is not None:
-                    fetched.append((reservation, None))
+            read = await self._backfill(now, zone, failed)
         else:
-            mode, sync_time = "feed", cursor.sync_time
-            items = await self._client.events_since(cursor.sync_time - FEED_OVERLAP)
-            latest: dict[str, mapping.SpectraFeedItem] = {}
-            for item in sorted(items, key=lambda i: mapping.feed_event_time(i) or now):
-                latest[item.reservation_guid] = item
-                sync_time = max(sync_time, mapping.feed_event_time(item) or sync_time)
-            for guid, item in latest.items():
-                at = mapping.feed_event_time(item)
-                if mapping.is_deletion(item):
-                    deletions.append((guid, at))
-                    continue
-                reservation = await self._fetch(guid, failed)
-                if reservation is not None:
-                    fetched.append((reservation, at))
-            known = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions}
-            for reservation in await self._entering_lookahead(cursor.last_success_at, now, zone):
-                if reservation.reservation_guid not in known:
-                    fetched.append((reservation, None))
-                    failed.pop(reservation.reservation_guid, None)  # the list had it after all
+            read = await self._read_feed(cursor.sync_time, last_read, now, zone, failed)
+        mode, sync_time, fetched, deletions, rechecked = read
         seen = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions} | set(failed)
         for guid in cursor.held if cursor else ():
             if guid not in seen:  # held back or unreadable last time: look again
@@ -177,6 +157,58 @@ class SpectraPoller:
             },
         )
         return report
+
+    async def _backfill(
+        self, now: datetime, zone: ZoneInfo, failed: dict[str, SpectraError]
+    ) -> _Read:
+        """A first start, or a gap older than the feed keeps: the reservation list, and every
+        reservation of this connection with access (one that arrived before the list's window,
+        cancelled or moved while the feed aged out, is seen)."""
+        local = now.astimezone(zone)
+        start = (local - timedelta(hours=self._connection.backfill_hours)).date()
+        reservations = await self._client.all_reservations(start, (local + LOOKAHEAD).date())
+        fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = [
+            (r, None) for r in reservations
+        ]
+        with_access = await self._with_access({r.reservation_guid for r in reservations})
+        for guid, booking_id in with_access:
+            reservation = await self._fetch(guid, failed, booking_id=booking_id)
+            if reservation is not None:
+                fetched.append((reservation, None))
+        return "backfill", now, fetched, [], len(with_access)
+
+    async def _read_feed(
+        self,
+        since: datetime,
+        last_read: datetime,
+        now: datetime,
+        zone: ZoneInfo,
+        failed: dict[str, SpectraError],
+    ) -> _Read:
+        """The event feed from the cursor (with an overlap), and the arrival days that came
+        into reach since the last read."""
+        sync_time = since
+        fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = []
+        deletions: list[tuple[str, datetime | None]] = []
+        items = await self._client.events_since(since - FEED_OVERLAP)
+        latest: dict[str, mapping.SpectraFeedItem] = {}
+        for item in sorted(items, key=lambda i: mapping.feed_event_time(i) or now):
+            latest[item.reservation_guid] = item
+            sync_time = max(sync_time, mapping.feed_event_time(item) or sync_time)
+        for guid, item in latest.items():
+            at = mapping.feed_event_time(item)
+            if mapping.is_deletion(item):
+                deletions.append((guid, at))
+                continue
+            reservation = await self._fetch(guid, failed)
+            if reservation is not None:
+                fetched.append((reservation, at))
+        known = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions}
+        for reservation in await self._entering_lookahead(last_read, now, zone):
+            if reservation.reservation_guid not in known:
+                fetched.append((reservation, None))
+                failed.pop(reservation.reservation_guid, None)  # the list had it after all
+        return "feed", sync_time, fetched, deletions, 0
 
     def _export_progress(self, cursor: Cursor | None, now: datetime) -> None:
         """The connection's gauges as PostgreSQL knows them, before Spectra is asked anything.
