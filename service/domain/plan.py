@@ -92,6 +92,9 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
 
     `desired` is what a grant or update sends, or the request of a recovery. `supersedes` names
     the pending call this operation replaces. `target` says where a call goes (None: a cancel).
+    `settles`: a success of this call as sent leaves the grant as the plan wants it, so nothing
+    more is planned for it until the booking changes (a recovery never settles: the revocation
+    follows; nor does a revocation of a stay that is granted anew elsewhere).
     """
 
     kind: OperationKind
@@ -99,6 +102,7 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     desired: DesiredGrant | None = None
     supersedes: int | None = None
     target: Target | None = None
+    settles: bool = False
 
 
 def plan(
@@ -144,7 +148,11 @@ def _step(
         # was made; a stay that moved is granted anew at its new property afterwards.
         if call is not None and call.operation == "revoke":
             return None
-        return Operation(kind="revoke", grant_key=key, supersedes=supersedes, target=_held(have))
+        # Settled once revoked, unless the stay is to be granted anew now (its window is open).
+        settles = want is None or now < want.send_after
+        return Operation(
+            kind="revoke", grant_key=key, supersedes=supersedes, target=_held(have), settles=settles
+        )
     if want is None or not_yet:
         recovery = recovery_request(sent, now)
         if recovery is not None:
@@ -170,7 +178,9 @@ def _step(
         target = _held(have)
     else:
         target = Target(property_id=want.property_id, generation=grant_generation(have, sent))
-    return Operation(kind=kind, grant_key=key, desired=want, supersedes=supersedes, target=target)
+    return Operation(
+        kind=kind, grant_key=key, desired=want, supersedes=supersedes, target=target, settles=True
+    )
 
 
 def _held(have: ActualGrant) -> Target:

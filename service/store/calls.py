@@ -19,7 +19,12 @@ import msgspec
 from asyncpg import Record
 
 from service.domain.access import DesiredGrant
-from service.domain.calls import after_success
+from service.domain.calls import (
+    BookingPlans,
+    CallPlanned,
+    after_success,
+    needs_look_after_success,
+)
 from service.domain.changes import (
     Access,
     AccessChange,
@@ -53,6 +58,7 @@ class ClaimedCall(msgspec.Struct, frozen=True, kw_only=True):
     generation: int = 1
     external_id: str = ""
     grant_account: str | None = None  # the Inlet account the grant was made with, if known
+    planned: CallPlanned | None = None  # None: nothing known of its plan (always looked at again)
 
     @property
     def target(self) -> Target:
@@ -99,6 +105,9 @@ class CallStore:
                 generation=r["generation"],
                 external_id=r["external_id"],
                 grant_account=r["grant_account"],
+                planned=CallPlanned(
+                    settles=r["settles"], planned_in=r["planned_in"], created_at=r["created_at"]
+                ),
             )
             for r in rows
         ]
@@ -119,7 +128,7 @@ class CallStore:
         try:
             async with self._db.transaction() as conn:
                 queries = self._db.on(conn)
-                await self._lock_booking(queries, call)
+                booking = await self._lock_booking(queries, call)
                 await self._finish(queries, call, owner, "succeeded", attempt)
                 previous = await queries.fetchrow("previous_access", call.grant_key)
                 if previous is not None and previous["generation"] != call.generation:
@@ -127,14 +136,9 @@ class CallStore:
                 earlier = []
                 if call.operation == "grant" or call.reference_id is None:
                     history = await grant_history(
-                        self._db,
-                        conn,
-                        call.source,
-                        call.booking_id,
-                        grant_key=call.grant_key,
-                        before_call=call.id,
+                        self._db, conn, grant_key=call.grant_key, before_call=call.id
                     )
-                    earlier = attempts_toward(history.get(call.grant_key, ()), call.target)
+                    earlier = attempts_toward(history, call.target)
                 record = after_success(
                     operation=call.operation,
                     reason=call.reason,
@@ -162,7 +166,15 @@ class CallStore:
                     )
                     await self._record_change(queries, change, sinks)
                 await queries.execute("resolve_call_escalations", call.grant_key, now)
-                await queries.execute("mark_booking", call.source, call.booking_id, now)
+                if needs_look_after_success(
+                    operation=call.operation,
+                    reason=call.reason,
+                    record=record,
+                    http_status=attempt.http_status,
+                    planned=call.planned,
+                    booking=booking,
+                ):
+                    await queries.execute("mark_booking", call.source, call.booking_id, now)
         except LeaseLost:
             return False
         return True
@@ -292,8 +304,11 @@ class CallStore:
         value: datetime | None = await self._db.fetchval("next_call_due")
         return value
 
-    async def _lock_booking(self, queries: Queries, call: ClaimedCall) -> None:
-        await queries.execute("lock_booking_for_outcome", call.source, call.booking_id)
+    async def _lock_booking(self, queries: Queries, call: ClaimedCall) -> BookingPlans:
+        row = await queries.fetchrow("lock_booking_for_outcome", call.source, call.booking_id)
+        if row is None:  # no booking row (a call queued by hand): it is never skipped
+            return BookingPlans(plans=-1, reconciled_at=None)
+        return BookingPlans(plans=row["plans"], reconciled_at=row["reconciled_at"])
 
     async def _finish(
         self,

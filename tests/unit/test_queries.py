@@ -54,3 +54,38 @@ def test_the_service_queries_follow_the_rules() -> None:
         assert len(query.params) == len(numbered) or not query.params, query.name
         if not query.params:
             assert len(numbered) <= MAX_NUMBERED_PARAMS, query.name
+
+
+# Named queries that keep state in the session, allowed only on connections that are reset on
+# release (the pollers' advisory lock is taken on a connection of its own, never in
+# Database.transaction(), whose connections go back without a reset).
+SESSION_STATE_ALLOWED = {"try_leader_lock", "release_leader_lock", "holds_leader_lock"}
+_SESSION_STATE = re.compile(
+    # a query is one statement: what it is shows at its start
+    r"\A\s*(SET\s+(?!LOCAL\b)|RESET\b|LISTEN\b|DECLARE\b|PREPARE\b|CREATE\s+TEMP)"
+    r"|pg_advisory_lock\(|pg_try_advisory_lock\(|set_config\([^)]*false\)",
+    re.IGNORECASE,
+)
+
+
+def test_no_query_leaves_state_in_the_session() -> None:
+    """A connection used by Database.transaction() is given back without RESET ALL: none of
+    the queries may leave a setting, a listener, a cursor or a session lock behind."""
+    offending = [
+        name
+        for name, query in load_queries().items()
+        if name not in SESSION_STATE_ALLOWED and _SESSION_STATE.search(query.sql)
+    ]
+    assert offending == []
+
+
+def test_the_state_check_finds_session_state() -> None:
+    for sql in (
+        "SET search_path = x",
+        "LISTEN channel",
+        "SELECT pg_advisory_lock(1)",
+        "SELECT set_config('a.b', 'c', false)",
+    ):
+        assert _SESSION_STATE.search(sql), sql
+    for sql in ("SET LOCAL statement_timeout = 1", "SELECT pg_advisory_xact_lock(1)"):
+        assert not _SESSION_STATE.search(sql), sql
