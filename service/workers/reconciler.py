@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from service.clock import Clock
@@ -62,6 +63,9 @@ class Reconciler:
         self._sweep_next_at: datetime | None = None  # None: a cycle starts at the next step
         self._sweep_spacing = timedelta(0)
         self._found = 0  # operations planned for swept bookings, since start
+        # Called after each batch that planned calls (the runtime wakes the call worker), so
+        # calls go out while the rest of the queue is still being planned.
+        self.on_planned: Callable[[], None] | None = None
 
     @property
     def lease_seconds(self) -> float:
@@ -156,11 +160,15 @@ class Reconciler:
             decide=lambda inputs: decide(inputs, self._hotels, now),
             capped_doors=self._capped_doors,
         )
-        repairs = 0
+        repairs = planned = 0
         for result in results:
             decision = await self._outcome(result, now)
-            if decision is not None and result.booking.kind == "swept":
-                repairs += len(decision.operations)
+            if decision is not None:
+                planned += len(decision.operations)
+                if result.booking.kind == "swept":
+                    repairs += len(decision.operations)
+        if planned and self.on_planned is not None:
+            self.on_planned()
         if repairs:
             self._found += repairs
             self._metrics.sweep_repairs.inc(repairs)

@@ -60,6 +60,7 @@ class Runtime:
         metrics: Metrics | None = None,
     ) -> None:
         self.reconciler = reconciler
+        reconciler.on_planned = self.wake_calls
         self.calls = calls
         self.deliveries = deliveries
         self.pollers = list(pollers)
