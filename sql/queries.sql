@@ -437,7 +437,14 @@ RETURNING c.id, c.grant_key, c.source, c.booking_id, c.property_id, c.operation,
           g.reference_id, g.account AS grant_account, c.settles, c.planned_in, c.created_at;
 
 -- name: finish_call
--- Record a call's final outcome, only if this worker still holds this attempt's lease.
+-- Record a call's final outcome and its last attempt (one statement), only if this worker still
+-- holds this attempt's lease (else nothing changes: the caller rolls the attempt back too).
+WITH attempt AS (
+    INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status,
+                               message)
+    VALUES (:call_id, :attempt, :started_at, :now, :outcome, :http_status, :message)
+    ON CONFLICT (call_id, attempt) DO NOTHING
+)
 UPDATE inlet_calls
 SET state = :state, finished_at = :now, last_outcome = :outcome, last_http_status = :http_status,
     last_message = :message,
@@ -574,6 +581,19 @@ ORDER BY id;
 -- Plan the bookings of one property with capped doors one at a time, across replicas too (held
 -- until the transaction ends): each sees the places the one before it took.
 SELECT pg_advisory_xact_lock(hashtext('doors:' || $1));
+
+-- name: capped_door_holders
+-- Which grants hold each of these doors of a property, and how: an active grant ('grant') or a
+-- pending grant or update (the call's id), as door_usage counts them; a batch computes each
+-- booking's usage from these rows as it plans the batch in turn.
+SELECT g.grant_key, g.source, g.booking_id, door, NULL::bigint AS call_id
+FROM grants g, unnest(g.access_points) AS door
+WHERE g.property_id = :property_id AND g.state = 'active' AND door = ANY (:doors::text[])
+UNION ALL
+SELECT c.grant_key, c.source, c.booking_id, door, c.id
+FROM inlet_calls c, jsonb_array_elements_text(c.request -> 'access_points') AS door
+WHERE c.property_id = :property_id AND c.state = 'pending' AND c.operation IN ('grant', 'update')
+  AND door = ANY (:doors::text[]);
 
 -- name: door_usage
 -- How many grants of other bookings hold each of these doors: active, or on their way (a

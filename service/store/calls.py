@@ -130,9 +130,11 @@ class CallStore:
                 queries = self._db.on(conn)
                 booking = await self._lock_booking(queries, call)
                 await self._finish(queries, call, owner, "succeeded", attempt)
-                previous = await queries.fetchrow("previous_access", call.grant_key)
-                if previous is not None and previous["generation"] != call.generation:
-                    previous = None  # another generation's code is not this grant's
+                previous = None
+                if sinks:  # what the PMS held before is told only to sinks
+                    previous = await queries.fetchrow("previous_access", call.grant_key)
+                    if previous is not None and previous["generation"] != call.generation:
+                        previous = None  # another generation's code is not this grant's
                 earlier = []
                 if call.operation == "grant" or call.reference_id is None:
                     history = await grant_history(
@@ -318,13 +320,13 @@ class CallStore:
         state: str,
         attempt: AttemptRecord,
     ) -> None:
-        await self._record_attempt(queries, call, attempt)
         status = await queries.execute(
             "finish_call",
             call_id=call.id,
             owner=owner,
             attempt=call.attempts,
             state=state,
+            started_at=attempt.started_at,
             now=attempt.finished_at,
             outcome=attempt.outcome,
             http_status=attempt.http_status,

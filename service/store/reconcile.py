@@ -10,9 +10,10 @@ The transaction first locks the bookings' rows, as the call worker does before i
 outcome: the grants and pending calls read after the lock are one state, so a call that finishes
 meanwhile is seen either as pending or as done, never as neither (which would send its change
 twice; docs/architecture.md rule 13). A row locked at that moment (an outcome being recorded) is
-skipped and reconciled on its own right after, waiting for the lock; so is a booking whose
-property has doors with a capacity (its use of them is read under a per-property lock, so two
-bookings never both take the last place), and every booking of a batch whose write failed.
+skipped and reconciled on its own right after, waiting for the lock; so is every booking of a
+batch whose write failed. The holders of a property's doors with a capacity are read under a
+per-property lock and kept up to date as the batch is planned in turn (`DoorHolders`), so two
+bookings never both take the last place, in one batch or two.
 
 A recovery is stored as a GrantAccess call with the reason `recover` (so a release that does not
 know it sends it as the contact-free GrantAccess it is). Each call is stored with the property and
@@ -126,17 +127,13 @@ class ReconcileStore:
         capped_doors: Callable[[str], Sequence[str]] = lambda _: (),
     ) -> list[Reconciled]:
         """Reconcile a claimed batch; one result per booking, in no particular order."""
-        together = [b for b in batch if not capped_doors(b.property_id)]
-        alone = [b for b in batch if capped_doors(b.property_id)]
         results: list[Reconciled] = []
-        if together:
-            try:
-                done, skipped = await self._reconcile_together(together, owner, now, decide)
-            except Exception:
-                # One booking's write failed the batch (nothing was written): each on its own.
-                done, skipped = [], together
-            results.extend(done)
-            alone = [*skipped, *alone]
+        try:
+            done, alone = await self._reconcile_together(batch, owner, now, decide, capped_doors)
+        except Exception:
+            # One booking's write failed the batch (nothing was written): each on its own.
+            done, alone = [], list(batch)
+        results.extend(done)
         for booking in alone:
             results.append(
                 await self._reconcile_alone(
@@ -201,7 +198,12 @@ class ReconcileStore:
     # ------------------------------------------------------------------ one transaction
 
     async def _reconcile_together(
-        self, batch: Sequence[ClaimedBooking], owner: str, now: datetime, decide: Decide
+        self,
+        batch: Sequence[ClaimedBooking],
+        owner: str,
+        now: datetime,
+        decide: Decide,
+        capped_doors: Callable[[str], Sequence[str]],
     ) -> tuple[list[Reconciled], list[ClaimedBooking]]:
         """The batch in one transaction; returns the results and the bookings it skipped."""
         by_key = {b.key: b for b in batch}
@@ -214,9 +216,32 @@ class ReconcileStore:
             )
             locked = {(r["source"], r["booking_id"]): int(r["plans"]) for r in rows}
             claimed = [by_key[key] for key in sorted(locked)]
-            results = await self._plan_and_write(conn, claimed, locked, owner, now, decide, {})
+            doors = await self._door_holders(conn, claimed, capped_doors)
+            results = await self._plan_and_write(
+                conn, claimed, locked, owner, now, decide, {}, doors
+            )
         skipped = [b for b in batch if b.key not in locked]
         return results, skipped
+
+    async def _door_holders(
+        self,
+        conn: Connection,
+        claimed: Sequence[ClaimedBooking],
+        capped_doors: Callable[[str], Sequence[str]],
+    ) -> dict[str, DoorHolders]:
+        """The holders of the capped doors of the batch's properties, read under each
+        property's lock (taken in order): the batch is then planned as if one booking at a time."""
+        holders: dict[str, DoorHolders] = {}
+        for property_id in sorted({b.property_id for b in claimed}):
+            doors = capped_doors(property_id)
+            if not doors:
+                continue
+            await conn.execute(self._db.sql("lock_property_doors"), property_id)
+            rows = await self._db.on(conn).fetch(
+                "capped_door_holders", property_id=property_id, doors=list(doors)
+            )
+            holders[property_id] = DoorHolders(doors, rows)
+        return holders
 
     async def _reconcile_alone(
         self,
@@ -267,6 +292,7 @@ class ReconcileStore:
         now: datetime,
         decide: Decide,
         usage: Mapping[Key, dict[str, int]],
+        doors: Mapping[str, DoorHolders] | None = None,
     ) -> list[Reconciled]:
         if not claimed:
             return []
@@ -274,10 +300,18 @@ class ReconcileStore:
         decided: list[tuple[ClaimedBooking, Decision]] = []
         results: list[Reconciled] = []
         for booking in claimed:
+            facts = inputs[booking.key]
+            holders = (doors or {}).get(booking.property_id)
+            if holders is not None:
+                facts = msgspec.structs.replace(facts, door_usage=holders.usage(booking.key))
             try:
-                decided.append((booking, decide(inputs[booking.key])))
+                decision = decide(facts)
             except Exception as exc:  # one booking's bad data must not stop the others
                 results.append(Reconciled(booking=booking, error=exc))
+                continue
+            decided.append((booking, decision))
+            if holders is not None:
+                holders.planned(booking.key, decision)
         await self._write(conn, decided, plans, owner, now)
         results.extend(Reconciled(booking=b, decision=d) for b, d in decided)
         return results
@@ -449,6 +483,48 @@ _ISSUE_COLUMNS = (
     "issue_reasons",
     "issue_messages",
 )
+
+
+class DoorHolders:
+    """Who holds a property's capped doors, kept up to date as a batch is planned in turn, so
+    each booking sees the places the ones before it took (as `door_usage` would, one booking
+    per transaction): the distinct grants of other bookings with an active grant or a pending
+    grant or update on the door."""
+
+    def __init__(self, doors: Sequence[str], rows: Sequence[Record]) -> None:
+        # door -> grant key -> how it holds it (None: the grant; a call id; -1: a new call)
+        self._held: dict[str, dict[str, set[int | None]]] = {door: {} for door in doors}
+        # door -> booking -> its grant keys holding the door
+        self._mine: dict[str, dict[Key, set[str]]] = {door: {} for door in doors}
+        for r in rows:
+            self._hold(r["door"], r["grant_key"], (r["source"], r["booking_id"]), r["call_id"])
+
+    def _hold(self, door: str, grant: str, booking: Key, how: int | None) -> None:
+        self._held[door].setdefault(grant, set()).add(how)
+        self._mine[door].setdefault(booking, set()).add(grant)
+
+    def usage(self, booking: Key) -> dict[str, int]:
+        return {
+            door: len(held) - len(self._mine[door].get(booking, ()))
+            for door, held in self._held.items()
+        }
+
+    def planned(self, booking: Key, decision: Decision) -> None:
+        """What the booking holds once its plan is written: its replaced calls let go, its new
+        grant and update calls hold their doors."""
+        replaced = {op.supersedes for op in decision.operations if op.supersedes is not None}
+        for door, held in self._held.items():
+            mine = self._mine[door].get(booking, set())
+            for grant in list(mine):
+                held[grant] -= replaced
+                if not held[grant]:
+                    del held[grant]
+                    mine.discard(grant)
+        for op in decision.operations:
+            if op.kind in ("grant", "update") and op.desired is not None:
+                for door in op.desired.access_points:
+                    if door in self._held:
+                        self._hold(door, op.grant_key, booking, -1)
 
 
 def _grouped(rows: Sequence[Record]) -> dict[Key, list[Record]]:

@@ -78,12 +78,26 @@ class Reconciler:
         return self._sweep_next_at
 
     async def run_once(self) -> int:
-        """Reconcile every booking marked, due or swept now, with up to `concurrency` workers
-        at once; returns how many bookings were reconciled."""
-        if self._concurrency == 1:
-            return await self._drain()
-        counts = await asyncio.gather(*(self._drain() for _ in range(self._concurrency)))
-        return sum(counts)
+        """Reconcile every booking marked, due or swept now; returns how many were reconciled.
+
+        One worker drains the queue; each time it claims a full batch (more is waiting) another
+        worker joins, up to `concurrency`: a trickle costs one claim, a wave is planned by every
+        worker at once."""
+        helpers: list[asyncio.Task[int]] = []
+        total = 0
+        try:
+            while True:
+                claimed = await self._claim()
+                if len(claimed) == self._batch and len(helpers) < self._concurrency - 1:
+                    helpers.append(asyncio.create_task(self._drain()))
+                if claimed:
+                    await self._reconcile(claimed)
+                total += len(claimed)
+                if len(claimed) < self._batch:
+                    break
+        finally:
+            total += sum(await asyncio.gather(*helpers))
+        return total
 
     async def release_all(self) -> None:
         """Give back booking leases still held (shutdown)."""
@@ -129,16 +143,19 @@ class Reconciler:
             self._sweep_next_at = now + self._sweep_spacing
         return chunk.marked
 
+    async def _claim(self) -> list[ClaimedBooking]:
+        return await self._store.claim(
+            owner=self._owner,
+            now=self._clock.now(),
+            limit=self._batch,
+            lease_seconds=self._lease_seconds,
+        )
+
     async def _drain(self) -> int:
-        """One worker: claim a batch, reconcile it, until a claim comes back short."""
+        """One more worker: claim a batch, reconcile it, until a claim comes back short."""
         total = 0
         while True:
-            claimed = await self._store.claim(
-                owner=self._owner,
-                now=self._clock.now(),
-                limit=self._batch,
-                lease_seconds=self._lease_seconds,
-            )
+            claimed = await self._claim()
             if claimed:
                 await self._reconcile(claimed)
             total += len(claimed)
