@@ -75,6 +75,8 @@ def properties_for(inlet_port: int, folder: Path) -> Path:
         "rate_limit = { per_second = 50, burst = 100 }",
         "rate_limit = { per_second = 100000, burst = 100000 }",
     )
+    # A wave of thousands of stays in one hotel: its shared door takes them all.
+    text = text.replace("capacity = 1000", "capacity = 1000000")
     path = folder / "properties.toml"
     path.write_text(text)
     return path
@@ -252,6 +254,12 @@ async def wave(
         if done >= len(bookings):
             break
         if time.perf_counter() - t0 > limit_seconds:
+            states = await pool.fetch(
+                "SELECT operation, state, last_outcome, last_http_status, count(*) AS n,"
+                " min(last_message) AS message FROM inlet_calls GROUP BY 1, 2, 3, 4"
+            )
+            for r in states:
+                print(f"  calls: {dict(r)}", file=sys.stderr)
             raise RuntimeError(
                 f"{operation}: only {done} of {len(bookings)} calls succeeded in {limit_seconds:g} s"
             )

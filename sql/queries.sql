@@ -613,12 +613,20 @@ WHERE door = ANY ($4::text[])
 GROUP BY door;
 
 -- name: mark_waiting_for_doors
--- Look again at bookings of a property that were left without a full door (a place may be free).
+-- Look again at a few bookings of a property left without a full door (a place may be free),
+-- in key order, skipping rows locked right now (those are being planned under the property's
+-- door lock, which the caller holds, so they see the free place); the sweep covers the rest.
 UPDATE bookings b
 SET marked_seq = b.marked_seq + 1,
     marked_at = CASE WHEN b.marked_seq > b.seen_seq THEN b.marked_at ELSE $2 END
-FROM (SELECT DISTINCT source, booking_id FROM escalations
-      WHERE property_id = $1 AND reason = 'door_capacity' AND resolved_at IS NULL) AS w
+FROM (SELECT w.source, w.booking_id
+      FROM bookings w
+      WHERE (w.source, w.booking_id) IN (SELECT source, booking_id FROM escalations
+                                         WHERE property_id = $1 AND reason = 'door_capacity'
+                                           AND resolved_at IS NULL)
+      ORDER BY w.source, w.booking_id
+      LIMIT 5
+      FOR UPDATE OF w SKIP LOCKED) AS w
 WHERE b.source = w.source AND b.booking_id = w.booking_id;
 
 -- ---------------------------------------------------------------- re-sync

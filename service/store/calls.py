@@ -193,7 +193,9 @@ class CallStore:
         now = attempt.finished_at
         if call.operation == "revoke":
             await queries.execute("revoke_grant", call.grant_key, attempt.message, now)
-            # a shared door may have a free place now
+            # A shared door may have a free place now: under the property's door lock (as the
+            # reconciler counts places), so a booking planned meanwhile sees it or is marked.
+            await queries.execute("lock_property_doors", call.property_id)
             await queries.execute("mark_waiting_for_doors", call.property_id, now)
             return
         desired = call.desired
