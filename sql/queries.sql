@@ -471,39 +471,97 @@ INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, h
 VALUES (:call_id, :attempt, :started_at, :finished_at, :outcome, :http_status, :message)
 ON CONFLICT (call_id, attempt) DO NOTHING;
 
--- name: upsert_grant
--- Store what Inlet now holds for a grant; a code or link Inlet did not return is kept.
-INSERT INTO grants AS g (grant_key, source, booking_id, stay_id, property_id, state, reference_id,
-                         code, code_formatted, link, access_points, valid_from, valid_to,
-                         fingerprint, message, created_at, updated_at, resource_id, applied,
-                         generation, external_id, account)
-VALUES (:grant_key, :source, :booking_id, :stay_id, :property_id, :state, :reference_id, :code,
-        :code_formatted, :link, :access_points, :valid_from, :valid_to, :fingerprint, :message,
-        :now, :now, :resource_id, :applied::jsonb, :generation, :external_id, :account)
-ON CONFLICT (grant_key) DO UPDATE
-SET state = EXCLUDED.state,
-    property_id = EXCLUDED.property_id,
-    generation = EXCLUDED.generation,
-    external_id = EXCLUDED.external_id,
-    account = EXCLUDED.account,
-    resource_id = EXCLUDED.resource_id,
-    applied = EXCLUDED.applied,
-    reference_id = CASE WHEN g.generation = EXCLUDED.generation
-                        THEN coalesce(EXCLUDED.reference_id, g.reference_id)
-                        ELSE EXCLUDED.reference_id END,
-    code = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.code, g.code)
-                ELSE EXCLUDED.code END,
-    code_formatted = CASE WHEN g.generation = EXCLUDED.generation
-                          THEN coalesce(EXCLUDED.code_formatted, g.code_formatted)
-                          ELSE EXCLUDED.code_formatted END,
-    link = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.link, g.link)
-                ELSE EXCLUDED.link END,
-    access_points = EXCLUDED.access_points,
-    valid_from = EXCLUDED.valid_from,
-    valid_to = EXCLUDED.valid_to,
-    fingerprint = EXCLUDED.fingerprint,
-    message = EXCLUDED.message,
-    updated_at = EXCLUDED.updated_at;
+-- name: record_grant_success
+-- A GrantAccess's or UpdateAccess's success in one statement: the attempt, the call succeeded
+-- (only if this worker still holds this attempt's lease: 0 back otherwise, and the caller rolls
+-- back), what Inlet now holds (a code or link Inlet did not return is kept), the grant's call escalations resolved, and the
+-- booking marked for another look when :look.
+WITH attempt AS (
+    INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status,
+                               message)
+    VALUES (:call_id, :attempt, :started_at, :now, :outcome, :http_status, :message)
+    ON CONFLICT (call_id, attempt) DO NOTHING
+), finished AS (
+    UPDATE inlet_calls
+    SET state = 'succeeded', finished_at = :now, last_outcome = :outcome,
+        last_http_status = :http_status, last_message = :message,
+        lease_owner = NULL, lease_until = NULL
+    WHERE id = :call_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt
+    RETURNING id
+), granted AS (
+    INSERT INTO grants AS g (grant_key, source, booking_id, stay_id, property_id, state, reference_id,
+                             code, code_formatted, link, access_points, valid_from, valid_to,
+                             fingerprint, message, created_at, updated_at, resource_id, applied,
+                             generation, external_id, account)
+    VALUES (:grant_key, :source, :booking_id, :stay_id, :property_id, :state, :reference_id, :code,
+            :code_formatted, :link, :access_points, :valid_from, :valid_to, :fingerprint, :message,
+            :now, :now, :resource_id, :applied::jsonb, :generation, :external_id, :account)
+    ON CONFLICT (grant_key) DO UPDATE
+    SET state = EXCLUDED.state,
+        property_id = EXCLUDED.property_id,
+        generation = EXCLUDED.generation,
+        external_id = EXCLUDED.external_id,
+        account = EXCLUDED.account,
+        resource_id = EXCLUDED.resource_id,
+        applied = EXCLUDED.applied,
+        reference_id = CASE WHEN g.generation = EXCLUDED.generation
+                            THEN coalesce(EXCLUDED.reference_id, g.reference_id)
+                            ELSE EXCLUDED.reference_id END,
+        code = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.code, g.code)
+                    ELSE EXCLUDED.code END,
+        code_formatted = CASE WHEN g.generation = EXCLUDED.generation
+                              THEN coalesce(EXCLUDED.code_formatted, g.code_formatted)
+                              ELSE EXCLUDED.code_formatted END,
+        link = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.link, g.link)
+                    ELSE EXCLUDED.link END,
+        access_points = EXCLUDED.access_points,
+        valid_from = EXCLUDED.valid_from,
+        valid_to = EXCLUDED.valid_to,
+        fingerprint = EXCLUDED.fingerprint,
+        message = EXCLUDED.message,
+        updated_at = EXCLUDED.updated_at
+), resolved AS (
+    UPDATE escalations
+    SET resolved_at = :now, resolved_note = 'resolved automatically: a later call succeeded'
+    WHERE grant_key = :grant_key AND resolved_at IS NULL AND call_id IS NOT NULL
+), marked AS (
+    UPDATE bookings
+    SET marked_seq = marked_seq + 1,
+        marked_at = CASE WHEN marked_seq > seen_seq THEN marked_at ELSE :now END
+    WHERE source = :source AND booking_id = :booking_id AND :look::boolean
+)
+SELECT count(*) FROM finished;
+
+-- name: record_revoke_success
+-- A RevokeAccess's success in one statement, as record_grant_success: the grant is revoked (its
+-- codes are kept for the timeline).
+WITH attempt AS (
+    INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status,
+                               message)
+    VALUES (:call_id, :attempt, :started_at, :now, :outcome, :http_status, :message)
+    ON CONFLICT (call_id, attempt) DO NOTHING
+), finished AS (
+    UPDATE inlet_calls
+    SET state = 'succeeded', finished_at = :now, last_outcome = :outcome,
+        last_http_status = :http_status, last_message = :message,
+        lease_owner = NULL, lease_until = NULL
+    WHERE id = :call_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt
+    RETURNING id
+), revoked AS (
+    UPDATE grants
+    SET state = 'revoked', fingerprint = '', message = :message, updated_at = :now
+    WHERE grant_key = :grant_key
+), resolved AS (
+    UPDATE escalations
+    SET resolved_at = :now, resolved_note = 'resolved automatically: a later call succeeded'
+    WHERE grant_key = :grant_key AND resolved_at IS NULL AND call_id IS NOT NULL
+), marked AS (
+    UPDATE bookings
+    SET marked_seq = marked_seq + 1,
+        marked_at = CASE WHEN marked_seq > seen_seq THEN marked_at ELSE :now END
+    WHERE source = :source AND booking_id = :booking_id AND :look::boolean
+)
+SELECT count(*) FROM finished;
 
 -- name: earlier_grant_attempts
 -- The attempts of one grant's GrantAccess calls before call :before_call, since Inlet last
@@ -522,18 +580,6 @@ WHERE c.grant_key = :grant_key AND c.operation = 'grant' AND c.id < :before_call
                        WHERE r.grant_key = :grant_key AND r.operation = 'revoke'
                          AND r.state = 'succeeded' AND r.last_http_status IS NOT NULL), 0)
 ORDER BY c.id, n.attempt;
-
--- name: revoke_grant
--- Record that Inlet no longer holds a grant (its codes are kept for the timeline).
-UPDATE grants
-SET state = 'revoked', fingerprint = '', message = $2, updated_at = $3
-WHERE grant_key = $1;
-
--- name: resolve_call_escalations
--- Close a grant's call escalations once a call for it has succeeded.
-UPDATE escalations
-SET resolved_at = $2, resolved_note = 'resolved automatically: a later call succeeded'
-WHERE grant_key = $1 AND resolved_at IS NULL AND call_id IS NOT NULL;
 
 -- name: next_call_due
 -- When the earliest pending call becomes due (to sleep until then).
@@ -581,6 +627,14 @@ ORDER BY id;
 -- Plan the bookings of one property with capped doors one at a time, across replicas too (held
 -- until the transaction ends): each sees the places the one before it took.
 SELECT pg_advisory_xact_lock(hashtext('doors:' || $1));
+
+-- name: door_use_bound
+-- At most how many grants may hold any door of a property: its active grants (grant_counts) and
+-- its pending grants and updates. Far below a door's capacity, no plan can reach it.
+SELECT (SELECT coalesce(sum(n), 0) FROM grant_counts
+        WHERE property_id = $1 AND state = 'active')
+     + (SELECT count(*) FROM inlet_calls
+        WHERE property_id = $1 AND state = 'pending' AND operation IN ('grant', 'update'));
 
 -- name: capped_door_holders
 -- Which grants hold each of these doors of a property, and how: an active grant ('grant') or a

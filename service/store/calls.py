@@ -129,7 +129,6 @@ class CallStore:
             async with self._db.transaction() as conn:
                 queries = self._db.on(conn)
                 booking = await self._lock_booking(queries, call)
-                await self._finish(queries, call, owner, "succeeded", attempt)
                 previous = None
                 if sinks:  # what the PMS held before is told only to sinks
                     previous = await queries.fetchrow("previous_access", call.grant_key)
@@ -155,8 +154,18 @@ class CallStore:
                         " unverified",
                         extra={"action": "call.grant_unverified", **_keys(call)},
                     )
-                await self._apply_access(
-                    queries, call, attempt, record.access, record.fingerprint, account
+                look = needs_look_after_success(
+                    operation=call.operation,
+                    reason=call.reason,
+                    record=record,
+                    http_status=attempt.http_status,
+                    planned=call.planned,
+                    booking=booking,
+                )
+                # The attempt, the call, the grant, its escalations and the booking's mark: one
+                # statement (docs/architecture.md rule 9).
+                await self._record_success(
+                    queries, call, owner, attempt, record.access, record.fingerprint, account, look
                 )
                 if sinks and record.tell_sinks:
                     change = change_after_success(
@@ -167,32 +176,40 @@ class CallStore:
                         previous=_held(previous),
                     )
                     await self._record_change(queries, change, sinks)
-                await queries.execute("resolve_call_escalations", call.grant_key, now)
-                if needs_look_after_success(
-                    operation=call.operation,
-                    reason=call.reason,
-                    record=record,
-                    http_status=attempt.http_status,
-                    planned=call.planned,
-                    booking=booking,
-                ):
-                    await queries.execute("mark_booking", call.source, call.booking_id, now)
         except LeaseLost:
             return False
         return True
 
-    async def _apply_access(
+    async def _record_success(
         self,
         queries: Queries,
         call: ClaimedCall,
+        owner: str,
         attempt: AttemptRecord,
         access: Access,
         fingerprint: str,
         account: str | None,
+        look: bool,
     ) -> None:
         now = attempt.finished_at
+        outcome = {
+            "call_id": call.id,
+            "owner": owner,
+            "attempt": call.attempts,
+            "started_at": attempt.started_at,
+            "now": now,
+            "outcome": attempt.outcome,
+            "http_status": attempt.http_status,
+            "message": attempt.message,
+            "grant_key": call.grant_key,
+            "source": call.source,
+            "booking_id": call.booking_id,
+            "look": look,
+        }
         if call.operation == "revoke":
-            await queries.execute("revoke_grant", call.grant_key, attempt.message, now)
+            finished = await queries.fetchval("record_revoke_success", **outcome)
+            if not finished:
+                raise LeaseLost
             # A shared door may have a free place now: under the property's door lock (as the
             # reconciler counts places), so a booking planned meanwhile sees it or is marked.
             await queries.execute("lock_property_doors", call.property_id)
@@ -200,11 +217,9 @@ class CallStore:
             return
         desired = call.desired
         assert desired is not None
-        await queries.execute(
-            "upsert_grant",
-            grant_key=call.grant_key,
-            source=call.source,
-            booking_id=call.booking_id,
+        finished = await queries.fetchval(
+            "record_grant_success",
+            **outcome,
             stay_id=desired.stay_id,
             property_id=call.property_id,
             state="active",
@@ -216,14 +231,14 @@ class CallStore:
             valid_from=desired.valid_from,
             valid_to=desired.valid_to,
             fingerprint=fingerprint,
-            message=attempt.message,
-            now=now,
             resource_id=desired.resource_id,
             applied=desired,
             generation=call.generation,
             external_id=call.external_id or call.grant_key,
             account=account,
         )
+        if not finished:
+            raise LeaseLost
 
     async def retry_later(
         self,

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 from asyncpg import Record
@@ -124,7 +124,7 @@ class ReconcileStore:
         owner: str,
         now: datetime,
         decide: Decide,
-        capped_doors: Callable[[str], Sequence[str]] = lambda _: (),
+        capped_doors: Callable[[str], Mapping[str, int]] = lambda _: {},
     ) -> list[Reconciled]:
         """Reconcile a claimed batch; one result per booking, in no particular order."""
         results: list[Reconciled] = []
@@ -137,7 +137,7 @@ class ReconcileStore:
         for booking in alone:
             results.append(
                 await self._reconcile_alone(
-                    booking, owner, now, decide, capped_doors(booking.property_id)
+                    booking, owner, now, decide, list(capped_doors(booking.property_id))
                 )
             )
         return results
@@ -203,7 +203,7 @@ class ReconcileStore:
         owner: str,
         now: datetime,
         decide: Decide,
-        capped_doors: Callable[[str], Sequence[str]],
+        capped_doors: Callable[[str], Mapping[str, int]],
     ) -> tuple[list[Reconciled], list[ClaimedBooking]]:
         """The batch in one transaction; returns the results and the bookings it skipped."""
         by_key = {b.key: b for b in batch}
@@ -216,32 +216,39 @@ class ReconcileStore:
             )
             locked = {(r["source"], r["booking_id"]): int(r["plans"]) for r in rows}
             claimed = [by_key[key] for key in sorted(locked)]
-            doors = await self._door_holders(conn, claimed, capped_doors)
+            doors = await self._door_bounds(conn, claimed, capped_doors)
             results = await self._plan_and_write(
                 conn, claimed, locked, owner, now, decide, {}, doors
             )
         skipped = [b for b in batch if b.key not in locked]
         return results, skipped
 
-    async def _door_holders(
+    async def _door_bounds(
         self,
         conn: Connection,
         claimed: Sequence[ClaimedBooking],
-        capped_doors: Callable[[str], Sequence[str]],
-    ) -> dict[str, DoorHolders]:
-        """The holders of the capped doors of the batch's properties, read under each
-        property's lock (taken in order): the batch is then planned as if one booking at a time."""
-        holders: dict[str, DoorHolders] = {}
+        capped_doors: Callable[[str], Mapping[str, int]],
+    ) -> dict[str, DoorCount]:
+        """For each property of the batch with doors of a capacity, under its lock (taken in
+        order): a bound on their use (`door_use_bound`). Far below capacity it decides nothing;
+        close to it, the holders are read and counted exactly (`_exact_doors`)."""
+        counts: dict[str, DoorCount] = {}
         for property_id in sorted({b.property_id for b in claimed}):
             doors = capped_doors(property_id)
             if not doors:
                 continue
             await conn.execute(self._db.sql("lock_property_doors"), property_id)
-            rows = await self._db.on(conn).fetch(
-                "capped_door_holders", property_id=property_id, doors=list(doors)
-            )
-            holders[property_id] = DoorHolders(doors, rows)
-        return holders
+            bound = await conn.fetchval(self._db.sql("door_use_bound"), property_id)
+            counts[property_id] = DoorBound(doors, int(bound))
+        return counts
+
+    async def _exact_doors(
+        self, conn: Connection, property_id: str, doors: Mapping[str, int]
+    ) -> DoorHolders:
+        rows = await self._db.on(conn).fetch(
+            "capped_door_holders", property_id=property_id, doors=list(doors)
+        )
+        return DoorHolders(list(doors), rows)
 
     async def _reconcile_alone(
         self,
@@ -292,29 +299,49 @@ class ReconcileStore:
         now: datetime,
         decide: Decide,
         usage: Mapping[Key, dict[str, int]],
-        doors: Mapping[str, DoorHolders] | None = None,
+        doors: Mapping[str, DoorCount] | None = None,
     ) -> list[Reconciled]:
         if not claimed:
             return []
         inputs = await self._inputs(conn, claimed, now, usage)
-        decided: list[tuple[ClaimedBooking, Decision]] = []
-        results: list[Reconciled] = []
-        for booking in claimed:
-            facts = inputs[booking.key]
-            holders = (doors or {}).get(booking.property_id)
-            if holders is not None:
-                facts = msgspec.structs.replace(facts, door_usage=holders.usage(booking.key))
-            try:
-                decision = decide(facts)
-            except Exception as exc:  # one booking's bad data must not stop the others
-                results.append(Reconciled(booking=booking, error=exc))
-                continue
-            decided.append((booking, decision))
-            if holders is not None:
-                holders.planned(booking.key, decision)
+        doors = dict(doors or {})
+        decided, results = self._decide(claimed, inputs, decide, doors)
+        for property_id, count in list(doors.items()):
+            if isinstance(count, DoorBound) and not count.far_from_capacity():
+                # Close to a door's capacity: plan this property's bookings again, counting
+                # each door's holders exactly as the batch takes places in turn.
+                doors[property_id] = await self._exact_doors(conn, property_id, count.capacity)
+                again = [b for b, _ in decided if b.property_id == property_id]
+                redone, failed = self._decide(again, inputs, decide, doors)
+                decided = [(b, d) for b, d in decided if b.property_id != property_id] + redone
+                results += failed
         await self._write(conn, decided, plans, owner, now)
         results.extend(Reconciled(booking=b, decision=d) for b, d in decided)
         return results
+
+    @staticmethod
+    def _decide(
+        claimed: Sequence[ClaimedBooking],
+        inputs: Mapping[Key, BookingInputs],
+        decide: Decide,
+        doors: Mapping[str, DoorCount],
+    ) -> tuple[list[tuple[ClaimedBooking, Decision]], list[Reconciled]]:
+        decided: list[tuple[ClaimedBooking, Decision]] = []
+        failed: list[Reconciled] = []
+        for booking in claimed:
+            facts = inputs[booking.key]
+            count = doors.get(booking.property_id)
+            if count is not None:
+                facts = msgspec.structs.replace(facts, door_usage=count.usage(booking.key))
+            try:
+                decision = decide(facts)
+            except Exception as exc:  # one booking's bad data must not stop the others
+                failed.append(Reconciled(booking=booking, error=exc))
+                continue
+            decided.append((booking, decision))
+            if count is not None:
+                count.planned(booking.key, decision)
+        return decided, failed
 
     async def _inputs(
         self,
@@ -483,6 +510,41 @@ _ISSUE_COLUMNS = (
     "issue_reasons",
     "issue_messages",
 )
+
+
+class DoorCount(Protocol):
+    """How a batch counts the use of a property's doors with a capacity as it plans in turn."""
+
+    def usage(self, booking: Key) -> dict[str, int]: ...
+
+    def planned(self, booking: Key, decision: Decision) -> None: ...
+
+
+class DoorBound:
+    """Far below capacity, the exact use does not matter: every booking is planned with the
+    bound (active grants and pending grants and updates of the property), and the grants the
+    batch wants on each door are added up. If the bound plus them stays below every door's
+    capacity, no booking could have met a full door, whatever the exact counts, so the plans
+    are the ones an exact count gives; otherwise the batch counts exactly (`DoorHolders`)."""
+
+    def __init__(self, capacity: Mapping[str, int], bound: int) -> None:
+        self.capacity = dict(capacity)
+        self._bound = bound
+        self._wanted = dict.fromkeys(capacity, 0)
+
+    def usage(self, booking: Key) -> dict[str, int]:
+        return dict.fromkeys(self.capacity, self._bound)
+
+    def planned(self, booking: Key, decision: Decision) -> None:
+        for grant in decision.desired.grants:
+            for door in grant.access_points:
+                if door in self._wanted:
+                    self._wanted[door] += 1
+
+    def far_from_capacity(self) -> bool:
+        return all(
+            self._bound + self._wanted[door] < limit for door, limit in self.capacity.items()
+        )
 
 
 class DoorHolders:

@@ -162,11 +162,16 @@ class Reconciler:
             if len(claimed) < self._batch:
                 return total
 
-    def _capped_doors(self, property_id: str) -> list[str]:
+    def _capped_doors(self, property_id: str) -> dict[str, int]:
+        """The property's doors with a capacity, and their capacities."""
         prop = self._hotels.properties.get(property_id)
         if prop is None:
-            return []
-        return sorted(door for door, limit in prop.doors.items() if limit.capacity is not None)
+            return {}
+        return {
+            door: limit.capacity
+            for door, limit in sorted(prop.doors.items())
+            if limit.capacity is not None
+        }
 
     async def _reconcile(self, batch: list[ClaimedBooking]) -> None:
         now = self._clock.now()

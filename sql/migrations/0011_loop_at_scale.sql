@@ -37,30 +37,30 @@ CREATE INDEX deliveries_change_idx ON deliveries (change_id);
 -- Gauges: pending calls per grant, and the active grants, without reading the history.
 CREATE INDEX grants_active_idx ON grants (grant_key) WHERE state = 'active';
 
--- How many grants are in each state Inlet holds (active, revoked), kept by a trigger in 16 rows
--- per state (a grant adds to the row of its key's hash), so the grants gauge never counts the
--- whole table and two calls' transactions seldom wait on one counter row. Counted once here from
--- the rows already stored; the trigger keeps it from then on, whichever release writes.
+-- How many grants each property has in each state Inlet holds (active, revoked), kept by a
+-- trigger in up to 16 rows per property and state (a grant adds to the row of its key's hash),
+-- so the grants gauge and the reconciler's bound on a door's use never count the table, and two
+-- calls' transactions seldom wait on one counter row. Counted once here from the rows already
+-- stored; the trigger keeps it from then on, whichever release writes.
 CREATE TABLE grant_counts (
-    state text     NOT NULL,
-    shard smallint NOT NULL,
-    n     bigint   NOT NULL DEFAULT 0,
-    PRIMARY KEY (state, shard)
+    property_id text     NOT NULL,
+    state       text     NOT NULL,
+    shard       smallint NOT NULL,
+    n           bigint   NOT NULL DEFAULT 0,
+    PRIMARY KEY (property_id, state, shard)
 );
-
-INSERT INTO grant_counts (state, shard, n)
-SELECT s.state, sh.shard, 0
-FROM (VALUES ('active'), ('revoked')) AS s (state), generate_series(0, 15) AS sh (shard);
 
 CREATE FUNCTION count_grant_states() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         UPDATE grant_counts SET n = n - 1
-        WHERE state = OLD.state AND shard = abs(hashtext(OLD.grant_key)) % 16;
+        WHERE property_id = OLD.property_id AND state = OLD.state
+          AND shard = abs(hashtext(OLD.grant_key)) % 16;
     END IF;
     IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        UPDATE grant_counts SET n = n + 1
-        WHERE state = NEW.state AND shard = abs(hashtext(NEW.grant_key)) % 16;
+        INSERT INTO grant_counts AS c (property_id, state, shard, n)
+        VALUES (NEW.property_id, NEW.state, abs(hashtext(NEW.grant_key)) % 16, 1)
+        ON CONFLICT (property_id, state, shard) DO UPDATE SET n = c.n + 1;
     END IF;
     RETURN NULL;
 END
@@ -68,14 +68,15 @@ $$;
 
 CREATE TRIGGER grants_count_insert AFTER INSERT ON grants
     FOR EACH ROW EXECUTE FUNCTION count_grant_states();
-CREATE TRIGGER grants_count_update AFTER UPDATE OF state ON grants
-    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION count_grant_states();
+CREATE TRIGGER grants_count_update AFTER UPDATE OF state, property_id ON grants
+    FOR EACH ROW
+    WHEN ((OLD.state, OLD.property_id) IS DISTINCT FROM (NEW.state, NEW.property_id))
+    EXECUTE FUNCTION count_grant_states();
 CREATE TRIGGER grants_count_delete AFTER DELETE ON grants
     FOR EACH ROW EXECUTE FUNCTION count_grant_states();
 
 -- The rows stored before the trigger (the migration holds the table's lock while it counts).
 LOCK TABLE grants IN SHARE ROW EXCLUSIVE MODE;
-UPDATE grant_counts c SET n = stored.n
-FROM (SELECT state, abs(hashtext(grant_key)) % 16 AS shard, count(*) AS n
-      FROM grants GROUP BY 1, 2) AS stored
-WHERE c.state = stored.state AND c.shard = stored.shard;
+INSERT INTO grant_counts (property_id, state, shard, n)
+SELECT property_id, state, abs(hashtext(grant_key)) % 16, count(*)
+FROM grants GROUP BY 1, 2, 3;
