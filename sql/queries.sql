@@ -409,6 +409,8 @@ RETURNING id;
 -- name: claim_calls
 -- Lease due calls, revocations first; an expired lease is taken over; the attempt counts at claim.
 -- The order is the one inlet_calls_claim_idx keeps, so no claim sorts the queue.
+-- `earlier_grants`: whether the grant had any GrantAccess before this call (if not, its success
+-- needs no look at the history: ids only grow, so none can appear later).
 -- An update or revoke queued without its own externalId (by an earlier release) goes to the
 -- grant's generation.
 WITH picked AS (
@@ -434,7 +436,10 @@ RETURNING c.id, c.grant_key, c.source, c.booking_id, c.property_id, c.operation,
               AS generation,
           coalesce(c.external_id, CASE WHEN c.operation <> 'grant' THEN g.external_id END,
                    c.grant_key) AS external_id,
-          g.reference_id, g.account AS grant_account, c.settles, c.planned_in, c.created_at;
+          g.reference_id, g.account AS grant_account, c.settles, c.planned_in, c.created_at,
+          EXISTS (SELECT 1 FROM inlet_calls e
+                  WHERE e.grant_key = c.grant_key AND e.operation = 'grant' AND e.id < c.id)
+              AS earlier_grants;
 
 -- name: finish_call
 -- Record a call's final outcome and its last attempt (one statement), only if this worker still
@@ -648,6 +653,11 @@ SELECT c.grant_key, c.source, c.booking_id, door, c.id
 FROM inlet_calls c, jsonb_array_elements_text(c.request -> 'access_points') AS door
 WHERE c.property_id = :property_id AND c.state = 'pending' AND c.operation IN ('grant', 'update')
   AND door = ANY (:doors::text[]);
+
+-- name: lock_property_doors_shared
+-- The property's door lock, shared: revocations that free places do not wait for each other,
+-- only for a plan counting the places (which takes it alone, lock_property_doors).
+SELECT pg_advisory_xact_lock_shared(hashtext('doors:' || $1));
 
 -- name: door_usage
 -- How many grants of other bookings hold each of these doors: active, or on their way (a

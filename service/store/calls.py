@@ -59,6 +59,7 @@ class ClaimedCall(msgspec.Struct, frozen=True, kw_only=True):
     external_id: str = ""
     grant_account: str | None = None  # the Inlet account the grant was made with, if known
     planned: CallPlanned | None = None  # None: nothing known of its plan (always looked at again)
+    earlier_grants: bool = True  # whether the grant had GrantAccess calls before this one
 
     @property
     def target(self) -> Target:
@@ -108,6 +109,7 @@ class CallStore:
                 planned=CallPlanned(
                     settles=r["settles"], planned_in=r["planned_in"], created_at=r["created_at"]
                 ),
+                earlier_grants=r["earlier_grants"],
             )
             for r in rows
         ]
@@ -135,7 +137,7 @@ class CallStore:
                     if previous is not None and previous["generation"] != call.generation:
                         previous = None  # another generation's code is not this grant's
                 earlier = []
-                if call.operation == "grant" or call.reference_id is None:
+                if (call.operation == "grant" or call.reference_id is None) and call.earlier_grants:
                     history = await grant_history(
                         self._db, conn, grant_key=call.grant_key, before_call=call.id
                     )
@@ -212,7 +214,7 @@ class CallStore:
                 raise LeaseLost
             # A shared door may have a free place now: under the property's door lock (as the
             # reconciler counts places), so a booking planned meanwhile sees it or is marked.
-            await queries.execute("lock_property_doors", call.property_id)
+            await queries.execute("lock_property_doors_shared", call.property_id)
             await queries.execute("mark_waiting_for_doors", call.property_id, now)
             return
         desired = call.desired

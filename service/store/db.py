@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import re
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -126,13 +127,55 @@ class _Resets:
         await conn.execute(conn.get_reset_query())
 
 
+# What would leave state in a session (a setting, a listener, a cursor, a session lock): a
+# connection that ran it is reset as asyncpg always does.
+SESSION_STATE = re.compile(
+    r"\A\s*(SET\s+(?!LOCAL\b)|RESET\b|LISTEN\b|DECLARE\b|PREPARE\b|CREATE\s+TEMP)"
+    r"|pg_advisory_lock\(|pg_try_advisory_lock\(|set_config\(",
+    re.IGNORECASE,
+)
+
+
+class _OneStatement:
+    """Runs one named query on a pooled connection outside any explicit transaction, and gives
+    the connection back without a reset: a single statement keeps no session state (the unit
+    test of the queries checks that none does)."""
+
+    def __init__(self, pool: asyncpg.Pool, resets: _Resets) -> None:
+        self._pool = pool
+        self._resets = resets
+        self._stateless: dict[str, bool] = {}
+
+    async def _run(self, method: str, sql: str, *args: Any) -> Any:
+        stateless = self._stateless.get(sql)
+        if stateless is None:
+            stateless = self._stateless[sql] = SESSION_STATE.search(sql) is None
+        async with self._pool.acquire() as conn:
+            result = await getattr(conn, method)(sql, *args)
+            if stateless:
+                self._resets.mark_clean(conn)
+            return result
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetch", sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchrow", sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchval", sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        return await self._run("execute", sql, *args)
+
+
 class Database(Queries):
     """The pool and the named queries; store modules borrow connections from here."""
 
     def __init__(
         self, pool: asyncpg.Pool, queries: dict[str, Query], resets: _Resets | None = None
     ) -> None:
-        super().__init__(pool, queries)
+        super().__init__(pool if resets is None else _OneStatement(pool, resets), queries)
         self.pool = pool
         self.queries = queries
         self._resets = resets

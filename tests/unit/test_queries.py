@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from service.store.db import SESSION_STATE
 from service.store.queries import MAX_NUMBERED_PARAMS, QueryError, load_queries, parse_queries
 
 
@@ -60,12 +61,6 @@ def test_the_service_queries_follow_the_rules() -> None:
 # release (the pollers' advisory lock is taken on a connection of its own, never in
 # Database.transaction(), whose connections go back without a reset).
 SESSION_STATE_ALLOWED = {"try_leader_lock", "release_leader_lock", "holds_leader_lock"}
-_SESSION_STATE = re.compile(
-    # a query is one statement: what it is shows at its start
-    r"\A\s*(SET\s+(?!LOCAL\b)|RESET\b|LISTEN\b|DECLARE\b|PREPARE\b|CREATE\s+TEMP)"
-    r"|pg_advisory_lock\(|pg_try_advisory_lock\(|set_config\([^)]*false\)",
-    re.IGNORECASE,
-)
 
 
 def test_no_query_leaves_state_in_the_session() -> None:
@@ -74,7 +69,7 @@ def test_no_query_leaves_state_in_the_session() -> None:
     offending = [
         name
         for name, query in load_queries().items()
-        if name not in SESSION_STATE_ALLOWED and _SESSION_STATE.search(query.sql)
+        if name not in SESSION_STATE_ALLOWED and SESSION_STATE.search(query.sql)
     ]
     assert offending == []
 
@@ -86,6 +81,6 @@ def test_the_state_check_finds_session_state() -> None:
         "SELECT pg_advisory_lock(1)",
         "SELECT set_config('a.b', 'c', false)",
     ):
-        assert _SESSION_STATE.search(sql), sql
+        assert SESSION_STATE.search(sql), sql
     for sql in ("SET LOCAL statement_timeout = 1", "SELECT pg_advisory_xact_lock(1)"):
-        assert not _SESSION_STATE.search(sql), sql
+        assert not SESSION_STATE.search(sql), sql
