@@ -61,6 +61,7 @@ class Runtime:
     ) -> None:
         self.reconciler = reconciler
         reconciler.on_planned = self.wake_calls
+        calls.on_slot_free = self.wake_calls
         self.calls = calls
         self.deliveries = deliveries
         self.pollers = list(pollers)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from service.store import resync as resync_store
+from service.store.calls import CallStore
 from service.store.reconcile import ReconcileStore
 from service.store.retention import RetentionStore
 from service.workers.reconciler import Reconciler
@@ -349,3 +350,35 @@ async def test_resync_candidates_are_read_a_page_at_a_time(
     monkeypatch.setattr(resync_store, "CANDIDATES_PAGE", page)
     selector = resync_store.ResyncSelector(property_id="oslo-1")
     assert await resync_store.ResyncStore(h.db).count(selector) == 5
+
+
+async def test_a_calls_slot_takes_the_next_call_while_its_outcome_is_recorded(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CALL_CONCURRENCY bounds the calls at Inlet: once a call's answer is in, its slot takes
+    the next call while the outcome is being recorded (its lease still holds the call)."""
+    for n in range(2):
+        await h.post(event(f"e{n}", booking_id=f"R-{n}", arrival=START + HOUR))
+    assert await h.runtime.reconciler.run_once() == 2
+    worker = h.runtime.calls
+    monkeypatch.setattr(worker, "_concurrency", 1)
+    recording = asyncio.Event()
+    release = asyncio.Event()
+    original = CallStore.succeeded
+
+    async def slow(self: CallStore, *args: Any, **kwargs: Any) -> bool:
+        recording.set()
+        await release.wait()
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CallStore, "succeeded", slow)
+    (first,) = await worker.claim_free()
+    assert await worker.claim_free() == []  # the one slot is taken
+    task = asyncio.create_task(worker.execute(first))
+    await asyncio.wait_for(recording.wait(), 10)
+    (second,) = await worker.claim_free()  # the answer is in: the slot is free
+    assert second.id != first.id
+    release.set()
+    await task
+    await worker.execute(second)
+    assert len(await h.rows("SELECT 1 FROM inlet_calls WHERE state = 'succeeded'")) == 2
