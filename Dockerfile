@@ -1,10 +1,9 @@
 # syntax=docker/dockerfile:1
 #
 # inlet-bridge: two stages.
-#   build:   a virtual environment in /opt/venv with the dependencies, and the project in /app
-#            installed into it in editable mode (`service/` and `sql/` stay siblings: the service
-#            reads its SQL from /app/sql at run time).
-#   runtime: python:3.11-slim with only /opt/venv and /app, run as an unprivileged user.
+#   build:   a virtual environment in /opt/venv with the dependencies, and the project's wheel
+#            (its SQL and templates are package data) installed into it.
+#   runtime: python:3.11-slim with only /opt/venv, run as an unprivileged user.
 #
 # Build:  docker build --platform linux/amd64 -t inlet-bridge:0.1.0 .
 # Run:    docker run --rm -p 8080:8080 -e DATABASE_URL=postgresql://... inlet-bridge:0.1.0
@@ -33,13 +32,13 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install --no-cache-dir --requirement /tmp/requirements.txt
 
 COPY service/ service/
-COPY sql/ sql/
 
-# Editable install: the `inlet-bridge` console script in /opt/venv/bin, the code left in /app.
-# Bytecode is compiled here because the runtime file system is read-only.
-RUN pip install --no-cache-dir --no-deps --editable . \
-    && python -m compileall -q /app/service \
-    && rm -rf /app/build
+# The wheel, installed like any package: the `inlet-bridge` console script in /opt/venv/bin,
+# the code, its SQL and templates in site-packages. Bytecode is compiled here because the
+# runtime file system is read-only.
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/wheels . \
+    && pip install --no-cache-dir --no-deps /tmp/wheels/*.whl \
+    && python -m compileall -q /opt/venv/lib
 
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -59,9 +58,8 @@ RUN groupadd --system --gid 10001 inlet \
 
 # Owned by root and not writable by the service user: the code cannot be changed at run time.
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /app /app
 
-WORKDIR /app
+WORKDIR /tmp
 USER 10001:10001
 EXPOSE 8080
 

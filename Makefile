@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo serve test lint typecheck check bench bench-short bench-healthz
+.PHONY: setup browser demo serve test unit lint typecheck ops check bench bench-short bench-healthz faults faults-short
 
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,23 +13,36 @@ $(BIN)/inlet-bridge: pyproject.toml
 
 setup: $(BIN)/inlet-bridge
 
+# Debian's chromium for the console's browser tests (apt-get as root, when missing).
+browser:
+	bash scripts/install-browser.sh
+
 demo: setup
 	$(BIN)/inlet-bridge demo
 
 serve: setup
 	$(BIN)/inlet-bridge serve
 
-test: setup
+test: setup browser
 	$(BIN)/pytest -q
+
+# The pure core alone: no database, no event loop, a few seconds.
+unit: setup
+	$(BIN)/pytest -q tests/unit
 
 lint: setup
 	$(BIN)/ruff check service tests bench scripts
 	$(BIN)/ruff format --check service tests bench scripts
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy
 
-check: lint typecheck test
+# Kubernetes manifests, alert rules and the dashboard (scripts/check-ops.sh).
+ops: setup
+	bash scripts/check-ops.sh $(VENV)
+
+check: lint typecheck ops test
 
 # The benchmarks (not part of CI): each prints its figures beside limits measured in the same run.
 bench: setup
@@ -45,3 +58,11 @@ bench-short: setup
 
 bench-healthz: setup
 	$(BIN)/python bench/healthz.py
+
+# The fault campaign (bench/faults.py): real processes, real faults, a table of figures;
+# exits non-zero if any figure that must be 0 is not. faults-short is the form CI runs.
+faults: setup
+	$(BIN)/python -m bench.faults
+
+faults-short: setup
+	$(BIN)/python -m bench.faults --short

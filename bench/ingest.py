@@ -809,8 +809,12 @@ def report(results: dict[str, Load], round_no: int) -> None:
             " compare runs by server CPU per event rather than events/s"
         )
     ingest = results.get("ingest")
-    if ingest is None:
-        return
+    if ingest is not None:
+        _report_ingest(ingest)
+
+
+def _report_ingest(ingest: Load) -> None:
+    """What the ingest run says about its own work: group commits, scans, log lines."""
     if ingest.group_commit and ingest.group_commit[1]:
         events, commits = ingest.group_commit
         print(f"events per group commit: {events / commits:.1f} ({commits:.0f} commits)")

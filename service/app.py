@@ -13,7 +13,8 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from service.api import access, audit, escalations, health, ingest, operators, resync
+from service import console
+from service.api import access, apaleo, audit, escalations, health, ingest, operators, resync
 from service.api.auth import CREDENTIALS, RATE_LIMITS, Credentials, RateLimits
 from service.api.responses import error
 from service.clock import Clock, SystemClock
@@ -21,6 +22,7 @@ from service.ingest import GroupCommitter
 from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, REQUEST_ID, SETTINGS
 from service.metrics import Metrics
 from service.settings import Settings
+from service.startup import MIGRATED
 from service.store.db import Database, EmbeddedPostgres
 from service.store.events import EventStore
 from service.store.replay import SeenWebhookIds
@@ -111,6 +113,8 @@ def create_app(
     access.add_routes(app)
     escalations.add_routes(app)
     audit.add_routes(app)
+    console.add_routes(app)
+    apaleo.add_routes(app)
     return app
 
 
@@ -130,8 +134,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         + 3
         + settings.reconcile_concurrency,
     )
-    if settings.migrate_on_start:
-        await db.migrate()
+    try:
+        app[MIGRATED] = await db.migrate() if settings.migrate_on_start else []
+    except BaseException:
+        await db.close()
+        if embedded is not None:
+            embedded.stop()
+        raise
     app[DATABASE] = db
     try:
         yield

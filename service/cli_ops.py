@@ -9,15 +9,21 @@ shell's user). Inlet's messages are scrubbed of emails and phone numbers, as in 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import getpass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from service.domain.wording import doors
 from service.logs import Masker
 from service.settings import Settings
 from service.store.audit import Actor, AuditStore
 from service.store.db import Database, open_database
 from service.store.escalations import EscalationStore
+from service.store.oncall import OnCallStore
+
+# How often `escalations retry --follow` looks at the call.
+FOLLOW_SECONDS = 2.0
 
 
 def actor(args: argparse.Namespace) -> Actor:
@@ -33,26 +39,50 @@ def actor(args: argparse.Namespace) -> Actor:
 
 def add_as_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--as", dest="as_operator", help="your name, for the audit trail (default: the shell user)"
+        "--as",
+        dest="as_operator",
+        help="your name, for the audit trail (default: the shell's user)",
     )
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = commands.add_parser("audit", help="the audit trail: reveals and operator actions")
-    audit.add_argument("--booking", help="source:booking_id")
-    audit.add_argument("--operator")
-    audit.add_argument("--action", choices=["reveal", "retry", "resolve", "resync"])
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--booking", help="only this booking, as source:booking_id")
+    audit.add_argument("--operator", help="only this operator's rows")
+    audit.add_argument(
+        "--action", choices=["reveal", "retry", "resolve", "resync"], help="only this action"
+    )
+    audit.add_argument("--limit", type=int, default=50, help="most rows shown (1-500)")
     parser = commands.add_parser("escalations", help="list, retry or resolve escalations")
     actions = parser.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="open escalations (newest first)")
+    listing = actions.add_parser(
+        "list", help="open escalations, critical first: hotel, booking, doors, reference, age"
+    )
     listing.add_argument("--all", action="store_true", help="resolved ones too")
-    listing.add_argument("--severity", choices=["critical", "high", "warning"])
-    for name in ("retry", "resolve"):
-        action = actions.add_parser(name)
-        action.add_argument("id", type=int)
+    listing.add_argument(
+        "--severity", choices=["critical", "high", "warning"], help="only this severity"
+    )
+    listing.add_argument("--property", dest="property_id", help="only this hotel's")
+    for name, what in (
+        ("retry", "plan the call again (and follow it with --follow)"),
+        ("resolve", "record that a person dealt with it"),
+    ):
+        action = actions.add_parser(name, help=what)
+        action.add_argument("id", type=int, help="the escalation's number")
         action.add_argument("--note", required=True, help="what was done, for the record")
         add_as_option(action)
+        if name == "retry":
+            action.add_argument(
+                "--follow",
+                action="store_true",
+                help="wait and print the new call's progress until it succeeds or fails again",
+            )
+            action.add_argument(
+                "--timeout",
+                type=float,
+                default=600.0,
+                help="with --follow: give up waiting after this many seconds",
+            )
 
 
 def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[Database]:
@@ -65,13 +95,26 @@ async def run_escalations(settings: Settings, args: argparse.Namespace) -> int:
         now = datetime.now(UTC)
         if args.action == "list":
             masker = Masker(settings.log_mask_key)
-            found = await store.list(open_only=None if args.all else True, severity=args.severity)
+            found = await OnCallStore(db).escalations(
+                open_only=None if args.all else True,
+                severity=args.severity,
+                property_id=args.property_id,
+            )
+            names = (
+                {pid: p.name for pid, p in settings.hotels.properties.items()}
+                if (settings.hotels)
+                else {}
+            )
             for e in found:
                 state = "open" if e.resolved_at is None else f"resolved ({e.resolved_note})"
+                hotel = names.get(e.property_id, e.property_id)
                 print(
-                    f"#{e.id} {e.severity:8} {e.operation or '-':7} {e.reason:20}"
-                    f" {e.source}/{e.booking_id} {e.grant_key} {state}:"
-                    f" {masker.scrub(e.message or '')}"
+                    f"#{e.id} {e.severity:8} {e.operation or 'stay':7} {e.reason:20} {state}\n"
+                    f"    hotel {hotel} ({e.property_id}), booking {e.source}/{e.booking_id},"
+                    f" age {ago(now - e.created_at)}\n"
+                    f"    doors {doors(e.access_points)}, reference {e.reference_id or '-'},"
+                    f" valid {_utc(e.valid_from)} to {_utc(e.valid_to)}\n"
+                    f"    Inlet: {masker.scrub(e.last_message or '-')}"
                 )
             print(f"{len(found)} escalation(s)")
             return 0
@@ -83,7 +126,47 @@ async def run_escalations(settings: Settings, args: argparse.Namespace) -> int:
             print(f"no open escalation #{args.id}")
             return 1
         print(f"escalation #{args.id}: {outcome}")
+        if args.action == "retry" and args.follow:
+            return await follow(db, args.id, wait=args.timeout)
         return 0
+
+
+async def follow(
+    db: Database, escalation_id: int, *, wait: float, interval: float = FOLLOW_SECONDS
+) -> int:
+    """Print the retried call's progress until it is finished: 0 succeeded (or none was
+    needed), 1 failed again, 3 still pending after `wait` seconds."""
+    store = OnCallStore(db)
+    deadline = asyncio.get_running_loop().time() + wait
+    said = ""
+    while True:
+        found = await store.followed(escalation_id)
+        assert found is not None
+        progress = found[1]
+        line = f"  {progress.state}: {progress.words}"
+        if progress.escalation_id is not None:
+            line += f" (escalation #{progress.escalation_id})"
+        if line != said:
+            print(line, flush=True)
+            said = line
+        if progress.finished:
+            return 1 if progress.state == "failed_again" else 0
+        if asyncio.get_running_loop().time() >= deadline:
+            print(f"  still {progress.state} after {wait:g} s; see `escalations list --all`")
+            return 3
+        await asyncio.sleep(interval)
+
+
+def _utc(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ago(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
 
 
 async def run_audit(settings: Settings, args: argparse.Namespace) -> int:

@@ -18,11 +18,17 @@ from service.store.resync import ResyncSelector, ResyncStore
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("resync", help="re-sync access: new codes for matching grants")
-    parser.add_argument("--property", dest="property_id")
-    parser.add_argument("--access-point", dest="access_points", action="append")
-    parser.add_argument("--resource", dest="resource_ids", action="append")
-    parser.add_argument("--booking", dest="bookings", action="append", help="source:booking_id")
-    parser.add_argument("--note", default=None)
+    parser.add_argument("--property", dest="property_id", help="the hotel's grants")
+    parser.add_argument(
+        "--access-point", dest="access_points", action="append", help="grants on this door (repeat)"
+    )
+    parser.add_argument(
+        "--resource", dest="resource_ids", action="append", help="grants of this room (repeat)"
+    )
+    parser.add_argument(
+        "--booking", dest="bookings", action="append", help="source:booking_id (repeat)"
+    )
+    parser.add_argument("--note", default=None, help="why, for the audit trail")
     parser.add_argument("--yes", action="store_true", help="queue the calls (default: count only)")
     parser.add_argument("--no-follow", action="store_true", help="do not wait for the calls")
     add_as_option(parser)

@@ -8,9 +8,9 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from service.clock import Clock
+    from service.domain.config import HotelsConfig
     from service.ingest import GroupCommitter
     from service.metrics import Metrics
-    from service.properties import HotelsConfig
     from service.settings import Settings
     from service.store.db import Database
     from service.workers.runtime import Runtime

@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from service.secrets import Secret
+from service.domain.secret import Secret
 
 # Attributes every LogRecord has; anything else came from `extra=` and is emitted as a field.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}

@@ -1,6 +1,7 @@
 """What does the service count? Every Prometheus metric, in one registry per app (no globals).
 
-No label ever carries personal data: labels are sources, properties, operations, outcomes.
+No label ever carries personal data: labels are sources, properties (hotels' ids, which name
+the hotel in alerts), operations, outcomes.
 Gauges marked "from PostgreSQL" are refreshed from the database at scrape time, so every replica
 exports the same value: aggregate them with max(), never sum().
 """
@@ -98,8 +99,15 @@ class Metrics:
             "inlet_bridge_escalations_open",
             "Open escalations (from PostgreSQL), by operation: grant, update, revoke (failed"
             " revocations), resync, webhook and spectra (write-backs to the PMS that gave up),"
-            " none (a stay problem with no call).",
-            ["operation", "severity"],
+            " none (a stay problem with no call); by hotel (`property`).",
+            ["operation", "severity", "property"],
+            registry=r,
+        )
+        self.revocations_failing_since = Gauge(
+            "inlet_bridge_revocations_failing_oldest_seconds",
+            "How long the longest-failing pending revocation of each hotel has been failing (from"
+            " PostgreSQL); 0 when none is failing.",
+            ["property"],
             registry=r,
         )
         self.grants = Gauge(

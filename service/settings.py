@@ -14,8 +14,9 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from service.properties import ConfigError, HotelsConfig, load_properties
-from service.secrets import Secret
+from service.domain.config import HotelsConfig
+from service.domain.secret import Secret
+from service.properties import ConfigError, load_properties
 
 T = TypeVar("T")
 

@@ -12,10 +12,27 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from service.store.db import Database, EmbeddedPostgres
 
 TEMPLATE = "inlet_bridge_template"
+
+# Property-based tests (hypothesis): "ci", the default, tries a fixed number of examples in a
+# fixed order (derandomized, so every run tries the same ones and a failure replays as it is);
+# its budget is that number, not wall time, which depends on the machine. "deep" searches
+# wider, with a fresh seed each run and a blob to reproduce what it finds (HYPOTHESIS_PROFILE=deep
+# .venv/bin/pytest tests/unit/test_convergence_properties.py tests/unit/test_fold_properties.py).
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("deep", max_examples=3000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _with_database(dsn: str, name: str) -> str:

@@ -18,6 +18,7 @@ from service.api.responses import error, json_response
 from service.api.scrub import is_id, masker, scrub
 from service.domain.stay_access import StayAccess, stays_access
 from service.keys import CLOCK, DATABASE, HOTELS
+from service.logs import Masker
 from service.store.timeline import Timeline, current_decision, load_timeline
 
 
@@ -49,17 +50,25 @@ async def booking_access(request: web.Request) -> web.Response:
 async def _answer(
     request: web.Request, timeline: Timeline, source: str, booking_id: str
 ) -> web.Response:
-    now = request.app[CLOCK].now()
-    hotels = request.app[HOTELS]
-    decision = await current_decision(request.app[DATABASE], timeline, hotels, now)
+    stays = await stays_now(request.app, timeline, masker(request))
+    return json_response(BookingAccess(source=source, booking_id=booking_id, stays=stays))
+
+
+async def stays_now(
+    app: web.Application, timeline: Timeline, scrubber: Masker
+) -> tuple[StayAccess, ...]:
+    """Each stay's access now (`stays_access` in the domain decides it): for the PMS (this
+    API) and for operators (the console, the CLI) alike. Inlet's messages are scrubbed of
+    emails and phone numbers, as everywhere they are shown."""
+    now = app[CLOCK].now()
+    hotels = app[HOTELS]
+    decision = await current_decision(app[DATABASE], timeline, hotels, now)
     property_id = decision.state.booking.property_id if decision.state else timeline.property_id
-    scrubber = masker(request)
-    stays = tuple(
-        # Inlet's messages are scrubbed of emails and phone numbers, as everywhere they show.
+    return tuple(
         msgspec.structs.replace(stay, message=scrub(scrubber, stay.message))
         for stay in stays_access(
-            source=source,
-            booking_id=booking_id,
+            source=timeline.source,
+            booking_id=timeline.booking_id,
             state=decision.state,
             desired=decision.desired,
             grants=timeline.grants,
@@ -69,4 +78,3 @@ async def _answer(
             now=now,
         )
     )
-    return json_response(BookingAccess(source=source, booking_id=booking_id, stays=tuple(stays)))

@@ -26,10 +26,11 @@ from aiohttp import web
 
 from service import webhooks
 from service.api.responses import error
+from service.domain.config import HotelsConfig, OperatorRole, RateLimit
 from service.domain.ratelimit import Bucket, take
+from service.domain.secret import Secret
 from service.keys import CLOCK, DATABASE, REQUEST_ID
-from service.properties import ADMIN_TOKEN_OPERATOR, HotelsConfig, OperatorRole, RateLimit
-from service.secrets import Secret
+from service.properties import ADMIN_TOKEN_OPERATOR
 from service.store.audit import Actor
 from service.store.replay import SeenWebhookIds
 
@@ -92,7 +93,9 @@ class Credentials:
                 webhooks.secret_key(s.reveal()) for s in source.signing_secrets
             )
             self._limits[name] = source.rate_limit
-        for name in (*hotels.sources, *(c.source(n) for n, c in hotels.spectra.items())):
+        adapters = [c.source(n) for n, c in hotels.spectra.items()]
+        adapters += [c.source(n) for n, c in hotels.apaleo.items()]
+        for name in (*hotels.sources, *adapters):
             self._served[name] = hotels.served_properties(name)
         self._operators: dict[bytes, OperatorIdentity] = {}
         for name, operator in hotels.operators.items():
@@ -123,6 +126,15 @@ class Credentials:
 
     def operator_by_token(self, token: str) -> OperatorIdentity | None:
         return self._operators.get(_digest(token))
+
+    def operator_by_digest(self, digest: bytes) -> OperatorIdentity | None:
+        """The operator whose token has this SHA-256 (a console session remembers only that)."""
+        return self._operators.get(digest)
+
+
+def token_digest(token: str) -> bytes | None:
+    """The SHA-256 credentials are indexed by; None for what cannot be a token."""
+    return _digest(token) if _token_text(token) else None
 
 
 class RateLimits:
@@ -242,15 +254,33 @@ def authenticate_operator(request: web.Request) -> OperatorIdentity | None:
     return None if token is None else request.app[CREDENTIALS].operator_by_token(token)
 
 
+class Refusal(msgspec.Struct, frozen=True, kw_only=True):
+    """Why an operator may not go on: 401 (who are you?) or 403 (not you)."""
+
+    status: int
+    message: str
+
+
+def refusal(operator: OperatorIdentity | None, permission: Permission, what: str) -> Refusal | None:
+    """The one check of who may do what, for the API (bearer tokens) and the console (sessions)."""
+    if operator is None:
+        return Refusal(status=401, message="operator credentials are required")
+    if not operator.may(permission):
+        return Refusal(status=403, message=f"the role {operator.role} may not {what}")
+    return None
+
+
 def require_operator(
     request: web.Request, permission: Permission, what: str
 ) -> OperatorIdentity | web.Response:
     """The operator, if their role allows `permission`; else 401 (who?) or 403 (not you)."""
     operator = authenticate_operator(request)
-    if operator is None:
-        return unauthorized("operator credentials are required")
-    if not operator.may(permission):
-        return error(403, "forbidden", f"the role {operator.role} may not {what}")
+    refused = refusal(operator, permission, what)
+    if refused is not None:
+        if refused.status == 401:
+            return unauthorized(refused.message)
+        return error(403, "forbidden", refused.message)
+    assert operator is not None
     return operator
 
 

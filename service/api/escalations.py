@@ -9,6 +9,7 @@ those properties' escalations only.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import msgspec
 from aiohttp import web
@@ -17,8 +18,11 @@ from service.api.auth import require_operator
 from service.api.responses import error, json_response, problem_from
 from service.api.scrub import masker, scrub
 from service.domain.booking import Problem
+from service.domain.vocab import ESCALATION_OPERATIONS
 from service.keys import CLOCK, DATABASE, RUNTIME
-from service.store.escalations import EscalationStore
+from service.store.audit import Actor
+from service.store.escalations import EscalationStore, Outcome
+from service.store.oncall import OnCallStore
 
 MAX_NOTE_CHARS = 2000
 # The largest id PostgreSQL's bigint holds: a bigger one names nothing.
@@ -26,7 +30,7 @@ MAX_ID = 2**63 - 1
 _ID = re.compile(r"[0-9]{1,19}")
 # Control characters have no place in a note (PostgreSQL refuses NUL outright).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-OPERATIONS = ("grant", "update", "revoke", "webhook", "spectra")
+OPERATIONS = ESCALATION_OPERATIONS
 
 
 class ActionBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -35,6 +39,7 @@ class ActionBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/escalations", list_escalations)
+    app.router.add_get("/v1/escalations/{id}", get_escalation)
     app.router.add_post("/v1/escalations/{id}/retry", retry_escalation)
     app.router.add_post("/v1/escalations/{id}/resolve", resolve_escalation)
 
@@ -76,7 +81,7 @@ async def list_escalations(request: web.Request) -> web.Response:
     return json_response({"escalations": shown})
 
 
-async def _act(request: web.Request, action: str) -> web.Response:
+async def _act(request: web.Request, action: Literal["retry", "resolve"]) -> web.Response:
     operator = require_operator(request, "act", f"{action} escalations")
     if isinstance(operator, web.Response):
         return operator
@@ -97,23 +102,80 @@ async def _act(request: web.Request, action: str) -> web.Response:
     if problem := note_problem(body.note):
         message = "a note is required" if not body.note.strip() else "the note is not valid"
         return error(422, "invalid", message, [Problem(path="note", message=problem)])
-    store = EscalationStore(request.app[DATABASE])
-    now = request.app[CLOCK].now()
-    actor = operator.actor(request)
-    if action == "retry":
-        outcome = await store.retry(
-            escalation_id, note=body.note, now=now, actor=actor, properties=operator.properties
-        )
-        if RUNTIME in request.app:
-            request.app[RUNTIME].wake_reconciler()
-            request.app[RUNTIME].wake_calls()
-    else:
-        outcome = await store.resolve(
-            escalation_id, note=body.note, now=now, actor=actor, properties=operator.properties
-        )
+    outcome = await act_on_escalation(
+        request.app,
+        escalation_id,
+        action,
+        note=body.note,
+        actor=operator.actor(request),
+        properties=operator.properties,
+    )
     if outcome == "not_found":
         return error(404, "not_found", "no such open escalation")
-    return json_response({"id": escalation_id, "outcome": outcome})
+    answer: dict[str, object] = {"id": escalation_id, "outcome": outcome}
+    if outcome == "retried":
+        # Where the retried call can be followed (pending, then succeeded or failed again).
+        answer["follow"] = f"/v1/escalations/{escalation_id}"
+    return json_response(answer)
+
+
+async def act_on_escalation(
+    app: web.Application,
+    escalation_id: int,
+    action: Literal["retry", "resolve"],
+    *,
+    note: str,
+    actor: Actor,
+    properties: frozenset[str] | None,
+) -> Outcome:
+    """Retry or resolve, audited in the same transaction (API and console alike; the caller has
+    checked the role and the note). A retry wakes this replica's workers."""
+    store = EscalationStore(app[DATABASE])
+    now = app[CLOCK].now()
+    if action == "retry":
+        outcome = await store.retry(
+            escalation_id, note=note, now=now, actor=actor, properties=properties
+        )
+        if RUNTIME in app:
+            app[RUNTIME].wake_reconciler()
+            app[RUNTIME].wake_calls()
+        return outcome
+    return await store.resolve(
+        escalation_id, note=note, now=now, actor=actor, properties=properties
+    )
+
+
+async def get_escalation(request: web.Request) -> web.Response:
+    """One escalation and, once retried, what the retry led to (`retry.state`)."""
+    operator = require_operator(request, "read", "list escalations")
+    if isinstance(operator, web.Response):
+        return operator
+    escalation_id = row_id(request.match_info["id"])
+    found = None
+    if escalation_id is not None:
+        found = await OnCallStore(request.app[DATABASE]).followed(escalation_id)
+    if found is None or not operator.sees(found[0]):
+        return error(404, "not_found", "no such escalation")
+    [escalation] = await OnCallStore(request.app[DATABASE]).escalations(
+        open_only=None, escalation_id=escalation_id
+    )
+    scrubber = masker(request)
+    progress = found[1]
+    if progress.call is not None:
+        call = msgspec.structs.replace(
+            progress.call, last_message=scrub(scrubber, progress.call.last_message)
+        )
+        progress = msgspec.structs.replace(progress, call=call)
+    body = msgspec.to_builtins(
+        msgspec.structs.replace(
+            escalation,
+            message=scrub(scrubber, escalation.message),
+            last_message=scrub(scrubber, escalation.last_message),
+        )
+    )
+    body["retry"] = msgspec.to_builtins(progress)
+    body["retry"]["finished"] = progress.finished
+    return json_response(body)
 
 
 def note_problem(note: str) -> str | None:

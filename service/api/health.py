@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.responses import json_response
-from service.keys import CLOCK, DATABASE, METRICS
+from service.keys import CLOCK, DATABASE, HOTELS, METRICS
 from service.store.gauges import refresh_gauges
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,12 @@ async def metrics(request: web.Request) -> web.Response:
     registry = request.app[METRICS]
     try:
         async with asyncio.timeout(3):
-            await refresh_gauges(request.app[DATABASE], registry, request.app[CLOCK].now())
+            await refresh_gauges(
+                request.app[DATABASE],
+                registry,
+                request.app[CLOCK].now(),
+                request.app[HOTELS].properties,
+            )
     except Exception as exc:  # a scrape still answers with the counters when the database is down
         log.warning(
             "gauges not refreshed", extra={"action": "metrics.stale", "error": type(exc).__name__}

@@ -13,11 +13,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from service.api.auth import require_operator
+from service.api.auth import OperatorIdentity, require_operator
 from service.api.responses import error, json_response
-from service.api.scrub import is_id, mask_personal, masker
-from service.keys import CLOCK, DATABASE, HOTELS
-from service.store.audit import AuditEntry, AuditStore
+from service.api.scrub import is_id, mask_personal
+from service.keys import CLOCK, DATABASE, HOTELS, SETTINGS
+from service.logs import Masker
+from service.store.audit import Actor, AuditEntry, AuditStore
 from service.store.timeline import Timeline, current_decision, load_timeline
 
 
@@ -34,16 +35,38 @@ async def booking_timeline(request: web.Request) -> web.Response:
     )
     if isinstance(operator, web.Response):
         return operator
-    source = request.match_info["source"]
-    booking_id = request.match_info["booking_id"]
+    body = await booking_view(
+        request.app,
+        operator,
+        operator.actor(request),
+        request.match_info["source"],
+        request.match_info["booking_id"],
+        reveal=reveal,
+    )
+    if body is None:
+        return error(404, "not_found", "no such booking")
+    return json_response(body)
+
+
+async def booking_view(
+    app: web.Application,
+    operator: OperatorIdentity,
+    actor: Actor,
+    source: str,
+    booking_id: str,
+    *,
+    reveal: bool,
+) -> dict[str, Any] | None:
+    """The timeline as operators see it (API and console alike), or None when there is no such
+    booking for this operator. A reveal (the caller has checked the role) is written to the
+    audit trail before anything is returned; otherwise personal data is masked."""
     timeline = None
     if is_id(source) and is_id(booking_id):
-        timeline = await load_timeline(request.app[DATABASE], source, booking_id)
+        timeline = await load_timeline(app[DATABASE], source, booking_id)
     if timeline is None or not operator.sees(timeline.property_id):
-        return error(404, "not_found", "no such booking")
-    now = request.app[CLOCK].now()
+        return None
+    now = app[CLOCK].now()
     if reveal:
-        actor = operator.actor(request)
         entry = AuditEntry(
             at=now,
             operator=actor.operator,
@@ -54,15 +77,15 @@ async def booking_timeline(request: web.Request) -> web.Response:
             property_id=timeline.property_id,
             request_id=actor.request_id,
         )
-        await AuditStore(request.app[DATABASE]).record(entry)
-    decision = await current_decision(request.app[DATABASE], timeline, request.app[HOTELS], now)
+        await AuditStore(app[DATABASE]).record(entry)
+    decision = await current_decision(app[DATABASE], timeline, app[HOTELS], now)
     body: dict[str, Any] = msgspec.to_builtins(timeline)
     body["state"] = msgspec.to_builtins(decision.state.booking) if decision.state else None
     body["desired"] = msgspec.to_builtins(decision.desired)
     if not reveal:
         # the logs' key: a tag in a ticket matches the same value's tag in the logs
-        mask_personal(body, masker(request))
-    return json_response(body)
+        mask_personal(body, Masker(app[SETTINGS].log_mask_key))
+    return body
 
 
 __all__ = ["Timeline", "add_routes"]

@@ -14,12 +14,13 @@ import logging
 import msgspec
 from aiohttp import web
 
-from service.api.auth import require_operator
+from service.api.auth import OperatorIdentity, require_operator
 from service.api.escalations import note_problem, row_id
 from service.api.responses import error, json_response, problem_from
 from service.domain.booking import Problem
 from service.keys import CLOCK, DATABASE, RUNTIME
-from service.store.resync import ResyncSelector, ResyncStore
+from service.store.audit import Actor
+from service.store.resync import ResyncSelector, ResyncStarted, ResyncStore
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ async def start_resync(request: web.Request) -> web.Response:
         )
     if body.note is not None and (problem := note_problem(body.note)):
         return _invalid("the note is not valid", "note", problem)
-    if operator.properties is not None and body.selector.property_id not in operator.properties:
+    if not in_scope(operator, body.selector):
         return error(
             403,
             "forbidden",
@@ -69,8 +70,21 @@ async def start_resync(request: web.Request) -> web.Response:
         return json_response({"dry_run": True, "matched": await store.count(body.selector)})
     if not operator.may("act"):
         return error(403, "forbidden", f"the role {operator.role} may not start a re-sync")
-    started = await store.start(
-        body.selector, actor=operator.actor(request), now=request.app[CLOCK].now(), note=body.note
+    started = await start(request.app, body.selector, actor=operator.actor(request), note=body.note)
+    return json_response(started, status=202)
+
+
+def in_scope(operator: OperatorIdentity, selector: ResyncSelector) -> bool:
+    """An operator limited to some properties re-syncs only by naming one of them."""
+    return operator.properties is None or selector.property_id in operator.properties
+
+
+async def start(
+    app: web.Application, selector: ResyncSelector, *, actor: Actor, note: str | None
+) -> ResyncStarted:
+    """Queue a re-sync (API and console alike; the caller has checked role and scope)."""
+    started = await ResyncStore(app[DATABASE]).start(
+        selector, actor=actor, now=app[CLOCK].now(), note=note
     )
     log.warning(
         "re-sync started",
@@ -79,12 +93,12 @@ async def start_resync(request: web.Request) -> web.Response:
             "resync_id": started.resync_id,
             "matched": started.matched,
             "queued": started.queued,
-            "operator": operator.name,
+            "operator": actor.operator,
         },
     )
-    if RUNTIME in request.app:
-        request.app[RUNTIME].wake_calls()
-    return json_response(started, status=202)
+    if RUNTIME in app:
+        app[RUNTIME].wake_calls()
+    return started
 
 
 async def resync_progress(request: web.Request) -> web.Response:
@@ -95,9 +109,7 @@ async def resync_progress(request: web.Request) -> web.Response:
     progress = None
     if resync_id is not None:
         progress = await ResyncStore(request.app[DATABASE]).progress(resync_id)
-    if progress is None or (
-        operator.properties is not None and progress.selector.property_id not in operator.properties
-    ):
+    if progress is None or not in_scope(operator, progress.selector):
         return error(404, "not_found", "no such re-sync")
     body = msgspec.to_builtins(progress)
     body["done"] = progress.done

@@ -22,7 +22,7 @@ import msgspec
 
 from service.certify.context import ScenarioResult
 from service.certify.contract import CONTRACT_DOC
-from service.properties import HotelsConfig
+from service.domain.config import HotelsConfig
 from service.settings import Settings
 
 REPORT_FILES = ("report.md", "report.html", "junit.xml")

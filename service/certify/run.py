@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import msgspec
 
 from service.certify.context import (
@@ -57,7 +56,7 @@ from service.certify.target import (
 )
 from service.logs import JsonFormatter, Masker
 from service.settings import Settings
-from service.store.db import Database, EmbeddedPostgres
+from service.store.db import Database, EmbeddedPostgres, create_database
 
 PROPERTIES = Path(__file__).resolve().parent.parent / "demo" / "properties.toml"
 SOURCE_TOKEN = "certify-source-token"  # noqa: S105 - made up for this run's own source
@@ -114,14 +113,7 @@ def certify_environ(
 
 
 async def _fresh_database(server_dsn: str) -> str:
-    name = f"inlet_bridge_certify_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, sep, query = server_dsn.partition("?")
-    dsn = f"{base.rpartition('/')[0]}/{name}{sep}{query}"
+    dsn = await create_database(server_dsn, f"inlet_bridge_certify_{uuid.uuid4().hex[:8]}")
     db = await Database.connect(dsn, min_size=1, max_size=1)
     try:
         await db.migrate()

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from service.certify import scenarios_advanced as advanced
+from service.certify import scenarios_apaleo as apaleo
 from service.certify import scenarios_api as api
 from service.certify import scenarios_pms as pms
 from service.certify import scenarios_spectra as spectra
@@ -126,6 +127,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         title="Spectra PMS: reservation polled, code written back, cancellation revokes",
         reference="Spectra integration guide; PMS 2 (access information stored)",
         run=spectra.reservation_lifecycle,
+    ),
+    Scenario(
+        id="apaleo",
+        title="apaleo: notified, fetched, code written back, repeats harmless, cancellation revokes",
+        reference="apaleo webhooks (notify, then fetch); PMS 2 (access information stored)",
+        run=apaleo.reservation_lifecycle,
     ),
 )
 

@@ -178,7 +178,8 @@ async def failed_revocation(ctx: Context) -> None:
     metrics = await (await ctx.stage.service.get("/metrics")).text()
     ctx.check(
         "the page alert's series is raised (InletBridgeRevocationEscalated)",
-        'inlet_bridge_escalations_open{operation="revoke",severity="critical"} 1.0' in metrics,
+        'inlet_bridge_escalations_open{operation="revoke",property="oslo-1",severity="critical"} 1.0'
+        in metrics,
     )
     await ctx.stage.clear_faults()
     escalation_id = escalations[0]["id"] if escalations else 0

@@ -7,7 +7,8 @@ Inlet (a sandbox process, Inlet's test environment) the clock is the wall clock:
 means waiting, with the workers settling as time passes, so a run there keeps every wait
 short (retries every few seconds, set for the run). A Spectra emulator runs beside them on the
 same clock, with a connection `[spectra.emulator]` to it for the demo hotel, polled by hand too
-(`poll_spectra`). Tests use the same stage.
+(`poll_spectra`), and an apaleo emulator whose notifications reach the service's receiver
+(`[apaleo.emulator]`, fetched by hand: `work_apaleo`). Tests use the same stage.
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from service.adapters.apaleo.emulator import create_apaleo_emulator
 from service.adapters.spectra.emulator import create_spectra_emulator
 from service.adapters.spectra.poller import PollReport, SpectraPoller
 from service.app import create_app
 from service.clock import Clock, ManualClock, SystemClock
+from service.domain.config import ApaleoConnection, HotelsConfig, RetryPolicy, SpectraConnection
+from service.domain.secret import Secret
 from service.inlet.client import InletClient
 from service.inlet.sandbox import create_sandbox_app
 from service.inlet.sandbox_state import Readings
 from service.keys import COMMITTER, DATABASE, HOTELS, METRICS
 from service.metrics import Metrics
-from service.properties import HotelsConfig, RetryPolicy, SpectraConnection
-from service.secrets import Secret
 from service.serving import start_on_loopback
 from service.settings import Settings
 from service.store.db import Database
@@ -45,6 +47,13 @@ SPECTRA_PROPERTY = "oslo-1"
 SPECTRA_HOTEL_CODE = "FJD"
 SPECTRA_USERNAME = "inlet"
 SPECTRA_PASSWORD = "stage-spectra-password"  # noqa: S105 - the emulator's own, on loopback
+# The apaleo emulator's account: the demo hotel as apaleo property OSL, made-up credentials.
+APALEO_CONNECTION = "emulator"
+APALEO_PROPERTY_ID = "OSL"
+APALEO_CLIENT_ID = "stage-client"
+APALEO_CLIENT_SECRET = "stage-apaleo-secret"  # noqa: S105 - the emulator's own, on loopback
+APALEO_HOOK_USER = "stage-apaleo-hooks"
+APALEO_HOOK_PASSWORD = "stage-apaleo-hook-password"  # noqa: S105 - likewise
 # On the wall clock, how often the workers look while a scenario waits: a retry comes at most
 # this much after it is due, so a run's retry rule holds within it.
 WALL_CLOCK_STEP_SECONDS = 0.05
@@ -155,10 +164,12 @@ class Stage:
         recorder: CallRecorder,
         spectra: HttpClient | None = None,
         inlet_url: str = "",
+        apaleo: HttpClient | None = None,
     ) -> None:
         self.service = service
         self._sandbox = sandbox
         self.spectra = spectra  # the emulator's control endpoints (None: no emulator hotel)
+        self.apaleo = apaleo  # the apaleo emulator's control endpoints (None: none)
         self.app = app
         self.runtime = runtime
         self.clock = clock
@@ -226,6 +237,14 @@ class Stage:
         report = await poller.poll_once()
         await self.settle()
         return report
+
+    async def work_apaleo(self) -> int:
+        """The apaleo notifications due now are fetched, then the service settles."""
+        if self.runtime.apaleo is None:
+            raise RuntimeError("the runtime has no apaleo worker")
+        handled = await self.runtime.apaleo.run_once()
+        await self.settle()
+        return handled
 
     async def advance(self, delta: timedelta) -> None:
         """Let `delta` pass: at once on a simulated clock; on the wall clock by waiting, with
@@ -331,6 +350,7 @@ async def stage(
         )
     hotels = settings.require_hotels()
     spectra_runner, spectra_url = await _spectra_emulator(hotels, clock)
+    apaleo_runner, apaleo_url = await _apaleo_emulator(hotels, clock)
     hotels = msgspec.structs.replace(
         hotels,
         inlet=msgspec.structs.replace(hotels.inlet, base_url=target_url, timeout_seconds=timeout),
@@ -341,6 +361,7 @@ async def stage(
         },
         retry=retry or hotels.retry,
         spectra=_with_emulator(hotels, spectra_url),
+        apaleo=_with_apaleo(hotels, apaleo_url),
     )
     settings = msgspec.structs.replace(settings, hotels=hotels)
     app = create_app(settings, clock=clock, run_workers=False)
@@ -362,6 +383,18 @@ async def stage(
     service = HttpClient(session, service_url)
     sandbox = HttpClient(session, sandbox_url) if sandbox_url else None
     spectra = HttpClient(session, spectra_url) if spectra_url else None
+    apaleo = HttpClient(session, apaleo_url) if apaleo_url else None
+    if apaleo is not None:  # the emulator's notifications go to the service's receiver
+        subscribed = await apaleo.post(
+            "/_emulator/subscription",
+            json={
+                "endpoint_url": f"{service_url}/v1/adapters/apaleo/{APALEO_CONNECTION}/webhook",
+                "username": APALEO_HOOK_USER,
+                "password": APALEO_HOOK_PASSWORD,
+            },
+        )
+        if subscribed.status != 204:
+            raise RuntimeError(f"apaleo emulator subscription: HTTP {subscribed.status}")
     try:
         yield kind(
             service=service,
@@ -374,9 +407,10 @@ async def stage(
             recorder=recorder,
             spectra=spectra,
             inlet_url=target_url,
+            apaleo=apaleo,
         )
     finally:
-        for client in (service, sandbox, spectra):
+        for client in (service, sandbox, spectra, apaleo):
             if client is not None:
                 client.release()
         await session.close()
@@ -386,6 +420,8 @@ async def stage(
             await sandbox_runner.cleanup()
         if spectra_runner is not None:
             await spectra_runner.cleanup()
+        if apaleo_runner is not None:
+            await apaleo_runner.cleanup()
 
 
 async def _spectra_emulator(hotels: HotelsConfig, clock: Clock) -> tuple[web.AppRunner | None, str]:
@@ -416,3 +452,34 @@ def _with_emulator(hotels: HotelsConfig, url: str) -> dict[str, SpectraConnectio
         timeout_seconds=2.0,
     )
     return {**hotels.spectra, SPECTRA_CONNECTION: connection}
+
+
+async def _apaleo_emulator(hotels: HotelsConfig, clock: Clock) -> tuple[web.AppRunner | None, str]:
+    """The apaleo emulator on loopback for the demo hotel; none if that hotel is not there."""
+    if SPECTRA_PROPERTY not in hotels.properties or APALEO_CONNECTION in hotels.apaleo:
+        return None, ""
+    app = create_apaleo_emulator(
+        client_id=APALEO_CLIENT_ID,
+        client_secret=APALEO_CLIENT_SECRET,
+        property_id=APALEO_PROPERTY_ID,
+        clock=clock.now,
+        seed=1,
+    )
+    return await start_on_loopback(app)
+
+
+def _with_apaleo(hotels: HotelsConfig, url: str) -> dict[str, ApaleoConnection]:
+    if not url:
+        return dict(hotels.apaleo)
+    connection = ApaleoConnection(
+        property_id=SPECTRA_PROPERTY,
+        apaleo_property_id=APALEO_PROPERTY_ID,
+        api_url=url,
+        identity_url=url,
+        client_id=Secret(APALEO_CLIENT_ID),
+        client_secret=Secret(APALEO_CLIENT_SECRET),
+        webhook_username=Secret(APALEO_HOOK_USER),
+        webhook_password=Secret(APALEO_HOOK_PASSWORD),
+        timeout_seconds=2.0,
+    )
+    return {**hotels.apaleo, APALEO_CONNECTION: connection}

@@ -20,7 +20,7 @@ import aiohttp
 import msgspec
 
 from service import __version__
-from service.properties import HotelsConfig, RetryPolicy
+from service.domain.config import HotelsConfig, RetryPolicy
 
 TargetKind = Literal["in-process sandbox", "sandbox process", "Inlet test environment"]
 

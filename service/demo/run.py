@@ -1,10 +1,12 @@
 """What does the service do, in one command? The demo: a hotel, sample bookings, working access.
 
-Starts the embedded PostgreSQL, the Inlet sandbox, a Spectra PMS emulator and the service with
-the demo hotel, posts three bookings through the ingest API (one arriving today, one next week,
-one cancelled), puts two reservations in the emulated Spectra (one arriving today, one in four
-days) that the service polls through its `[spectra.fjord]` connection, and prints what access
-each gets as the service converges, and the code it writes back to the Spectra reservation.
+Starts the embedded PostgreSQL, the Inlet sandbox, a Spectra PMS emulator, an apaleo emulator
+and the service with the demo hotel, posts three bookings through the ingest API (one arriving
+today, one next week, one cancelled), puts two reservations in the emulated Spectra (one arriving
+today, one in four days) that the service polls through its `[spectra.fjord]` connection, makes
+one apaleo reservation arriving today whose webhook notification the service receives through
+its `[apaleo.fjord]` connection (then fetches the reservation), and prints what access each gets
+as the service converges, and the code it writes back to the Spectra and apaleo reservations.
 The service's own JSON logs go to `<data dir>/demo.log`. The guests and codes shown are the
 demo's made-up data.
 """
@@ -26,12 +28,14 @@ import msgspec
 from aiohttp import web
 
 from service import webhooks
+from service.adapters.apaleo.emulator import create_apaleo_emulator
 from service.adapters.spectra.emulator import create_spectra_emulator
 from service.app import create_app
+from service.clock import SystemClock
+from service.domain.config import ApaleoConnection, HotelsConfig, SpectraConnection
+from service.domain.secret import Secret
 from service.inlet.sandbox import create_sandbox_app
 from service.logs import JsonFormatter, Masker
-from service.properties import HotelsConfig, SpectraConnection
-from service.secrets import Secret
 from service.serving import start_on_loopback
 from service.settings import Settings
 
@@ -46,6 +50,14 @@ SPECTRA_HOTEL = "FJD"
 SPECTRA_USER = "inlet"
 SPECTRA_PASSWORD = "demo-spectra-password"  # noqa: S105 - the demo emulator's made-up password
 SPECTRA_POLL_SECONDS = 2.0
+# The emulated apaleo account: the demo hotel as apaleo property FJD, notifying the service.
+APALEO = "fjord"
+APALEO_SOURCE = f"apaleo-{APALEO}"
+APALEO_PROPERTY = "FJD"
+APALEO_CLIENT = "inlet-bridge-demo"
+APALEO_SECRET = "demo-apaleo-client-secret"  # noqa: S105 - the demo emulator's made-up secret
+APALEO_HOOK_USER = "apaleo"
+APALEO_HOOK_PASSWORD = "demo-apaleo-hook-password"  # noqa: S105 - likewise
 
 
 class Watched(NamedTuple):
@@ -55,6 +67,7 @@ class Watched(NamedTuple):
     booking_id: str
     expect: str  # how its description starts once converged
     spectra_guid: str | None = None  # a Spectra reservation: its code is written back there
+    apaleo_id: str | None = None  # an apaleo reservation: its code is written to its comment
 
 
 def demo_environ(environ: Mapping[str, str], port: int) -> dict[str, str]:
@@ -176,6 +189,41 @@ def with_spectra(hotels: HotelsConfig, base_url: str) -> HotelsConfig:
     return msgspec.structs.replace(hotels, spectra={**hotels.spectra, SPECTRA: connection})
 
 
+def with_apaleo(hotels: HotelsConfig, base_url: str) -> HotelsConfig:
+    """The demo hotel on the apaleo emulator: notified by webhook, codes written back."""
+    connection = ApaleoConnection(
+        property_id="oslo-1",
+        apaleo_property_id=APALEO_PROPERTY,
+        api_url=base_url,
+        identity_url=base_url,
+        client_id=Secret(APALEO_CLIENT),
+        client_secret=Secret(APALEO_SECRET),
+        webhook_username=Secret(APALEO_HOOK_USER),
+        webhook_password=Secret(APALEO_HOOK_PASSWORD),
+        timeout_seconds=5.0,
+    )
+    return msgspec.structs.replace(hotels, apaleo={**hotels.apaleo, APALEO: connection})
+
+
+def sample_apaleo_reservation(now: datetime) -> tuple[str, dict[str, Any]]:
+    """One apaleo reservation arriving today (apaleo's times carry their offset)."""
+    run = uuid.uuid4().hex[:6].upper()
+    arrival = (now + timedelta(hours=4)).replace(minute=0, second=0, microsecond=0)
+    return f"AP{run}-1", {
+        "status": "Confirmed",
+        "arrival": arrival.isoformat(),
+        "departure": (arrival + timedelta(days=2)).isoformat(),
+        "unit": {"id": "FJD-201", "name": "201"},
+        "primaryGuest": {
+            "firstName": "Sofie",
+            "lastName": "Larsen",
+            "email": "sofie@example.no",
+            "phone": "+4791234571",
+        },
+        "comment": "Arrives by train",
+    }
+
+
 async def run_demo(
     environ: Mapping[str, str],
     *,
@@ -205,6 +253,14 @@ async def run_demo(
     )
     spectra_runner, spectra_url = await start_on_loopback(spectra_app)
     hotels = with_spectra(hotels, spectra_url)
+    apaleo_app = create_apaleo_emulator(
+        client_id=APALEO_CLIENT,
+        client_secret=APALEO_SECRET,
+        property_id=APALEO_PROPERTY,
+        clock=SystemClock().now,
+    )
+    apaleo_runner, apaleo_url = await start_on_loopback(apaleo_app)
+    hotels = with_apaleo(hotels, apaleo_url)
     settings = msgspec.structs.replace(settings, hotels=hotels)
     _log_to_file(settings.data_dir / "demo.log", settings.log_level, Masker(settings.log_mask_key))
     print(f"inlet-bridge demo: data in {settings.data_dir.resolve()}, logs in demo.log there")
@@ -218,7 +274,8 @@ async def run_demo(
     base = f"http://127.0.0.1:{port}"
     print(
         f"service on {base}  (Inlet sandbox on http://127.0.0.1:{inlet_port},"
-        f" Spectra emulator on {spectra_url}, polled every {SPECTRA_POLL_SECONDS:g} s)"
+        f" Spectra emulator on {spectra_url}, polled every {SPECTRA_POLL_SECONDS:g} s,"
+        f" apaleo emulator on {apaleo_url})"
     )
     try:
         async with aiohttp.ClientSession() as http:
@@ -245,14 +302,45 @@ async def run_demo(
                         f" HTTP {response.status}"
                     )
                 watched.append(Watched(SPECTRA_SOURCE, raw["reservationNumber"], expect, guid))
-            converged = await _watch(http, base, spectra_url, watched, once=once, timeout=timeout)
+            watched.append(await _apaleo_booking(http, apaleo_url, base, now))
+            converged = await _watch(
+                http, base, spectra_url, apaleo_url, watched, once=once, timeout=timeout
+            )
     finally:
         await service.cleanup()
         await sandbox.cleanup()
         await hook_runner.cleanup()
         await spectra_runner.cleanup()
+        await apaleo_runner.cleanup()
     print(f"the demo PMS received {len(hook.received)} signed webhook(s)")
     return 0 if converged or not once else 1
+
+
+async def _apaleo_booking(
+    http: aiohttp.ClientSession, apaleo_url: str, base: str, now: datetime
+) -> Watched:
+    """An apaleo reservation made in the emulator, which notifies the service's receiver."""
+    async with http.post(
+        f"{apaleo_url}/_emulator/subscription",
+        json={
+            "endpoint_url": f"{base}/v1/adapters/apaleo/{APALEO}/webhook",
+            "username": APALEO_HOOK_USER,
+            "password": APALEO_HOOK_PASSWORD,
+        },
+    ) as response:
+        response.raise_for_status()
+    reservation_id, raw = sample_apaleo_reservation(now)
+    async with http.put(f"{apaleo_url}/_emulator/reservations/{reservation_id}", json=raw) as r:
+        r.raise_for_status()
+    async with http.post(
+        f"{apaleo_url}/_emulator/notify", json={"type": "created", "entity_id": reservation_id}
+    ) as response:
+        sent = await response.json()
+    print(
+        f"apaleo reservation {reservation_id} created in the emulator; its notification was"
+        f" answered HTTP {sent['status']} by the service"
+    )
+    return Watched(APALEO_SOURCE, reservation_id, "active", apaleo_id=reservation_id)
 
 
 class _DemoPms:
@@ -294,6 +382,7 @@ async def _watch(
     http: aiohttp.ClientSession,
     base: str,
     spectra_url: str,
+    apaleo_url: str,
     watched: list[Watched],
     *,
     once: bool,
@@ -316,6 +405,11 @@ async def _watch(
                     state += f"; code written back to the Spectra reservation: {posted[-1]}"
                 # An active Spectra stay has converged once its code is in the reservation.
                 done = done and (code is None or (bool(posted) and posted[-1] == code))
+            if booking.apaleo_id is not None:
+                comment = await _apaleo_comment(http, apaleo_url, booking.apaleo_id)
+                if comment is not None:
+                    state += f"; code written back to the apaleo reservation's comment: {comment}"
+                done = done and (code is None or comment == code)
             converged = converged and done
             if shown.get(label) != state:
                 shown[label] = state
@@ -327,6 +421,18 @@ async def _watch(
             print("timed out before the demo bookings converged", file=sys.stderr)
             return False
         await asyncio.sleep(0.5)
+
+
+async def _apaleo_comment(
+    http: aiohttp.ClientSession, apaleo_url: str, reservation_id: str
+) -> str | None:
+    """The code line the service wrote to the apaleo reservation's comment, if any."""
+    async with http.get(f"{apaleo_url}/_emulator/reservations/{reservation_id}") as response:
+        raw = await response.json()
+    for line in str(raw.get("comment") or "").splitlines():
+        if line.startswith("Inlet access code: "):
+            return line.removeprefix("Inlet access code: ")
+    return None
 
 
 async def _describe(

@@ -16,8 +16,8 @@ from typing import Literal
 import msgspec
 
 from service.domain.booking import Booking, Contact, grant_key
+from service.domain.config import ALWAYS_REVOKING, HARD_MAX_WINDOW_HOURS, Property
 from service.domain.fold import BookingState, StayState
-from service.properties import ALWAYS_REVOKING, HARD_MAX_WINDOW_HOURS, Property
 
 IssueKind = Literal["no_room_assigned", "unmapped_resource", "no_contact", "door_capacity"]
 

@@ -18,11 +18,13 @@ import msgspec
 from service.domain.access import DesiredGrant
 from service.domain.changes import Access
 from service.domain.plan import (
+    REVOCATION_DOUBT,
     UNVERIFIED,
     EarlierGrantAttempt,
     Operation,
     call_deadline,
     fingerprint_after_grant,
+    may_have_reached,
 )
 from service.domain.vocab import (
     BOOKING,
@@ -155,6 +157,21 @@ def after_success(
         unverified=fingerprint == UNVERIFIED and not recovery,
         tell_sinks=not recovery,
     )
+
+
+def doubt_after_give_up(
+    *, operation: CallOperation, reason: str, attempts: Sequence[EarlierGrantAttempt]
+) -> str | None:
+    """What to record on the held grant when a call gives up, if one of its attempts may have
+    changed what Inlet holds: an UpdateAccess leaves its content UNVERIFIED (the next plan sends
+    the desired content), a RevokeAccess leaves a REVOCATION_DOUBT (the grant is revoked for
+    certain before the stay is granted again). A GrantAccess (a recovery too) needs nothing here:
+    its history says the same (`recovery_request`, `fingerprint_after_grant`)."""
+    if operation == "grant" or reason == RECOVER:
+        return None
+    if not any(may_have_reached(a) for a in attempts):
+        return None
+    return UNVERIFIED if operation == "update" else REVOCATION_DOUBT
 
 
 class CallPlanned(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,8 +19,8 @@ from typing import Literal
 import msgspec
 
 from service.domain.access import DesiredGrant
+from service.domain.config import HotelsConfig
 from service.domain.vocab import CallOperation
-from service.properties import HotelsConfig
 
 ChangeKind = Literal[
     "access.granted",
@@ -72,7 +72,8 @@ class AccessChange(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def sinks_for(source: str, hotels: HotelsConfig) -> list[str]:
-    """Where changes of this source's bookings go: `webhook:<source>`, `spectra:<connection>`."""
+    """Where changes of this source's bookings go: `webhook:<source>`, `spectra:<connection>`,
+    `apaleo:<connection>`."""
     sinks = []
     configured = hotels.sources.get(source)
     if configured is not None and configured.webhook_url:
@@ -80,6 +81,9 @@ def sinks_for(source: str, hotels: HotelsConfig) -> list[str]:
     spectra = hotels.spectra_for_source(source)
     if spectra is not None and spectra[1].write_back:
         sinks.append(f"spectra:{spectra[0]}")
+    apaleo = hotels.apaleo_for_source(source)
+    if apaleo is not None and apaleo[1].write_back:
+        sinks.append(f"apaleo:{apaleo[0]}")
     return sinks
 
 

@@ -121,7 +121,13 @@ def _walk(value: Any, info: mi.Type, path: str, out: list[Problem]) -> None:
         _walk_struct(value, info, path, out)
     elif isinstance(info, _SEQUENCE_TYPES):
         _walk_sequence(value, info, path, out)
-    elif isinstance(info, mi.StrType):
+    else:
+        _check_scalar(value, info, path, out)
+
+
+def _check_scalar(value: Any, info: mi.Type, path: str, out: list[Problem]) -> None:
+    """A value that is neither null nor a container, against a scalar type."""
+    if isinstance(info, mi.StrType):
         _check_str(value, info, path, out)
     elif isinstance(info, mi.DateTimeType):
         _check_datetime(value, info, path, out)

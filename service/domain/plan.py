@@ -30,7 +30,7 @@ from typing import Literal
 import msgspec
 
 from service.domain.access import DesiredGrant
-from service.domain.vocab import OperationKind, Outcome, PlannedOperation
+from service.domain.vocab import CallOperation, OperationKind, Outcome, PlannedOperation
 
 _ORDER: dict[str, int] = {"revoke": 0, "recover": 0, "cancel": 1, "update": 2, "grant": 3}
 
@@ -38,6 +38,12 @@ _ORDER: dict[str, int] = {"revoke": 0, "recover": 0, "cancel": 1, "update": 2, "
 # The fingerprint of a grant Inlet holds with content we cannot vouch for. No desired state has
 # it, so the plan sends an UpdateAccess with the desired content (idempotent on the ReferenceId).
 UNVERIFIED = "unverified"
+
+# The fingerprint of a grant whose RevokeAccess may have happened at Inlet without the service
+# hearing of it (the answer was lost, then the call was given up): it may already be dead. It is
+# revoked for certain (a 404 from its own account counts) before the stay is granted again, as a
+# new generation; never reported as working on the strength of a doubt.
+REVOCATION_DOUBT = "revocation-doubt"
 
 
 def external_id(grant_key: str, generation: int) -> str:
@@ -66,13 +72,22 @@ class ActualGrant(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PendingCall(msgspec.Struct, frozen=True, kw_only=True):
-    """A call not yet settled: queued, in flight (leased), or failed and waiting for a person."""
+    """A call not yet settled: queued, in flight (leased), or failed and waiting for a person.
+
+    `attempts`: its attempts so far, as far as their outcomes are known (loaded for updates and
+    revocations: whether one may already have changed what Inlet holds)."""
 
     call_id: int
     grant_key: str
     operation: PlannedOperation
     fingerprint: str
     status: Literal["queued", "in_flight", "escalated"]
+    attempts: tuple[EarlierGrantAttempt, ...] = ()
+
+    @property
+    def may_have_reached(self) -> bool:
+        """Whether an attempt may have changed what Inlet holds (see `may_have_reached`)."""
+        return any(may_have_reached(a) for a in self.attempts)
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +110,8 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     `settles`: a success of this call as sent leaves the grant as the plan wants it, so nothing
     more is planned for it until the booking changes (a recovery never settles: the revocation
     follows; nor does a revocation of a stay that is granted anew elsewhere).
+    `doubt`: the fingerprint to record on the held grant as the replaced call is withdrawn, when
+    that call may already have changed it (UNVERIFIED after an unanswered UpdateAccess).
     """
 
     kind: OperationKind
@@ -103,6 +120,7 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     supersedes: int | None = None
     target: Target | None = None
     settles: bool = False
+    doubt: str | None = None
 
 
 def plan(
@@ -133,54 +151,102 @@ def _step(
     sent: Sequence[GrantCall],
     now: datetime,
 ) -> Operation | None:
+    """One grant's step, once what an unanswered call may have done is taken into account."""
+    doubt = None
     active = have is not None and have.state == "active"
-    key = want.grant_key if want else have.grant_key if have else call.grant_key if call else None
-    if key is None:
-        if not sent:
+    queued = call if call is not None and call.status == "queued" else None
+    if queued is not None and queued.may_have_reached:
+        if queued.operation == "revoke":
+            # A RevokeAccess that may have happened is sent again until Inlet confirms it (a
+            # 404 from the grant's own account counts): withdrawn, it would leave the service
+            # reporting as working a grant that Inlet has revoked.
             return None
-        key = sent[0].request.grant_key
+        if queued.operation == "update" and have is not None and active:
+            # An UpdateAccess that may have changed the grant: what Inlet holds is unknown until
+            # an update with the desired content succeeds.
+            have = msgspec.structs.replace(have, fingerprint=UNVERIFIED)
+            doubt = UNVERIFIED
+    if have is not None and active and have.fingerprint == REVOCATION_DOUBT:
+        if call is not None and call.operation == "revoke":
+            return None  # queued, or escalated for a person: not repeated
+        supersedes = queued.call_id if queued is not None else None
+        return Operation(
+            kind="revoke", grant_key=have.grant_key, supersedes=supersedes, target=_held(have)
+        )
+    step = _converge(want, have, call, sent, now)
+    if step is not None and doubt is not None and step.supersedes is not None:
+        step = msgspec.structs.replace(step, doubt=doubt)
+    return step
+
+
+def _converge(
+    want: DesiredGrant | None,
+    have: ActualGrant | None,
+    call: PendingCall | None,
+    sent: Sequence[GrantCall],
+    now: datetime,
+) -> Operation | None:
+    key = _key_of(want, have, call, sent)
+    if key is None:
+        return None
+    held = have if have is not None and have.state == "active" else None
     # A queued call can be replaced; an escalated one only blocks repeating the same call.
     queued = call if call is not None and call.status == "queued" else None
     supersedes = queued.call_id if queued is not None else None
-    not_yet = want is not None and not active and now < want.send_after
-    if have is not None and active and (want is None or want.property_id != have.property_id):
+    if held is not None and (want is None or want.property_id != held.property_id):
         # Nothing should exist (or it belongs to another property now): revoke it where it
         # was made; a stay that moved is granted anew at its new property afterwards.
-        if call is not None and call.operation == "revoke":
+        if _pending_is(call, "revoke"):
             return None
         # Settled once revoked, unless the stay is to be granted anew now (its window is open).
         settles = want is None or now < want.send_after
         return Operation(
-            kind="revoke", grant_key=key, supersedes=supersedes, target=_held(have), settles=settles
+            kind="revoke", grant_key=key, supersedes=supersedes, target=_held(held), settles=settles
         )
-    if want is None or not_yet:
+    if want is None or (held is None and now < want.send_after):
+        # Nothing should exist, or not yet: withdraw what is queued, unless Inlet may hold a
+        # grant we have no ReferenceId for: get it back, then revoke it.
         recovery = recovery_request(sent, now)
-        if recovery is not None:
-            # Inlet may hold a grant we have no ReferenceId for: get it back, then revoke it.
-            if call is not None and call.operation == "recover":
-                return None  # queued, or escalated for a person: not repeated
-            return _recover(key, recovery, supersedes)
-        return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
-    if not active:
+        if recovery is None:
+            return (
+                Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
+            )
+        return None if _pending_is(call, "recover") else _recover(key, recovery, supersedes)
+    if held is None:
         # An earlier GrantAccess at another property may have made a grant there: get that
         # back and revoke it before granting here.
         elsewhere = recovery_request([c for c in sent if c.property_id != want.property_id], now)
         if elsewhere is not None:
-            if call is not None and call.operation == "recover":
-                return None
-            return _recover(key, elsewhere, supersedes)
-    if active and have is not None and have.fingerprint == want.fingerprint:
+            return None if _pending_is(call, "recover") else _recover(key, elsewhere, supersedes)
+    elif held.fingerprint == want.fingerprint:
         return Operation(kind="cancel", grant_key=key, supersedes=supersedes) if queued else None
-    kind: Literal["grant", "update"] = "update" if active else "grant"
+    kind: CallOperation = "update" if held is not None else "grant"
     if call is not None and call.operation == kind and call.fingerprint == want.fingerprint:
-        return None
-    if have is not None and active:
-        target = _held(have)
+        return None  # queued, in flight, or escalated for a person: not repeated
+    if held is not None:
+        target = _held(held)
     else:
         target = Target(property_id=want.property_id, generation=grant_generation(have, sent))
     return Operation(
         kind=kind, grant_key=key, desired=want, supersedes=supersedes, target=target, settles=True
     )
+
+
+def _key_of(
+    want: DesiredGrant | None,
+    have: ActualGrant | None,
+    call: PendingCall | None,
+    sent: Sequence[GrantCall],
+) -> str | None:
+    for known in (want, have, call):
+        if known is not None:
+            return known.grant_key
+    return sent[0].request.grant_key if sent else None
+
+
+def _pending_is(call: PendingCall | None, operation: PlannedOperation) -> bool:
+    """Whether the grant's unsettled call (queued, or escalated for a person) is already this."""
+    return call is not None and call.operation == operation
 
 
 def _held(have: ActualGrant) -> Target:
@@ -231,7 +297,7 @@ def fingerprint_after_grant(sent: str, earlier: Sequence[EarlierGrantAttempt]) -
     success only says that some grant exists: record UNVERIFIED, not the content sent.
     """
     for attempt in earlier:
-        if attempt.fingerprint != sent and _may_have_reached(attempt):
+        if attempt.fingerprint != sent and may_have_reached(attempt):
             return UNVERIFIED
     return sent
 
@@ -270,7 +336,7 @@ def recovery_request(sent: Sequence[GrantCall], now: datetime) -> GrantCall | No
     Inlet answers with the grant it holds for the externalId (or makes one, to be revoked at
     once). Its fingerprint is UNVERIFIED: the content Inlet answers with is not ours to vouch for.
     """
-    reached = [c for c in sent if any(_may_have_reached(a) for a in c.attempts)]
+    reached = [c for c in sent if any(may_have_reached(a) for a in c.attempts)]
     if not reached or max(c.request.valid_to for c in reached) <= now:
         return None
     latest = reached[-1]
@@ -280,7 +346,7 @@ def recovery_request(sent: Sequence[GrantCall], now: datetime) -> GrantCall | No
     return msgspec.structs.replace(latest, request=request)
 
 
-def _may_have_reached(attempt: EarlierGrantAttempt) -> bool:
+def may_have_reached(attempt: EarlierGrantAttempt) -> bool:
     """Whether the attempt may have made or changed the grant at Inlet.
 
     Only a 4xx refusal (429 included) is known to have changed nothing, and so is a call never

@@ -13,9 +13,9 @@ from datetime import datetime
 import msgspec
 
 from service.domain.access import DesiredAccess, desired_access
+from service.domain.config import HotelsConfig
 from service.domain.fold import BookingState, LoggedEvent, fold
 from service.domain.plan import ActualGrant, GrantCall, Operation, PendingCall, plan
-from service.properties import HotelsConfig
 
 
 class BookingInputs(msgspec.Struct, frozen=True, kw_only=True):

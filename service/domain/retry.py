@@ -15,8 +15,8 @@ from typing import Literal
 
 import msgspec
 
+from service.domain.config import RetryPolicy
 from service.domain.vocab import RECOVER, RESYNC, CallOperation, Severity
-from service.properties import RetryPolicy
 
 GiveUpReason = Literal["permanent_error", "max_attempts", "max_duration"]
 

@@ -17,10 +17,10 @@ import msgspec
 
 from service.domain.access import DesiredAccess, access_over
 from service.domain.booking import grant_key
+from service.domain.config import Property
 from service.domain.fold import BookingState
 from service.domain.plan import ActualGrant, PendingCall
 from service.domain.states import MAY_OPEN, GrantState, grant_state
-from service.properties import Property
 
 
 class HeldGrant(msgspec.Struct, frozen=True, kw_only=True):

@@ -32,8 +32,18 @@ PRIORITY: Final[dict[PlannedOperation, int]] = {"revoke": 0, "recover": 0, "upda
 Severity = Literal["critical", "high", "warning"]
 SEVERITIES: Final[tuple[Severity, ...]] = ("critical", "high", "warning")
 
-# What an escalated call is filed under: its operation, or "resync" for a failed re-sync.
-EscalationOperation = Literal["grant", "update", "revoke", "resync"]
+# What an escalation is filed under: a call's operation, "resync" for a failed re-sync, or the
+# kind of sink of a delivery to the PMS that gave up. (A stay problem has none.)
+EscalationOperation = Literal["grant", "update", "revoke", "resync", "webhook", "spectra", "apaleo"]
+ESCALATION_OPERATIONS: Final[tuple[EscalationOperation, ...]] = (
+    "grant",
+    "update",
+    "revoke",
+    "resync",
+    "webhook",
+    "spectra",
+    "apaleo",
+)
 
 # How a call attempt ended, as the call worker classifies Inlet's answer.
 Outcome = Literal["success", "temporary", "permanent"]

@@ -110,6 +110,8 @@ async def _answer(
             headers,
         )
     status, response = _act(state, call, raw, account)
+    if fault is not None and fault.kind == "lost_answer":
+        await _pause(state, fault.seconds)  # done; the answer comes too late for the client
     return status, response, headers
 
 

@@ -110,10 +110,12 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
     status: answer `status` without acting. timeout: wait `seconds`, then answer 504 without
     acting. latency: wait `seconds`, then act and answer normally (with a client timeout
-    shorter than that, a lost response). success_false: answer 200 with success false.
+    shorter than that, a lost response, and the act comes late). lost_answer: act at once,
+    then wait `seconds` before answering (with a client timeout shorter than that, the call
+    is done but its answer is lost). success_false: answer 200 with success false.
     """
 
-    kind: Literal["status", "timeout", "latency", "success_false"]
+    kind: Literal["status", "timeout", "latency", "lost_answer", "success_false"]
     status: Annotated[int, msgspec.Meta(ge=100, le=599)] = 500
     retryable: bool | None = None
     message: str | None = None

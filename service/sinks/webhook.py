@@ -15,7 +15,7 @@ import msgspec
 
 from service import webhooks
 from service.clock import Clock
-from service.properties import HotelsConfig
+from service.domain.config import HotelsConfig
 from service.sinks import SinkResult
 from service.store.deliveries import ClaimedDelivery
 

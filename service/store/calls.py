@@ -23,6 +23,7 @@ from service.domain.calls import (
     BookingPlans,
     CallPlanned,
     after_success,
+    doubt_after_give_up,
     needs_look_after_success,
 )
 from service.domain.changes import (
@@ -32,7 +33,7 @@ from service.domain.changes import (
     change_after_failure,
     change_after_success,
 )
-from service.domain.plan import Target, attempts_toward
+from service.domain.plan import EarlierGrantAttempt, Target, attempts_toward
 from service.domain.retry import escalation_operation
 from service.domain.vocab import RECOVER, CallOperation, Outcome, Severity
 from service.store.db import Database, LeaseLost, Queries, touched
@@ -299,6 +300,28 @@ class CallStore:
                 escalation_id: int | None = await self._escalate(
                     queries, call, severity, reason, attempt.message, attempt.finished_at
                 )
+                earlier = await queries.fetch("call_attempt_outcomes", call.id, call.attempts)
+                doubt = doubt_after_give_up(
+                    operation=call.operation,
+                    reason=call.reason,
+                    attempts=[
+                        *(
+                            EarlierGrantAttempt(
+                                fingerprint=r["fingerprint"],
+                                outcome=r["outcome"],
+                                http_status=r["http_status"],
+                            )
+                            for r in earlier
+                        ),
+                        EarlierGrantAttempt(
+                            fingerprint=call.fingerprint,
+                            outcome=attempt.outcome,
+                            http_status=attempt.http_status,
+                        ),
+                    ],
+                )
+                if doubt is not None:
+                    await queries.execute("doubt_grant", call.grant_key, doubt)
                 if sinks:
                     held = await queries.fetchrow("previous_access", call.grant_key)
                     change = change_after_failure(

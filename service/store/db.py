@@ -389,6 +389,19 @@ class _Listener:
             await self._pool.release(conn)
 
 
+async def create_database(server_dsn: str, name: str) -> str:
+    """Create the database `name` on the server of `server_dsn`; the DSN to reach it."""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a plain database name: {name!r}")
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, sep, query = server_dsn.partition("?")
+    return f"{base.rpartition('/')[0]}/{name}{sep}{query}"
+
+
 @contextlib.asynccontextmanager
 async def open_database(
     database_url: str | None, data_dir: Path, *, max_size: int = 2

@@ -1,4 +1,7 @@
-"""Which SQL does the service run? Named queries from `queries.sql`, loaded once.
+"""Which SQL does the service run? Named queries from `sql/queries.sql`, loaded once.
+
+The SQL (the queries and the numbered migrations) is package data of `service`, so an installed
+wheel carries it.
 
 A query names its parameters (`:source`, `:booking_id`); the loader turns them into
 PostgreSQL's `$1`, `$2` and remembers their order, so a call site binds by name and a query can
@@ -15,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 # More positional parameters than this are hard to read at the call site: name them.
 MAX_NUMBERED_PARAMS = 4

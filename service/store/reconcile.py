@@ -33,9 +33,9 @@ from asyncpg import Record
 
 from service.domain.booking import grant_key
 from service.domain.calls import Superseded, new_calls, stored_operation
-from service.domain.plan import ActualGrant, GrantCall, PendingCall
+from service.domain.plan import ActualGrant, EarlierGrantAttempt, GrantCall, PendingCall
 from service.domain.reconcile import BookingInputs, Decision
-from service.store.db import Connection, Database, LeaseLost
+from service.store.db import Connection, Database, LeaseLost, Queries
 from service.store.events import logged_events
 from service.store.history import grant_calls
 
@@ -361,6 +361,13 @@ class ReconcileStore:
         locked = _grouped(await queries.fetch("lock_bookings_pending_calls", **keys))
         escalated = _grouped(await queries.fetch("bookings_escalated_calls", **keys))
         history = _grouped(await queries.fetch("bookings_grant_history", **keys))
+        attempts: dict[int, list[EarlierGrantAttempt]] = {}
+        for r in await queries.fetch("bookings_unsettled_call_attempts", **keys):
+            attempts.setdefault(r["call_id"], []).append(
+                EarlierGrantAttempt(
+                    fingerprint=r["fingerprint"], outcome=r["outcome"], http_status=r["http_status"]
+                )
+            )
         inputs = {}
         for booking in claimed:
             key = booking.key
@@ -371,6 +378,7 @@ class ReconcileStore:
                     operation=stored_operation(r["operation"], r["reason"]),
                     fingerprint=r["fingerprint"],
                     status="escalated",
+                    attempts=tuple(attempts.get(r["id"], ())),
                 )
                 for r in escalated.get(key, ())
             }
@@ -382,6 +390,7 @@ class ReconcileStore:
                     operation=stored_operation(r["operation"], r["reason"]),
                     fingerprint=r["fingerprint"],
                     status="in_flight" if in_flight else "queued",
+                    attempts=tuple(attempts.get(r["id"], ())),
                 )
             sent: dict[str, tuple[GrantCall, ...]] = grant_calls(history.get(key, []))
             inputs[key] = BookingInputs(
@@ -418,56 +427,8 @@ class ReconcileStore:
         if not decided:
             return
         queries = self._db.on(conn)
-        replaced = [op.supersedes for _, d in decided for op in d.operations if op.supersedes]
-        superseded: dict[int, Superseded] = {}
-        if replaced:
-            rows = await queries.fetch("supersede_calls", call_ids=replaced, now=now)
-            superseded = {
-                r["id"]: Superseded(call_id=r["id"], reason=r["reason"], resync_id=r["resync_id"])
-                for r in rows
-            }
-            if len(superseded) != len(set(replaced)):
-                raise LeaseLost  # a worker took a call after all: plan again later
-        calls: dict[str, list[object]] = {name: [] for name in _CALL_COLUMNS}
-        issues: dict[str, list[object]] = {name: [] for name in _ISSUE_COLUMNS}
-        open_issues: list[str] = []
-        for booking, decision in decided:
-            planned_in = plans[booking.key] + 1
-            for call in new_calls(decision.operations, superseded, now):
-                for name, value in (
-                    ("call_grant_keys", call.grant_key),
-                    ("call_sources", booking.source),
-                    ("call_booking_ids", booking.booking_id),
-                    ("call_property_ids", call.property_id),
-                    ("call_operations", call.operation),
-                    ("call_reasons", call.reason),
-                    ("call_requests", msgspec.json.encode(call.request or {}).decode()),
-                    ("call_fingerprints", call.fingerprint),
-                    ("call_priorities", call.priority),
-                    ("call_deadlines", call.deadline),
-                    ("call_resync_ids", call.resync_id),
-                    ("call_generations", call.generation),
-                    ("call_external_ids", call.external_id),
-                    ("call_settles", call.settles),
-                    ("call_planned_in", planned_in),
-                ):
-                    calls[name].append(value)
-            state = decision.state
-            property_id = state.booking.property_id if state else booking.property_id
-            for issue in decision.desired.issues:
-                if not issue.escalate:
-                    continue
-                key = grant_key(booking.source, booking.booking_id, issue.stay_id)
-                open_issues.append(f"{key}/{issue.kind}")
-                for name, value in (
-                    ("issue_grant_keys", key),
-                    ("issue_sources", booking.source),
-                    ("issue_booking_ids", booking.booking_id),
-                    ("issue_property_ids", property_id),
-                    ("issue_reasons", issue.kind),
-                    ("issue_messages", issue.message),
-                ):
-                    issues[name].append(value)
+        superseded = await self._withdraw(queries, decided, now)
+        calls, issues, open_issues = _plan_rows(decided, superseded, plans, now)
         row = await queries.fetchrow(
             "write_plans",
             **calls,
@@ -483,6 +444,79 @@ class ReconcileStore:
         assert row is not None
         if row["finished"] != len(decided):
             raise LeaseLost
+
+    @staticmethod
+    async def _withdraw(
+        queries: Queries, decided: Sequence[tuple[ClaimedBooking, Decision]], now: datetime
+    ) -> dict[int, Superseded]:
+        """Withdraw the queued calls the plans replace (recording any doubt they leave)."""
+        replaced = [op.supersedes for _, d in decided for op in d.operations if op.supersedes]
+        if not replaced:
+            return {}
+        rows = await queries.fetch("supersede_calls", call_ids=replaced, now=now)
+        superseded = {
+            r["id"]: Superseded(call_id=r["id"], reason=r["reason"], resync_id=r["resync_id"])
+            for r in rows
+        }
+        if len(superseded) != len(set(replaced)):
+            raise LeaseLost  # a worker took a call after all: plan again later
+        for _, decision in decided:
+            for op in decision.operations:
+                if op.supersedes is not None and op.doubt is not None:
+                    # the withdrawn call may have changed the grant: Inlet's content is in doubt
+                    await queries.execute("doubt_grant", op.grant_key, op.doubt)
+        return superseded
+
+
+def _plan_rows(
+    decided: Sequence[tuple[ClaimedBooking, Decision]],
+    superseded: Mapping[int, Superseded],
+    plans: Mapping[Key, int],
+    now: datetime,
+) -> tuple[dict[str, list[object]], dict[str, list[object]], list[str]]:
+    """The columns of write_plans: the calls to queue, the stay escalations, the open issues."""
+    calls: dict[str, list[object]] = {name: [] for name in _CALL_COLUMNS}
+    issues: dict[str, list[object]] = {name: [] for name in _ISSUE_COLUMNS}
+    open_issues: list[str] = []
+    for booking, decision in decided:
+        planned_in = plans[booking.key] + 1
+        for call in new_calls(decision.operations, superseded, now):
+            for name, value in zip(
+                _CALL_COLUMNS,
+                (
+                    call.grant_key,
+                    booking.source,
+                    booking.booking_id,
+                    call.property_id,
+                    call.operation,
+                    call.reason,
+                    msgspec.json.encode(call.request or {}).decode(),
+                    call.fingerprint,
+                    call.priority,
+                    call.deadline,
+                    call.resync_id,
+                    call.generation,
+                    call.external_id,
+                    call.settles,
+                    planned_in,
+                ),
+                strict=True,
+            ):
+                calls[name].append(value)
+        state = decision.state
+        property_id = state.booking.property_id if state else booking.property_id
+        for issue in decision.desired.issues:
+            if not issue.escalate:
+                continue
+            key = grant_key(booking.source, booking.booking_id, issue.stay_id)
+            open_issues.append(f"{key}/{issue.kind}")
+            for name, value in zip(
+                _ISSUE_COLUMNS,
+                (key, booking.source, booking.booking_id, property_id, issue.kind, issue.message),
+                strict=True,
+            ):
+                issues[name].append(value)
+    return calls, issues, open_issues
 
 
 _CALL_COLUMNS = (

@@ -9,11 +9,11 @@ import msgspec
 
 from service.domain.booking import Problem
 from service.domain.calls import stored_operation
+from service.domain.config import HotelsConfig
 from service.domain.fold import LoggedEvent
 from service.domain.plan import PendingCall
 from service.domain.reconcile import BookingInputs, Decision, decide
 from service.domain.stay_access import HeldGrant, OpenEscalation
-from service.properties import HotelsConfig
 from service.store.db import Database
 from service.store.events import decode_warnings, logged_events
 
@@ -56,6 +56,21 @@ class EscalationView(msgspec.Struct, frozen=True, kw_only=True):
     resolved_note: str | None
 
 
+class DeliveryView(msgspec.Struct, frozen=True, kw_only=True):
+    """One delivery of an access change to a sink of the PMS (its webhook, Spectra's write-back)."""
+
+    id: int
+    sink: str
+    grant_key: str
+    kind: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
 class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     booking_id: str
@@ -66,6 +81,7 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     grants: tuple[HeldGrant, ...]
     calls: tuple[CallView, ...]
     escalations: tuple[EscalationView, ...]
+    deliveries: tuple[DeliveryView, ...] = ()
 
     def open_escalations(self) -> list[OpenEscalation]:
         """The escalations of a call or a delivery still waiting for a person."""
@@ -137,6 +153,7 @@ async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline 
     calls = await db.fetch("booking_calls", source, booking_id)
     attempts = await db.fetch("booking_attempts", source, booking_id)
     escalations = await db.fetch("booking_escalations", source, booking_id)
+    deliveries = await db.fetch("booking_deliveries", source, booking_id)
     by_call: dict[int, list[dict[str, Any]]] = {}
     for a in attempts:
         entry = dict(a)
@@ -161,4 +178,5 @@ async def load_timeline(db: Database, source: str, booking_id: str) -> Timeline 
             CallView(**dict(r), attempt_log=tuple(by_call.get(r["id"], []))) for r in calls
         ),
         escalations=tuple(EscalationView(**dict(r)) for r in escalations),
+        deliveries=tuple(DeliveryView(**dict(r)) for r in deliveries),
     )

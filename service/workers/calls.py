@@ -19,12 +19,12 @@ from collections.abc import Callable
 from service.clock import Clock
 from service.domain.access import DesiredGrant
 from service.domain.changes import Access, sinks_for
+from service.domain.config import HotelsConfig
 from service.domain.plan import revocation_believed
 from service.domain.retry import GiveUp, after_failure
 from service.inlet.client import InletClient, redact_message
 from service.inlet.protocol import GrantRequest, InletResult, split_phone, update_from_grant
 from service.metrics import Metrics
-from service.properties import HotelsConfig
 from service.store.calls import AttemptRecord, CallStore, ClaimedCall
 
 log = logging.getLogger(__name__)

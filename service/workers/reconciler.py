@@ -19,9 +19,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from service.clock import Clock
+from service.domain.config import HotelsConfig
 from service.domain.reconcile import Decision, decide
 from service.metrics import Metrics
-from service.properties import HotelsConfig
 from service.store.reconcile import ClaimedBooking, Key, Reconciled, ReconcileStore
 
 log = logging.getLogger(__name__)

@@ -19,18 +19,21 @@ import aiohttp
 import aiojobs
 from aiohttp import web
 
+from service.adapters.apaleo.worker import ApaleoClients, ApaleoWorker
+from service.adapters.apaleo.writeback import ApaleoSink
 from service.adapters.spectra.client import SpectraClient, SpectraError
 from service.adapters.spectra.poller import SpectraPoller
 from service.adapters.spectra.writeback import SpectraSink
 from service.clock import Clock
+from service.domain.config import HotelsConfig
 from service.domain.retry import DeliveryPolicy, poll_delay
 from service.ingest import GroupCommitter
 from service.inlet.client import InletClient
 from service.keys import CLOCK, COMMITTER, DATABASE, HOTELS, METRICS, RUNTIME, SETTINGS
 from service.metrics import Metrics
-from service.properties import HotelsConfig
 from service.settings import Settings
 from service.sinks.webhook import WebhookSink
+from service.store.apaleo import NotificationStore
 from service.store.calls import CallStore
 from service.store.cursors import CursorStore, Leadership
 from service.store.db import Database
@@ -58,10 +61,12 @@ class Runtime:
         pollers: Sequence[SpectraPoller] = (),
         cursors: CursorStore | None = None,
         metrics: Metrics | None = None,
+        apaleo: ApaleoWorker | None = None,
     ) -> None:
         self.reconciler = reconciler
         reconciler.on_planned = self.wake_calls
         calls.on_slot_free = self.wake_calls
+        self.apaleo = apaleo  # apaleo notifications and reconciliation reads (adapters/apaleo)
         self.calls = calls
         self.deliveries = deliveries
         self.pollers = list(pollers)
@@ -237,6 +242,7 @@ def build_runtime(
     owner: str,
 ) -> Runtime:
     """The workers of one replica; tests build them the same way and drive `run_once`."""
+    apaleo_clients = ApaleoClients(session, hotels, clock)
     return Runtime(
         Reconciler(
             store=ReconcileStore(db),
@@ -264,6 +270,7 @@ def build_runtime(
             sinks={
                 "webhook": WebhookSink(session, hotels, clock),
                 "spectra": SpectraSink(session, hotels),
+                "apaleo": ApaleoSink(apaleo_clients),
             },
             metrics=metrics,
             clock=clock,
@@ -295,6 +302,18 @@ def build_runtime(
         ],
         cursors=CursorStore(db),
         metrics=metrics,
+        apaleo=ApaleoWorker(
+            hotels=hotels,
+            clients=apaleo_clients,
+            store=NotificationStore(db),
+            cursors=CursorStore(db),
+            committer=committer,
+            metrics=metrics,
+            clock=clock,
+            owner=owner,
+            concurrency=settings.call_concurrency,
+            lease_seconds=settings.lease_seconds,
+        ),
     )
 
 
@@ -345,6 +364,10 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
         for poller in runtime.pollers:
             interval = hotels.spectra[poller.name].poll_interval_seconds
             await scheduler.spawn(runtime.poll_loop(poller, interval))
+        if runtime.apaleo is not None and hotels.apaleo:
+            await scheduler.spawn(runtime.apaleo.notification_loop(runtime.stopping))
+            for name in sorted(hotels.apaleo):
+                await scheduler.spawn(runtime.apaleo.reconcile_loop(name, runtime.stopping))
         log.info("workers started", extra={"action": "workers.started"})
         try:
             yield
@@ -370,6 +393,8 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
                 await runtime.calls.release_all()
                 await runtime.deliveries.release_all()
                 await runtime.reconciler.release_all()
+                if runtime.apaleo is not None:
+                    await runtime.apaleo.release_all()
             except Exception:
                 # Not fatal: the leases expire (LEASE_SECONDS) and another replica takes the
                 # calls then; but say so, or the delay has no explanation.

@@ -119,6 +119,9 @@ class SpectraHotel:
             "PUT", f"/_emulator/balance/{guid}", {"balance": balance, "currency": "NOK"}
         )
 
+    async def set_room_status(self, number: str, status: str) -> None:
+        await self.control("POST", f"/_emulator/rooms/{number}/status", {"status": status})
+
     async def fault(self, **fault: Any) -> None:
         await self.control("POST", "/_emulator/faults", fault)
 

@@ -153,6 +153,49 @@ async def test_permanent_failure_is_escalated_at_once_with_inlets_message(h: Har
     assert len(await h.rows("SELECT * FROM inlet_calls")) == 1
 
 
+async def test_a_second_refused_call_of_a_grant_is_escalated_too_and_not_repeated(
+    h: Harness,
+) -> None:
+    """An update refused (escalated), the booking changed, the next update refused too: one
+    open escalation per grant and reason, now about the last call, so the plan does not send
+    that refused update again and again; a revocation then refused makes it critical."""
+    await h.post(event("e1", arrival=START + 5 * HOUR))
+    await h.settle()
+    await h.fault(kind="success_false", retryable=False, message="Lock offline", count=2)
+    for minute, room in ((1, "102"), (2, "201")):
+        await h.post(
+            event(
+                f"e{minute + 1}",
+                occurred_at=START + timedelta(minutes=minute),
+                stays=[stay(arrival=START + 5 * HOUR, resource_id=room)],
+            )
+        )
+        await h.settle()
+    await h.advance(timedelta(minutes=30))
+
+    updates = [r for r in await h.inlet_requests() if r["path"] == "/UpdateAccess"]
+    assert len(updates) == 2  # each refused once, neither repeated
+    (escalation,) = await h.rows("SELECT * FROM escalations WHERE resolved_at IS NULL")
+    (last,) = await h.rows(
+        "SELECT id FROM inlet_calls WHERE operation = 'update' ORDER BY id DESC LIMIT 1"
+    )
+    assert (escalation["call_id"], escalation["severity"]) == (last["id"], "high")
+
+    await h.fault(kind="success_false", retryable=False, message="Lock offline", count=1)
+    await h.post(
+        event(
+            "e9",
+            occurred_at=START + timedelta(minutes=3),
+            stays=[stay(arrival=START + 5 * HOUR, resource_id="201", status="cancelled")],
+        )
+    )
+    await h.settle()
+    (escalation,) = await h.rows("SELECT * FROM escalations WHERE resolved_at IS NULL")
+    assert (escalation["operation"], escalation["severity"]) == ("revoke", "critical")
+    revokes = [r for r in await h.inlet_requests() if r["path"] == "/RevokeAccess"]
+    assert len(revokes) == 1
+
+
 async def test_sixty_minutes_of_failures_escalate(h: Harness) -> None:
     await h.fault(kind="status", status=503)
     await h.post(event("e1", arrival=START + 20 * HOUR))
@@ -206,7 +249,10 @@ async def test_failed_revocation_is_escalated_as_critical(h: Harness) -> None:
     escalation = (await h.rows("SELECT * FROM escalations"))[0]
     assert (escalation["operation"], escalation["severity"]) == ("revoke", "critical")
     text = await (await h.service.get("/metrics")).text()
-    assert 'inlet_bridge_escalations_open{operation="revoke",severity="critical"} 1.0' in text
+    assert (
+        'inlet_bridge_escalations_open{operation="revoke",property="oslo-1",severity="critical"} 1.0'
+        in text
+    )
 
 
 async def test_retries_that_would_pass_the_start_escalate_early(h: Harness) -> None:
@@ -503,7 +549,10 @@ async def test_a_failed_recovery_is_escalated_like_a_failed_revocation(h: Harnes
         {"operation": "revoke", "severity": "critical", "reason": "permanent_error"}
     ]
     text = await (await h.service.get("/metrics")).text()
-    assert 'inlet_bridge_escalations_open{operation="revoke",severity="critical"} 1.0' in text
+    assert (
+        'inlet_bridge_escalations_open{operation="revoke",property="oslo-1",severity="critical"} 1.0'
+        in text
+    )
     # The escalated recovery is not repeated blindly; the grant is still at Inlet for a person.
     await h.advance(timedelta(minutes=30))
     assert [r["path"] for r in await h.inlet_requests()] == ["/GrantAccess"] * 2

@@ -333,3 +333,33 @@ async def test_a_stored_row_the_api_refuses_today_still_folds_into_access(h: Har
     (grant,) = await h.grants()
     assert (grant["state"], grant["externalId"]) == ("active", KEY)
     assert grant["guestName"].startswith("Ola NNN")
+
+
+async def test_a_revocation_whose_answer_was_lost_is_finished_before_the_stay_is_granted_again(
+    h: Harness,
+) -> None:
+    """Cancelled: Inlet revokes the grant but the answer is lost (the client gives up first).
+    Reinstated before the retry: the revocation is not withdrawn (the grant may be dead), it is
+    sent again (404 from the grant's own account: gone), and the stay gets a new generation whose
+    code opens; the service never reports the dead code as working."""
+    arrival = START + HOUR
+    await send(h, "R-1", [stay(arrival=arrival)])
+    (first,) = await h.grants()
+    # Inlet revokes at once but answers after 2.5 s; the client gives up after 2 s.
+    await h.fault(kind="lost_answer", seconds=2.5, count=1, operations=["revoke"])
+    await send(h, "R-1", [stay(arrival=arrival, status="cancelled")])
+    assert by_external_id(await h.grants())[KEY]["state"] == "revoked"  # Inlet did it
+    h.clock.advance(timedelta(minutes=1))
+    await send(h, "R-1", [stay(arrival=arrival)])
+    # still revoking: a revocation that may have happened is never withdrawn
+    assert (await stay_access(h))["state"] == "revoking"
+    assert (await stay_access(h))["code"] is not None  # (until Inlet confirms it: it may open)
+
+    await h.advance(timedelta(minutes=5))  # the retry: 404 from its own account, gone
+
+    grants = by_external_id(await h.grants())
+    again = grants[f"{KEY}:#2"]
+    access = await stay_access(h)
+    assert (access["state"], access["code"]) == ("active", again["code"])
+    assert await h.opens(access["code"], "L-101", arrival + HOUR)
+    assert not await h.opens(first["code"], "L-101", arrival + HOUR)

@@ -103,14 +103,14 @@ async def test_a_webhook_delivery_that_gave_up_is_an_open_escalation_that_alerts
     await h.post(event("e1", arrival=START + timedelta(hours=1)))
     await h.settle()
     before = await scrape(h)
-    assert value(before, OPEN, operation="webhook", severity="high") == 0
+    assert value(before, OPEN, operation="webhook", severity="high", property="oslo-1") == 0
     for _ in range(14):  # an hour of retries, then the delivery gives up
         await h.advance(timedelta(minutes=5))
     (escalation,) = await h.rows("SELECT id, operation, severity FROM escalations")
     assert (escalation["operation"], escalation["severity"]) == ("webhook", "high")
 
     exposition = await scrape(h)
-    assert value(exposition, OPEN, operation="webhook", severity="high") == 1
+    assert value(exposition, OPEN, operation="webhook", severity="high", property="oslo-1") == 1
     others = {
         (ls["operation"], ls["severity"]): v
         for n, ls, v in samples(exposition)
@@ -118,14 +118,21 @@ async def test_a_webhook_delivery_that_gave_up_is_an_open_escalation_that_alerts
     }
     assert others
     assert set(others.values()) == {0}, others
-    # no booking data in the labels: operation and severity only
+    # no booking data in the labels: operation, severity and the hotel only
     assert {frozenset(ls) for n, ls, _ in samples(exposition) if n == OPEN} == {
-        frozenset({"operation", "severity"})
+        frozenset({"operation", "severity", "property"})
     }
     alerts_after(
         exposition,
         1,
-        [{"alertname": "InletBridgeEscalationOpen", "operation": "webhook", "severity": "warning"}],
+        [
+            {
+                "alertname": "InletBridgeEscalationOpen",
+                "operation": "webhook",
+                "property": "oslo-1",
+                "severity": "warning",
+            }
+        ],
         tmp_path,
     )
 
@@ -135,7 +142,9 @@ async def test_a_webhook_delivery_that_gave_up_is_an_open_escalation_that_alerts
         headers=ADMIN_HEADERS,
     )
     assert response.status == 200, await response.text()
-    assert value(await scrape(h), OPEN, operation="webhook", severity="high") == 0
+    assert (
+        value(await scrape(h), OPEN, operation="webhook", severity="high", property="oslo-1") == 0
+    )
 
 
 async def test_an_escalation_of_a_kind_not_listed_is_exported_and_then_cleared(
@@ -150,9 +159,9 @@ async def test_an_escalation_of_a_kind_not_listed_is_exported_and_then_cleared(
         " 'refused', $1)",
         START,
     )
-    assert value(await scrape(h), OPEN, operation="sms", severity="high") == 1
+    assert value(await scrape(h), OPEN, operation="sms", severity="high", property="oslo-1") == 1
     await h.db.pool.execute("UPDATE escalations SET resolved_at = $1", START)
-    assert value(await scrape(h), OPEN, operation="sms", severity="high") is None
+    assert value(await scrape(h), OPEN, operation="sms", severity="high", property="oslo-1") is None
 
 
 # -- 2. a poller that never succeeds ---------------------------------------------------------

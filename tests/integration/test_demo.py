@@ -54,6 +54,15 @@ def test_demo_once_converges(tmp_path: Path) -> None:
     assert active is not None, result.stdout
     assert active[1] == active[2]
     assert re.search(r"spectra-fjord SP-\w+-2: waiting for the send window", result.stdout)
+    # The apaleo booking: notified, fetched, granted, its code in the reservation's comment.
+    assert re.search(r"apaleo reservation AP\w+-1 created .* answered HTTP 200", result.stdout)
+    apaleo = re.search(
+        r"apaleo-fjord (AP\w+-1): active: code (#\d+\*) on L-201.*"
+        r"; code written back to the apaleo reservation's comment: (#\d+\*)",
+        result.stdout,
+    )
+    assert apaleo is not None, result.stdout
+    assert apaleo[2] == apaleo[3]
     # The service's logs went to the data folder, with personal data masked.
     log = (tmp_path / "data" / "demo.log").read_text()
     assert '"action":"call.succeeded"' in log

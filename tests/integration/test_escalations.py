@@ -33,8 +33,22 @@ async def test_retry_replans_from_the_current_booking_and_resolves(h: Harness) -
         headers=ADMIN_HEADERS,
     )
     assert response.status == 200
-    assert await response.json() == {"id": escalation_id, "outcome": "retried"}
+    assert await response.json() == {
+        "id": escalation_id,
+        "outcome": "retried",
+        "follow": f"/v1/escalations/{escalation_id}",
+    }
+    planning = await (
+        await h.service.get(f"/v1/escalations/{escalation_id}", headers=ADMIN_HEADERS)
+    ).json()
+    assert planning["retry"]["state"] == "planning"
+    assert planning["retry"]["retried_by"] == "ADMIN_TOKEN"
     await h.settle()
+    done = await (
+        await h.service.get(f"/v1/escalations/{escalation_id}", headers=ADMIN_HEADERS)
+    ).json()
+    assert done["retry"]["state"] == "succeeded"
+    assert done["retry"]["call"]["operation"] == "grant"
     assert len(await h.grants()) == 1
     [row] = await h.rows("SELECT resolved_at, resolved_note FROM escalations")
     assert row["resolved_at"] is not None
@@ -91,3 +105,22 @@ async def test_cli_lists_and_resolves(h: Harness, database_url: str) -> None:
     assert "resolved" in resolved.stdout
     assert "0 escalation(s)" in cli("list").stdout
     assert cli("retry", str(escalation_id), "--note", "x").returncode == 1
+
+
+async def test_a_retry_that_fails_again_names_the_new_escalation(h: Harness) -> None:
+    escalation_id = await escalate_a_grant(h)
+    await h.fault(kind="success_false", retryable=False, message="Lock L-101 unknown", count=1)
+    retried = await h.service.post(
+        f"/v1/escalations/{escalation_id}/retry", json={"note": "try again"}, headers=ADMIN_HEADERS
+    )
+    assert retried.status == 200
+    await h.settle()
+    body = await (
+        await h.service.get(f"/v1/escalations/{escalation_id}", headers=ADMIN_HEADERS)
+    ).json()
+    assert body["retry"]["state"] == "failed_again"
+    [again] = await h.rows("SELECT id FROM escalations WHERE resolved_at IS NULL")
+    assert body["retry"]["escalation_id"] == again["id"] != escalation_id
+    assert "Lock L-101 unknown" in body["retry"]["call"]["last_message"]
+    viewer_blind = await h.service.get("/v1/escalations/999999", headers=ADMIN_HEADERS)
+    assert viewer_blind.status == 404

@@ -346,6 +346,25 @@ async def test_timeout_fault_is_temporary_and_grants_nothing(make_sandbox: MakeS
     assert (await impatient.grant_access(KEY, REQUEST)).outcome == "success"
 
 
+async def test_lost_answer_fault_grants_but_answers_too_late(make_sandbox: MakeSandbox) -> None:
+    sandbox = await make_sandbox()
+    impatient = InletClient(sandbox.session, base_url=sandbox.base_url, timeout_seconds=0.05)
+    await sandbox.post("faults", {"kind": "lost_answer", "seconds": 30, "count": 1})
+    lost = await impatient.grant_access(KEY, REQUEST)
+    assert (lost.outcome, lost.http_status) == ("temporary", None)
+    (held,) = await sandbox.get("grants")  # Inlet acted before the answer was lost
+    assert (held["externalId"], held["state"]) == (REQUEST.external_id, "active")
+    assert await sandbox.opens(held["code"], "L-101")
+    again = await impatient.grant_access(KEY, REQUEST)
+    assert (again.outcome, again.reference_id, again.code) == (
+        "success",
+        held["ReferenceId"],
+        held["code"],
+    )
+    requests = await sandbox.get("requests")
+    assert [r["fault"] for r in requests] == ["lost_answer", None]
+
+
 async def test_bad_credentials_are_permanent(sandbox: Sandbox) -> None:
     for key in ("wrong-key", ""):
         result = await sandbox.inlet.grant_access(key, REQUEST)

@@ -83,7 +83,10 @@ async def test_failed_resync_is_escalated_as_its_own_series(h: Harness) -> None:
         == [{"operation": "resync", "severity": "high", "reason": "permanent_error"}] * 2
     )
     text = await (await h.service.get("/metrics")).text()
-    assert 'inlet_bridge_escalations_open{operation="resync",severity="high"} 2.0' in text
+    assert (
+        'inlet_bridge_escalations_open{operation="resync",property="oslo-1",severity="high"} 2.0'
+        in text
+    )
 
 
 async def test_resync_needs_a_filter_and_an_admin(h: Harness) -> None:

@@ -22,7 +22,7 @@ RULES = ROOT / "k8s" / "prometheus-rules.yaml"
 NAMESPACE = "hotels"
 POD = "inlet-bridge-a"
 # The labels a firing alert is told apart by (absent ones are left out by count by).
-ALERT_LABELS = ("alertname", "operation", "connection", "severity")
+ALERT_LABELS = ("alertname", "operation", "connection", "property", "severity")
 
 Sample = tuple[str, dict[str, str], float]
 

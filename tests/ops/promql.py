@@ -86,6 +86,9 @@ def _skip_group(toks: list[tuple[str, str]], i: int, opening: str, closing: str)
     raise PromQLSyntaxError(f"unclosed {opening!r}")
 
 
+_SKIPPED = {"{": "}", "[": "]"}
+
+
 def metric_uses(expr: str) -> list[MetricUse]:
     """Every metric name the expression selects, with the calls around it."""
     toks = tokens(expr)
@@ -96,11 +99,8 @@ def metric_uses(expr: str) -> list[MetricUse]:
     while i < len(toks):
         kind, text = toks[i]
         nxt = toks[i + 1][1] if i + 1 < len(toks) else None
-        if text == "{":
-            i = _skip_group(toks, i, "{", "}")
-            continue
-        if text == "[":
-            i = _skip_group(toks, i, "[", "]")
+        if text in _SKIPPED:  # label matchers and range selectors hold no metric
+            i = _skip_group(toks, i, text, _SKIPPED[text])
             continue
         if text == "(":
             stack.append(pending_owner)

@@ -28,6 +28,7 @@ DASHBOARD = ROOT / "k8s" / "grafana-dashboard.json"
 RULES = ROOT / "k8s" / "prometheus-rules.yaml"
 RULES_TEST = Path(__file__).with_name("rules-test.yaml")
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
+K8S_DIR = ROOT / "k8s"
 
 # Series from elsewhere: Prometheus records `up` for every scrape target; kube-state-metrics
 # exports the Deployment's ready replicas.
@@ -219,7 +220,7 @@ def test_postgresql_gauges_are_aggregated_with_max() -> None:
 def test_every_alert_is_labelled_and_annotated() -> None:
     for rule in alert_rules():
         assert "alert" in rule, rule
-        assert rule["labels"]["severity"] in ("page", "warning"), rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         annotations = rule["annotations"]
         assert set(annotations) == {"summary", "description", "runbook_url"}, rule["alert"]
         assert all(v.strip() for v in annotations.values()), rule["alert"]
@@ -235,9 +236,33 @@ def test_every_runbook_url_points_at_a_section_of_the_operations_guide() -> None
         assert anchor in anchors, f"{rule['alert']}: no heading for #{anchor} in docs/operations.md"
 
 
+def test_the_runbook_address_is_one_setting_that_kustomize_writes_into_every_rule() -> None:
+    """kustomization.yaml's inlet-bridge-runbooks `base` replaces the part before "#" of every
+    runbook_url (a replacement with a delimiter), so the address is set in one place."""
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    (generator,) = [
+        g for g in kustomization["configMapGenerator"] if g["name"] == "inlet-bridge-runbooks"
+    ]
+    assert generator["options"]["annotations"]["config.kubernetes.io/local-config"] == "true"
+    (base,) = [v.partition("=")[2] for v in generator["literals"] if v.startswith("base=")]
+    (replacement,) = kustomization["replacements"]
+    assert replacement["source"] == {
+        "kind": "ConfigMap",
+        "name": "inlet-bridge-runbooks",
+        "fieldPath": "data.base",
+    }
+    (target,) = replacement["targets"]
+    assert target["select"] == {"kind": "PrometheusRule", "name": "inlet-bridge"}
+    assert target["fieldPaths"] == ["spec.groups.*.rules.*.annotations.runbook_url"]
+    assert target["options"] == {"delimiter": "#", "index": 0}
+    # what the replacement would write is what the rules already hold, for every alert
+    for rule in alert_rules():
+        assert rule["annotations"]["runbook_url"].partition("#")[0] == base, rule["alert"]
+
+
 def test_the_required_alerts_exist() -> None:
     rules = {r["alert"]: r for r in alert_rules()}
-    pages = {name for name, r in rules.items() if r["labels"]["severity"] == "page"}
+    pages = {name for name, r in rules.items() if r["labels"]["severity"] == "critical"}
     assert {"InletBridgeRevocationEscalated", "InletBridgeRevocationFailing"} <= pages
     assert 'operation="revoke"' in rules["InletBridgeRevocationEscalated"]["expr"]
     assert "inlet_bridge_escalations_open" in rules["InletBridgeRevocationEscalated"]["expr"]
@@ -302,7 +327,7 @@ def test_every_escalation_the_service_exports_reaches_an_alert() -> None:
         for severity in SEVERITIES:
             alerts = escalation_alerts_for(operation, severity)
             assert len(alerts) == 1, (operation, severity, alerts)
-            paging = rules[alerts[0]]["labels"]["severity"] == "page"
+            paging = rules[alerts[0]]["labels"]["severity"] == "critical"
             assert paging == (operation == "revoke"), (operation, alerts)
 
 

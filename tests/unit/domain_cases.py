@@ -12,8 +12,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from service.domain.booking import Booking, BookingEvent, Contact, Stay
+from service.domain.config import HotelsConfig, Property
 from service.domain.fold import BookingState, LoggedEvent, fold
-from service.properties import HotelsConfig, Property, parse_properties
+from service.properties import parse_properties
 
 OSLO = timezone(timedelta(hours=1))  # Europe/Oslo in November, as a PMS sends it
 SOURCE = "acme-pms"

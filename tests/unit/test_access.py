@@ -17,8 +17,8 @@ from service.domain.access import (
     desired_access,
 )
 from service.domain.booking import Booking, Contact
+from service.domain.config import Property
 from service.domain.fold import BookingState
-from service.properties import Property
 from tests.unit.domain_cases import (
     ARRIVAL,
     DEPARTURE,

@@ -20,9 +20,9 @@ from service.api.auth import (
     authenticate_operator,
 )
 from service.clock import ManualClock
+from service.domain.secret import Secret
 from service.keys import CLOCK
 from service.properties import parse_properties
-from service.secrets import Secret
 from tests.unit.domain_cases import ENVIRON, PROPERTY_ID, base_config
 
 SOURCES = 200

@@ -14,7 +14,7 @@ from service.certify.context import sent_ids
 from service.certify.stage import Stage
 from service.certify.target import RunRetry, build_info
 from service.clock import SystemClock
-from service.properties import HotelsConfig, InletSettings, RetryPolicy
+from service.domain.config import HotelsConfig, InletSettings, RetryPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 

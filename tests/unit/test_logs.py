@@ -9,8 +9,8 @@ import re
 
 import pytest
 
+from service.domain.secret import Secret
 from service.logs import JsonFormatter, Masker
-from service.secrets import Secret
 
 KEY = Secret("key-of-replica-set-one-0123456789abcdef")
 OTHER_KEY = Secret("key-of-replica-set-two-0123456789abcdef")

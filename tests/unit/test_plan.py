@@ -9,7 +9,9 @@ import msgspec
 import pytest
 
 from service.domain.access import DesiredGrant
+from service.domain.calls import doubt_after_give_up
 from service.domain.plan import (
+    REVOCATION_DOUBT,
     UNVERIFIED,
     ActualGrant,
     EarlierGrantAttempt,
@@ -955,4 +957,108 @@ def test_revocation_believed(
     assert (
         revocation_believed(http_status=status, grant_account=grant_account, called_account=called)
         is believed
+    )
+
+
+# --- an update or revocation that may have happened, though its answer never came ----------
+
+LOST_ANSWER = (earlier("temporary", None),)  # no answer: Inlet may have acted
+REFUSED_503 = (earlier("temporary", 503),)  # a server error: it may have acted too
+REFUSED_4XX = (earlier("permanent", 400),)  # refused: Inlet did nothing
+
+
+def unheard(
+    operation: str, attempts: tuple[EarlierGrantAttempt, ...], status: str = "queued"
+) -> PendingCall:
+    return msgspec.structs.replace(call(operation, "fp-other", status), attempts=attempts)
+
+
+UNHEARD_CASES: list[tuple[str, PlanCase, list[Operation]]] = [
+    (
+        "a-revoke-that-may-have-happened-is-not-withdrawn-when-the-stay-is-back",
+        ({K1: W}, {K1: have()}, {K1: unheard("revoke", LOST_ANSWER)}, INSIDE),
+        [],
+    ),
+    (
+        "nor-after-a-server-error",
+        ({K1: W}, {K1: have()}, {K1: unheard("revoke", REFUSED_503)}, INSIDE),
+        [],
+    ),
+    (
+        "a-revoke-refused-with-a-4xx-is-withdrawn-as-before",
+        ({K1: W}, {K1: have()}, {K1: unheard("revoke", REFUSED_4XX)}, INSIDE),
+        [cancel_op(K1, supersedes=7)],
+    ),
+    (
+        "an-update-that-may-have-happened-is-replaced-by-the-desired-content",
+        ({K1: W}, {K1: have()}, {K1: unheard("update", LOST_ANSWER)}, INSIDE),
+        [msgspec.structs.replace(update_op(W, supersedes=7), doubt=UNVERIFIED)],
+    ),
+    (
+        "an-update-refused-is-withdrawn-as-before",
+        ({K1: W}, {K1: have()}, {K1: unheard("update", REFUSED_4XX)}, INSIDE),
+        [cancel_op(K1, supersedes=7)],
+    ),
+    (
+        "a-revoke-of-an-update-that-may-have-happened-records-the-doubt",
+        ({}, {K1: have()}, {K1: unheard("update", LOST_ANSWER)}, INSIDE),
+        [msgspec.structs.replace(revoke_op(K1, supersedes=7), doubt=UNVERIFIED)],
+    ),
+    (
+        "a-grant-whose-revocation-is-in-doubt-is-revoked-for-certain",
+        ({K1: W}, {K1: have(fingerprint=REVOCATION_DOUBT)}, {}, INSIDE),
+        [revoke_op(K1)],
+    ),
+    (
+        "not-while-that-revocation-waits-for-a-person",
+        (
+            {K1: W},
+            {K1: have(fingerprint=REVOCATION_DOUBT)},
+            {K1: unheard("revoke", LOST_ANSWER, "escalated")},
+            INSIDE,
+        ),
+        [],
+    ),
+    (
+        "a-grant-whose-update-gave-up-unheard-is-updated-to-the-desired-content",
+        ({K1: W}, {K1: have(fingerprint=UNVERIFIED)}, {}, INSIDE),
+        [update_op(W)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"), [pytest.param(c, e, id=name) for name, c, e in UNHEARD_CASES]
+)
+def test_plan_never_forgets_what_an_unanswered_call_may_have_done(
+    case: PlanCase, expected: list[Operation]
+) -> None:
+    desired, actual, pending, now = case
+
+    assert plan(desired, actual, pending, now) == expected
+
+
+@pytest.mark.parametrize(
+    ("operation", "reason", "attempts", "doubt"),
+    [
+        ("update", "booking", LOST_ANSWER, UNVERIFIED),
+        ("update", "resync", REFUSED_503, UNVERIFIED),
+        ("update", "booking", REFUSED_4XX, None),
+        ("revoke", "booking", LOST_ANSWER, REVOCATION_DOUBT),
+        ("revoke", "booking", (earlier(None, None),), REVOCATION_DOUBT),  # a worker died
+        ("revoke", "booking", REFUSED_4XX, None),
+        ("grant", "booking", LOST_ANSWER, None),  # its history says it
+        ("grant", "recover", LOST_ANSWER, None),
+    ],
+)
+def test_doubt_after_give_up(
+    operation: str, reason: str, attempts: tuple[EarlierGrantAttempt, ...], doubt: str | None
+) -> None:
+    assert (
+        doubt_after_give_up(
+            operation=operation,  # type: ignore[arg-type]
+            reason=reason,
+            attempts=attempts,
+        )
+        == doubt
     )

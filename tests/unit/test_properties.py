@@ -9,20 +9,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from service.properties import (
+from service.domain.config import (
     CheckRule,
     CommunicationDefaults,
-    ConfigError,
     Door,
     InletSettings,
     Operator,
     RateLimit,
     Resource,
     RetryPolicy,
-    load_properties,
-    parse_properties,
 )
-from service.secrets import Secret
+from service.domain.secret import Secret
+from service.properties import ConfigError, load_properties, parse_properties
 from tests.unit.domain_cases import ENVIRON, PROPERTY_ID, SOURCE, base_config
 
 DEMO = Path(__file__).resolve().parents[2] / "service" / "demo" / "properties.toml"

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from service.domain.config import RetryPolicy
 from service.domain.retry import (
     DeliveryPolicy,
     GiveUp,
@@ -15,7 +16,6 @@ from service.domain.retry import (
     escalation_operation,
     poll_delay,
 )
-from service.properties import RetryPolicy
 from tests.unit.domain_cases import ARRIVAL, HOUR, MINUTE, hotels
 
 T0 = ARRIVAL - 6 * HOUR  # the first attempt

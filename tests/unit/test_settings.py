@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.properties import RetryPolicy
-from service.secrets import Secret
+from service.domain.config import RetryPolicy
+from service.domain.secret import Secret
 from service.settings import MIN_MASK_KEY_CHARS, Settings, SettingsError
 
 DEMO = Path(__file__).resolve().parents[2] / "service" / "demo" / "properties.toml"

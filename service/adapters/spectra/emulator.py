@@ -218,6 +218,16 @@ async def _set_status(request: web.Request) -> web.Response:
     return _json({"changed": True})
 
 
+async def _set_room_status(request: web.Request) -> web.Response:
+    try:
+        body = msgspec.convert(await _body(request), _StatusBody)
+    except msgspec.ValidationError as exc:
+        return _error(400, str(exc))
+    if not request.app[STATE].set_room_status(request.match_info["number"], body.status):
+        return _error(404, "room not found")
+    return _json({"changed": True})
+
+
 async def _delete_reservation(request: web.Request) -> web.Response:
     if not request.app[STATE].delete_reservation(request.match_info["guid"]):
         return _error(404, "reservation not found")
@@ -315,6 +325,7 @@ def create_spectra_emulator(
     app.router.add_put("/_emulator/reservations/{guid}", _put_reservation)
     app.router.add_post("/_emulator/reservations/{guid}/status", _set_status)
     app.router.add_delete("/_emulator/reservations/{guid}", _delete_reservation)
+    app.router.add_post("/_emulator/rooms/{number}/status", _set_room_status)
     app.router.add_put("/_emulator/conferences/{guid}", _put_conference)
     app.router.add_put("/_emulator/balance/{guid}", _put_balance)
     app.router.add_get("/_emulator/codes", _codes)

@@ -175,6 +175,18 @@ class EmulatorState:
         mapping.decode(stored, SpectraConference)
         self.conferences[guid] = stored
 
+    def set_room_status(self, number: str, status: str) -> bool:
+        """Change a room's housekeeping state (`Clean`, `Dirty`, ...); False if no such room."""
+        found = False
+        rooms = []
+        for room in self.rooms:
+            if mapping.room_key(room) == number:
+                room = msgspec.structs.replace(room, status=status)
+                found = True
+            rooms.append(room)
+        self.rooms = tuple(rooms)
+        return found
+
     # --- codes written back ---
 
     def post_code(self, guid: str, code: str) -> None:

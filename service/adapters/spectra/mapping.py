@@ -268,6 +268,11 @@ def _full_name(first: str | None, last: str | None) -> str | None:
     return _text(" ".join(part.strip() for part in (first, last) if part and part.strip()))
 
 
+def room_key(room: SpectraRoom) -> str | None:
+    """The room as reservations name it (`roomNumber`), else its name; None if it has neither."""
+    return _text(room.room_number) or _text(room.name)
+
+
 def booking_type_of(reservation: SpectraReservation) -> BookingType:
     """Who booked: travel agent first, then group, then company, else a private guest."""
     if _party_name(reservation.travel_agent):

@@ -22,17 +22,27 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from service.adapters.spectra import mapping
+from service.adapters.spectra import holds, mapping
 from service.adapters.spectra.client import SpectraClient, SpectraError
 from service.clock import Clock
 from service.domain.booking import BookingEvent
+from service.domain.config import HARD_MAX_WINDOW_HOURS, Property, SpectraConnection
 from service.domain.validation import InvalidEvent, validate_event
 from service.ingest import GroupCommitter
 from service.metrics import Metrics
-from service.properties import HARD_MAX_WINDOW_HOURS, Property, SpectraConnection
 from service.store.cursors import Cursor, CursorStore
 
 log = logging.getLogger(__name__)
+
+# What one read of a hotel gave: its mode, how far the feed was read, the reservations fetched
+# (with the feed's event time when there is one), the deletions, and how many were re-read.
+_Read = tuple[
+    str,
+    datetime,
+    list[tuple["mapping.SpectraReservation", datetime | None]],
+    list[tuple[str, datetime | None]],
+    int,
+]
 
 FEED_OVERLAP = timedelta(minutes=2)
 FEED_MAX_AGE = timedelta(hours=24)
@@ -52,6 +62,7 @@ class PollReport(msgspec.Struct, frozen=True, kw_only=True):
     held: int  # held back, unpaid
     failed: int = 0  # could not be read; read again next poll
     rechecked: int = 0  # reservations with access read one by one by a backfill
+    waiting_for_room: int = 0  # held back until the room is ready (hold_until_room_status)
 
 
 class SpectraPoller:
@@ -91,10 +102,7 @@ class SpectraPoller:
         cursor = await self._cursors.get(self.name)
         self._export_progress(cursor, now)
         zone = await self._hotel_zone()
-        fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = []
-        deletions: list[tuple[str, datetime | None]] = []
         failed: dict[str, SpectraError] = {}  # read again on the next poll
-        rechecked = 0
         last_read = cursor.last_success_at if cursor else None
         if (
             cursor is None
@@ -102,48 +110,21 @@ class SpectraPoller:
             or last_read is None
             or now - last_read > FEED_MAX_AGE
         ):
-            mode, sync_time = "backfill", now
-            local = now.astimezone(zone)
-            start = (local - timedelta(hours=self._connection.backfill_hours)).date()
-            reservations = await self._client.all_reservations(start, (local + LOOKAHEAD).date())
-            fetched = [(r, None) for r in reservations]
-            with_access = await self._with_access({r.reservation_guid for r in reservations})
-            rechecked = len(with_access)
-            for guid, booking_id in with_access:
-                reservation = await self._fetch(guid, failed, booking_id=booking_id)
-                if reservation is not None:
-                    fetched.append((reservation, None))
+            read = await self._backfill(now, zone, failed)
         else:
-            mode, sync_time = "feed", cursor.sync_time
-            items = await self._client.events_since(cursor.sync_time - FEED_OVERLAP)
-            latest: dict[str, mapping.SpectraFeedItem] = {}
-            for item in sorted(items, key=lambda i: mapping.feed_event_time(i) or now):
-                latest[item.reservation_guid] = item
-                sync_time = max(sync_time, mapping.feed_event_time(item) or sync_time)
-            for guid, item in latest.items():
-                at = mapping.feed_event_time(item)
-                if mapping.is_deletion(item):
-                    deletions.append((guid, at))
-                    continue
-                reservation = await self._fetch(guid, failed)
-                if reservation is not None:
-                    fetched.append((reservation, at))
-            known = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions}
-            for reservation in await self._entering_lookahead(cursor.last_success_at, now, zone):
-                if reservation.reservation_guid not in known:
-                    fetched.append((reservation, None))
-                    failed.pop(reservation.reservation_guid, None)  # the list had it after all
+            read = await self._read_feed(cursor.sync_time, last_read, now, zone, failed)
+        mode, sync_time, fetched, deletions, rechecked = read
         seen = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions} | set(failed)
         for guid in cursor.held if cursor else ():
-            if guid not in seen:  # held back (unpaid) or unreadable last time: look again
+            if guid not in seen:  # held back or unreadable last time: look again
                 reservation = await self._fetch(guid, failed)
                 if reservation is not None:
                     fetched.append((reservation, None))
-        events, held, skipped = await self._map(fetched, zone, now, failed)
-        unpaid = len(held)
-        # A reservation that could not be read does not stop the others: the cursor moves on
-        # and the reservation is saved with it, in the same row, to be read again next poll.
-        held += [guid for guid in failed if guid not in held]
+        events, holding, skipped = await self._map(fetched, zone, now, failed)
+        # Held back (unpaid, room not ready): saved with the cursor, read again next poll. A
+        # reservation that could not be read does not stop the others either: the cursor moves
+        # on and the reservation is saved with it, in the same row, to be read again next poll.
+        held = list(holding) + [guid for guid in failed if guid not in holding]
         events += await self._deleted(deletions, now)
         events += await self._conferences(zone, now)
         appended, unchanged = await self._append(events)
@@ -161,7 +142,8 @@ class SpectraPoller:
             appended=appended,
             unchanged=unchanged,
             skipped=skipped,
-            held=unpaid,
+            held=sum(1 for r in holding.values() if r == "unpaid"),
+            waiting_for_room=sum(1 for r in holding.values() if r == "room_not_ready"),
             failed=len(failed),
             rechecked=rechecked,
         )
@@ -175,6 +157,58 @@ class SpectraPoller:
             },
         )
         return report
+
+    async def _backfill(
+        self, now: datetime, zone: ZoneInfo, failed: dict[str, SpectraError]
+    ) -> _Read:
+        """A first start, or a gap older than the feed keeps: the reservation list, and every
+        reservation of this connection with access (one that arrived before the list's window,
+        cancelled or moved while the feed aged out, is seen)."""
+        local = now.astimezone(zone)
+        start = (local - timedelta(hours=self._connection.backfill_hours)).date()
+        reservations = await self._client.all_reservations(start, (local + LOOKAHEAD).date())
+        fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = [
+            (r, None) for r in reservations
+        ]
+        with_access = await self._with_access({r.reservation_guid for r in reservations})
+        for guid, booking_id in with_access:
+            reservation = await self._fetch(guid, failed, booking_id=booking_id)
+            if reservation is not None:
+                fetched.append((reservation, None))
+        return "backfill", now, fetched, [], len(with_access)
+
+    async def _read_feed(
+        self,
+        since: datetime,
+        last_read: datetime,
+        now: datetime,
+        zone: ZoneInfo,
+        failed: dict[str, SpectraError],
+    ) -> _Read:
+        """The event feed from the cursor (with an overlap), and the arrival days that came
+        into reach since the last read."""
+        sync_time = since
+        fetched: list[tuple[mapping.SpectraReservation, datetime | None]] = []
+        deletions: list[tuple[str, datetime | None]] = []
+        items = await self._client.events_since(since - FEED_OVERLAP)
+        latest: dict[str, mapping.SpectraFeedItem] = {}
+        for item in sorted(items, key=lambda i: mapping.feed_event_time(i) or now):
+            latest[item.reservation_guid] = item
+            sync_time = max(sync_time, mapping.feed_event_time(item) or sync_time)
+        for guid, item in latest.items():
+            at = mapping.feed_event_time(item)
+            if mapping.is_deletion(item):
+                deletions.append((guid, at))
+                continue
+            reservation = await self._fetch(guid, failed)
+            if reservation is not None:
+                fetched.append((reservation, at))
+        known = {r.reservation_guid for r, _ in fetched} | {g for g, _ in deletions}
+        for reservation in await self._entering_lookahead(last_read, now, zone):
+            if reservation.reservation_guid not in known:
+                fetched.append((reservation, None))
+                failed.pop(reservation.reservation_guid, None)  # the list had it after all
+        return "feed", sync_time, fetched, deletions, 0
 
     def _export_progress(self, cursor: Cursor | None, now: datetime) -> None:
         """The connection's gauges as PostgreSQL knows them, before Spectra is asked anything.
@@ -306,10 +340,11 @@ class SpectraPoller:
         zone: ZoneInfo,
         now: datetime,
         failed: dict[str, SpectraError],
-    ) -> tuple[list[BookingEvent], list[str], int]:
+    ) -> tuple[list[BookingEvent], dict[str, holds.HoldReason], int]:
         events: list[BookingEvent] = []
-        held: list[str] = []
+        held: dict[str, holds.HoldReason] = {}
         skipped = 0
+        rooms: dict[str, str | None] | None = None  # read once per poll, when a hold needs it
         for reservation, at in fetched:
             result = mapping.reservation_to_event(
                 reservation,
@@ -331,26 +366,52 @@ class SpectraPoller:
                     },
                 )
                 continue
-            if self._connection.hold_unpaid:
-                try:
-                    unpaid = await self._unpaid(result.event)
-                except SpectraError as exc:
-                    self._unreadable(reservation.reservation_guid, exc, failed)
-                    continue
-                if unpaid:
-                    held.append(reservation.reservation_guid)
-                    continue
+            stay = result.event.booking.stays[0]
+            ready_states = self._connection.hold_until_room_status
+            if rooms is None and holds.room_hold(
+                stay, now=now, room_state=None, ready_states=ready_states
+            ):
+                rooms = await self._room_states()  # a failure fails the poll, like settings
+            try:
+                balance = (
+                    (await self._client.balance(stay.stay_id)).balance
+                    if holds.needs_balance(stay, hold_unpaid=self._connection.hold_unpaid)
+                    else None
+                )
+            except SpectraError as exc:
+                self._unreadable(reservation.reservation_guid, exc, failed)
+                continue
+            reason = holds.hold_reason(
+                stay,
+                now=now,
+                ready_states=ready_states,
+                room_states=rooms or {},
+                balance=balance,
+            )
+            if reason is not None:
+                held[reservation.reservation_guid] = reason
+                log.info(
+                    "spectra reservation held back",
+                    extra={
+                        "action": "spectra.held",
+                        "connection": self.name,
+                        "stay_id": reservation.reservation_guid,
+                        "booking_id": result.event.booking.booking_id,
+                        "reason": reason,
+                    },
+                )
+                continue
             events.append(result.event)
         return events, held, skipped
 
-    async def _unpaid(self, event: BookingEvent) -> bool:
-        stay = event.booking.stays[0]
-        # Payment gates access before arrival; a guest already in the house keeps getting
-        # updates (a room change must not wait for the bill).
-        if stay.status != "confirmed":
-            return False
-        balance = await self._client.balance(stay.stay_id)
-        return balance.balance is not None and balance.balance > 0
+    async def _room_states(self) -> dict[str, str | None]:
+        """Room number -> housekeeping state, as `GET /api/v1/rooms` says now."""
+        states: dict[str, str | None] = {}
+        for room in await self._client.rooms():
+            number = mapping.room_key(room)
+            if number is not None:
+                states[number] = room.status
+        return states
 
     async def _deleted(
         self, deletions: list[tuple[str, datetime | None]], now: datetime

@@ -13,7 +13,7 @@ import aiohttp
 
 from service.adapters.spectra.client import SpectraClient, SpectraError
 from service.domain.changes import AccessChangeData
-from service.properties import HotelsConfig
+from service.domain.config import HotelsConfig
 from service.sinks import SinkResult
 from service.store.deliveries import ClaimedDelivery
 

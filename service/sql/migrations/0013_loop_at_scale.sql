@@ -30,10 +30,9 @@ CREATE INDEX inlet_calls_confirmed_revoke_idx ON inlet_calls (grant_key, id)
 -- Retention finds finished calls and deliveries by age.
 CREATE INDEX inlet_calls_finished_idx ON inlet_calls (finished_at) WHERE state <> 'pending';
 CREATE INDEX deliveries_finished_idx ON deliveries (finished_at) WHERE state <> 'pending';
--- What an escalation still points at is kept.
+-- What an escalation still points at is kept (deliveries by change: deliveries_change_idx, 0011).
 CREATE INDEX escalations_call_idx ON escalations (call_id) WHERE call_id IS NOT NULL;
 CREATE INDEX escalations_delivery_idx ON escalations (delivery_id) WHERE delivery_id IS NOT NULL;
-CREATE INDEX deliveries_change_idx ON deliveries (change_id);
 -- Gauges: pending calls per grant, and the active grants, without reading the history.
 CREATE INDEX grants_active_idx ON grants (grant_key) WHERE state = 'active';
 

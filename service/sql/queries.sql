@@ -95,11 +95,20 @@ WHERE state = 'pending'
 GROUP BY operation;
 
 -- name: gauge_escalations
--- Open escalations per operation and severity.
-SELECT coalesce(operation, 'none') AS operation, severity, count(*) AS open
+-- Open escalations per operation, severity and hotel.
+SELECT coalesce(operation, 'none') AS operation, severity, property_id, count(*) AS open
 FROM escalations
 WHERE resolved_at IS NULL
-GROUP BY 1, 2;
+GROUP BY 1, 2, 3;
+
+-- name: gauge_revocations
+-- Per hotel, how long its longest-failing pending revocation has been failing.
+SELECT property_id,
+       coalesce(extract(epoch FROM $1::timestamptz - min(first_attempt_at)), 0)::float8
+           AS failing_for
+FROM inlet_calls
+WHERE state = 'pending' AND operation = 'revoke' AND last_outcome IN ('temporary', 'permanent')
+GROUP BY property_id;
 
 -- name: gauge_grants
 -- Grants per grant state, as service/domain/states.py derives it: a pending call (granting,
@@ -387,6 +396,38 @@ FROM grants
 WHERE source = $1 AND booking_id = $2
 ORDER BY grant_key;
 
+-- name: bookings_unsettled_call_attempts
+-- The attempts of the unsettled updates and revocations of a batch of bookings (pending, or
+-- failed and still escalated), as unsettled_call_attempts reads one booking's.
+SELECT c.id AS call_id, c.fingerprint, n.attempt, a.outcome, a.http_status
+FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+JOIN inlet_calls c ON c.source = k.source AND c.booking_id = k.booking_id
+                  AND c.operation IN ('update', 'revoke')
+CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
+LEFT JOIN LATERAL (
+    SELECT x.outcome, x.http_status FROM call_attempts x
+    WHERE x.call_id = c.id AND x.attempt = n.attempt
+) AS a ON true
+WHERE c.state = 'pending'
+   OR (c.state = 'failed' AND EXISTS (SELECT 1 FROM escalations e
+                                      WHERE e.call_id = c.id AND e.resolved_at IS NULL))
+ORDER BY c.id, n.attempt;
+
+-- name: call_attempt_outcomes
+-- One call's attempts before attempt $2, as far as their outcomes are known (null: never
+-- recorded), for what a call that gives up may have left at Inlet.
+SELECT c.fingerprint, n.attempt, a.outcome, a.http_status
+FROM inlet_calls c
+CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
+LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
+WHERE c.id = $1 AND n.attempt < $2
+ORDER BY n.attempt;
+
+-- name: doubt_grant
+-- Record that an active grant's content ('unverified') or existence ('revocation-doubt') is in
+-- doubt: a call that may have changed it was withdrawn or gave up without an answer.
+UPDATE grants SET fingerprint = $2 WHERE grant_key = $1 AND state = 'active';
+
 -- name: supersede_calls
 -- Withdraw pending calls that are not in flight (newer desired states replace them).
 UPDATE inlet_calls
@@ -396,12 +437,22 @@ WHERE id = ANY (:call_ids::bigint[]) AND state = 'pending'
 RETURNING id, reason, resync_id;
 
 -- name: raise_escalation
--- Open an escalation unless the same one is already open for this grant.
+-- Open an escalation, or, when the same one is already open for this grant, make it about the
+-- call that failed last (its operation and Inlet's message), as severe as the worse of the two:
+-- the plan reads the escalated call to avoid repeating it, and a revocation failing after an
+-- update must still page. A stay problem (no call) already open is left as it is.
 INSERT INTO escalations (grant_key, source, booking_id, property_id, call_id, operation, severity,
                          reason, message, created_at)
 VALUES (:grant_key, :source, :booking_id, :property_id, :call_id, :operation, :severity, :reason,
         :message, :now)
-ON CONFLICT (grant_key, reason) WHERE resolved_at IS NULL DO NOTHING
+ON CONFLICT (grant_key, reason) WHERE resolved_at IS NULL DO UPDATE
+SET call_id = EXCLUDED.call_id,
+    operation = EXCLUDED.operation,
+    message = EXCLUDED.message,
+    severity = CASE WHEN 'critical' IN (escalations.severity, EXCLUDED.severity) THEN 'critical'
+                    WHEN 'high' IN (escalations.severity, EXCLUDED.severity) THEN 'high'
+                    ELSE 'warning' END
+WHERE EXCLUDED.call_id IS NOT NULL
 RETURNING id;
 
 -- ---------------------------------------------------------------- call worker
@@ -658,6 +709,15 @@ WHERE c.property_id = :property_id AND c.state = 'pending' AND c.operation IN ('
 -- The property's door lock, shared: revocations that free places do not wait for each other,
 -- only for a plan counting the places (which takes it alone, lock_property_doors).
 SELECT pg_advisory_xact_lock_shared(hashtext('doors:' || $1));
+
+-- name: booking_deliveries
+-- A booking's deliveries of access changes to the PMS, oldest first.
+SELECT d.id, d.sink, d.grant_key, c.kind, d.state, d.attempts, d.last_status, d.last_message,
+       d.created_at, d.finished_at
+FROM deliveries d
+JOIN access_changes c ON c.id = d.change_id
+WHERE c.source = $1 AND c.booking_id = $2
+ORDER BY d.id;
 
 -- name: door_usage
 -- How many grants of other bookings hold each of these doors: active, or on their way (a
@@ -1044,3 +1104,222 @@ DELETE FROM access_changes c USING doomed WHERE c.id = doomed.id;
 -- name: escalation_scope
 -- The property of one escalation (which operators may see it).
 SELECT property_id FROM escalations WHERE id = $1;
+
+-- ---------------------------------------------------------------- operator console
+
+-- name: insert_console_session
+-- A new console session (the SHA-256 of its id), signed in with a token of this digest.
+INSERT INTO console_sessions (id_sha256, operator, token_sha256, created_at, last_seen_at,
+                              expires_at)
+VALUES (:id_sha256, :operator, :token_sha256, :now, :now, :expires_at);
+
+-- name: console_session
+-- A live console session: not expired ($2 is now) and used within the idle limit ($3 seconds).
+SELECT operator, token_sha256, created_at, last_seen_at, expires_at
+FROM console_sessions
+WHERE id_sha256 = $1 AND expires_at > $2
+  AND last_seen_at > $2::timestamptz - make_interval(secs => $3);
+
+-- name: touch_console_session
+-- Record that a session was used (at most once a minute, so reads stay reads).
+UPDATE console_sessions SET last_seen_at = $2
+WHERE id_sha256 = $1 AND last_seen_at < $2::timestamptz - interval '1 minute';
+
+-- name: delete_console_session
+-- Sign a session out.
+DELETE FROM console_sessions WHERE id_sha256 = $1;
+
+-- name: purge_console_sessions
+-- Forget sessions past their end or idle for longer than the limit ($2 seconds).
+DELETE FROM console_sessions
+WHERE expires_at <= $1 OR last_seen_at <= $1::timestamptz - make_interval(secs => $2);
+
+-- name: console_bookings
+-- Bookings matching an operator's search, most recently changed first, one page at a time:
+-- source, booking id (prefix), property, resource and stay status (from the booking's latest
+-- event), only those with an open escalation, only the operator's properties (:properties, all if null).
+SELECT b.source, b.booking_id, b.property_id, b.marked_at, b.reconciled_at, last.statuses,
+       last.resources,
+       (SELECT count(*) FROM escalations e
+        WHERE e.source = b.source AND e.booking_id = b.booking_id AND e.resolved_at IS NULL)
+           AS open_escalations
+FROM bookings b
+CROSS JOIN LATERAL (
+    SELECT ARRAY(SELECT DISTINCT s ->> 'status'
+                 FROM jsonb_array_elements(ev.event -> 'booking' -> 'stays') AS s) AS statuses,
+           ARRAY(SELECT DISTINCT s ->> 'resource_id'
+                 FROM jsonb_array_elements(ev.event -> 'booking' -> 'stays') AS s
+                 WHERE s ->> 'resource_id' IS NOT NULL) AS resources
+    FROM events ev
+    WHERE ev.source = b.source AND ev.booking_id = b.booking_id
+    ORDER BY ev.occurred_at DESC, ev.position DESC
+    LIMIT 1
+) AS last
+WHERE (:source::text IS NULL OR b.source = :source)
+  AND (:booking_prefix::text IS NULL OR starts_with(b.booking_id, :booking_prefix))
+  AND (:property_id::text IS NULL OR b.property_id = :property_id)
+  AND (:resource_id::text IS NULL OR :resource_id = ANY (last.resources))
+  AND (:status::text IS NULL OR :status = ANY (last.statuses))
+  AND (NOT :escalated_only::boolean OR EXISTS (
+      SELECT 1 FROM escalations e
+      WHERE e.source = b.source AND e.booking_id = b.booking_id AND e.resolved_at IS NULL))
+  AND (:properties::text[] IS NULL OR b.property_id = ANY (:properties))
+ORDER BY b.marked_at DESC, b.source, b.booking_id
+LIMIT :limit OFFSET :offset;
+
+-- name: escalations_in_detail
+-- Escalations for a person on call, open first, then critical before high before warning, then
+-- oldest first: the hotel, the booking, the doors and validity (what Inlet holds, else what the
+-- call asked for), Inlet's reference and its last message; one escalation when :escalation_id is given.
+SELECT e.id, e.grant_key, e.source, e.booking_id, e.property_id, e.call_id, e.delivery_id,
+       e.operation, e.severity, e.reason, e.message, e.created_at, e.resolved_at,
+       e.resolved_note, g.reference_id,
+       coalesce(g.access_points,
+                ARRAY(SELECT jsonb_array_elements_text(c.request -> 'access_points')))
+           AS access_points,
+       coalesce(g.valid_from, (c.request ->> 'valid_from')::timestamptz) AS valid_from,
+       coalesce(g.valid_to, (c.request ->> 'valid_to')::timestamptz) AS valid_to,
+       coalesce(c.last_message, e.message) AS last_message
+FROM escalations e
+LEFT JOIN grants g ON g.grant_key = e.grant_key
+LEFT JOIN inlet_calls c ON c.id = e.call_id
+WHERE (:open_only::boolean IS NULL OR (e.resolved_at IS NULL) = :open_only)
+  AND (:severity::text IS NULL OR e.severity = :severity)
+  AND (:property_id::text IS NULL OR e.property_id = :property_id)
+  AND (:properties::text[] IS NULL OR e.property_id = ANY (:properties))
+  AND (:escalation_id::bigint IS NULL OR e.id = :escalation_id)
+ORDER BY e.resolved_at IS NOT NULL,
+         CASE e.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 ELSE 2 END,
+         e.created_at, e.id
+LIMIT :limit;
+
+-- name: escalation_followed
+-- One escalation and what a retry of it led to: when and by whom it was retried (its audit
+-- row), the grant's newest call after the one that gave up, the retried delivery's state, an
+-- escalation raised again for either, and whether the booking was planned after the retry.
+SELECT e.id, e.property_id, e.call_id, e.delivery_id,
+       r.at AS retried_at, r.operator AS retried_by,
+       c.id AS next_call_id, c.operation AS next_operation, c.reason AS next_reason,
+       c.state AS next_state, c.attempts AS next_attempts, c.last_outcome AS next_outcome,
+       c.last_message AS next_message,
+       d.state AS delivery_state,
+       (SELECT n.id FROM escalations n
+        WHERE n.grant_key = e.grant_key AND n.id > e.id
+          AND (n.call_id = c.id OR (e.delivery_id IS NOT NULL AND n.delivery_id = e.delivery_id))
+        ORDER BY n.id DESC LIMIT 1) AS again_id,
+       coalesce(b.seen_seq >= b.marked_seq AND b.reconciled_at >= r.at, false) AS looked_at_since
+FROM escalations e
+LEFT JOIN LATERAL (
+    SELECT a.at, a.operator FROM audit_log a
+    WHERE a.escalation_id = e.id AND a.action = 'retry'
+    ORDER BY a.id DESC LIMIT 1
+) AS r ON true
+LEFT JOIN LATERAL (
+    SELECT * FROM inlet_calls x
+    WHERE e.call_id IS NOT NULL AND x.grant_key = e.grant_key AND x.id > e.call_id
+    ORDER BY x.id DESC LIMIT 1
+) AS c ON true
+LEFT JOIN deliveries d ON d.id = e.delivery_id
+LEFT JOIN bookings b ON b.source = e.source AND b.booking_id = e.booking_id
+WHERE e.id = $1;
+
+-- name: console_pollers
+-- Every PMS poller's cursor: its last success and error, and how far it has read.
+SELECT connection, sync_time, last_success_at, last_error
+FROM poll_cursors
+ORDER BY connection;
+
+-- name: console_backlog
+-- What waits: pending calls (and those overdue by more than $2 seconds), deliveries waiting.
+SELECT (SELECT count(*) FROM inlet_calls WHERE state = 'pending') AS calls_pending,
+       (SELECT count(*) FROM inlet_calls
+        WHERE state = 'pending' AND next_attempt_at < $1::timestamptz - make_interval(secs => $2))
+           AS calls_overdue,
+       (SELECT count(*) FROM inlet_calls
+        WHERE state = 'pending' AND last_outcome IN ('temporary', 'permanent')) AS calls_failing,
+       (SELECT count(*) FROM deliveries WHERE state = 'pending') AS deliveries_pending;
+
+-- name: console_open_escalations
+-- Open escalations by hotel and severity.
+SELECT property_id, severity, count(*) AS open
+FROM escalations
+WHERE resolved_at IS NULL
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: resync_preview
+-- The bookings whose active grants a re-sync selector matches (as resync_candidates), with
+-- how many grants each, the first :limit.
+SELECT g.source, g.booking_id, g.property_id, count(DISTINCT g.grant_key) AS grants,
+       coalesce(array_agg(DISTINCT door ORDER BY door) FILTER (WHERE door IS NOT NULL),
+                '{}') AS access_points
+FROM grants g
+LEFT JOIN LATERAL unnest(g.access_points) AS door ON true
+WHERE g.state = 'active' AND g.applied IS NOT NULL
+  AND (:property_id::text IS NULL OR g.property_id = :property_id)
+  AND (:access_points::text[] IS NULL OR g.access_points && :access_points)
+  AND (:resource_ids::text[] IS NULL OR g.resource_id = ANY (:resource_ids))
+  AND (:bookings::text[] IS NULL OR (g.source || ':' || g.booking_id) = ANY (:bookings))
+GROUP BY g.source, g.booking_id, g.property_id
+ORDER BY g.source, g.booking_id
+LIMIT :limit;
+-- ---------------------------------------------------------------- apaleo notifications
+
+-- name: insert_apaleo_notification
+-- Store one apaleo notification once per (connection, apaleo's id); true when it is new.
+INSERT INTO apaleo_notifications (connection, notification_id, topic, type, entity_id, sent_at,
+                                  received_at, next_attempt_at)
+VALUES (:connection, :notification_id, :topic, :type, :entity_id, :sent_at, :received_at, :received_at)
+ON CONFLICT (connection, notification_id) DO NOTHING
+RETURNING id;
+
+-- name: claim_apaleo_notifications
+-- Lease due notifications (SKIP LOCKED); the attempt is counted when claimed.
+WITH picked AS (
+    SELECT id
+    FROM apaleo_notifications
+    WHERE state = 'pending' AND next_attempt_at <= $1
+      AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY next_attempt_at, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE apaleo_notifications n
+SET lease_owner = $2, lease_until = $1 + make_interval(secs => $4), attempts = n.attempts + 1,
+    first_attempt_at = coalesce(n.first_attempt_at, $1)
+FROM picked
+WHERE n.id = picked.id
+RETURNING n.id, n.connection, n.notification_id, n.type, n.entity_id, n.received_at,
+          n.attempts, n.first_attempt_at;
+
+-- name: finish_apaleo_notification
+-- Record a notification's outcome, only if this worker still holds its lease.
+UPDATE apaleo_notifications
+SET state = :state, finished_at = :now, event_id = :event_id, last_error = :error, lease_owner = NULL,
+    lease_until = NULL
+WHERE id = :notification AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt;
+
+-- name: settle_apaleo_notifications
+-- Close the other pending notifications of a reservation received before a fetch that read it.
+UPDATE apaleo_notifications
+SET state = :state, finished_at = :now, event_id = :event_id, lease_owner = NULL, lease_until = NULL
+WHERE connection = :connection AND entity_id = :entity_id AND state = 'pending' AND received_at <= :fetched_at
+  AND (lease_until IS NULL OR lease_until < :now);
+
+-- name: retry_apaleo_notification
+-- Put a notification whose fetch failed back for a later attempt, if this worker holds it.
+UPDATE apaleo_notifications
+SET next_attempt_at = :retry_at, last_error = :error, lease_owner = NULL, lease_until = NULL
+WHERE id = :notification AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt;
+
+-- name: release_apaleo_notifications
+-- Give back this worker's leases (shutdown); the attempt is not counted again.
+UPDATE apaleo_notifications
+SET lease_owner = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0)
+WHERE state = 'pending' AND lease_owner = $1;
+
+-- name: next_apaleo_notification_due
+-- When the earliest pending notification becomes due.
+SELECT min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))
+FROM apaleo_notifications
+WHERE state = 'pending';
