@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup browser demo serve test unit lint typecheck ops check bench bench-healthz faults faults-short
+.PHONY: setup browser demo serve test unit lint typecheck ops check bench bench-short bench-healthz faults faults-short
 
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -44,8 +44,17 @@ ops: setup
 
 check: lint typecheck ops test
 
+# The benchmarks (not part of CI): each prints its figures beside limits measured in the same run.
 bench: setup
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.ingest --realistic
+	$(BIN)/python -m bench.loop
+	$(BIN)/python -m bench.growth
+
+# The same, small: a few minutes on 2 cores.
+bench-short: setup
+	$(BIN)/python -m bench.ingest --realistic --no-plain --seconds 3 --warmup 1
+	$(BIN)/python -m bench.loop --stays 500 --seconds 4
+	$(BIN)/python -m bench.growth --short
 
 bench-healthz: setup
 	$(BIN)/python bench/healthz.py

@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -25,6 +26,7 @@ from service.startup import MIGRATED
 from service.store.db import Database, EmbeddedPostgres
 from service.store.events import EventStore
 from service.store.replay import SeenWebhookIds
+from service.store.retention import RetentionStore
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # How often seen webhook-ids past their expiry are forgotten.
 PURGE_SECONDS = 60.0
+# How often finished calls, attempts and deliveries past RETENTION_DAYS are purged.
+RETENTION_SECONDS = 3600.0
 
 
 def request_id(header: str | None) -> str:
@@ -95,6 +99,7 @@ def create_app(
     app.cleanup_ctx.append(_validation_threads)
     app.cleanup_ctx.append(_forget_old_webhook_ids)
     if run_workers:
+        app.cleanup_ctx.append(_retention)
         from service.workers.runtime import workers_context
 
         app.cleanup_ctx.append(workers_context)
@@ -120,9 +125,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     if dsn is None:
         embedded = EmbeddedPostgres(settings.data_dir / "postgres")
         dsn = await asyncio.get_running_loop().run_in_executor(None, embedded.start)
-    # Room for the call worker's slots, the two group-commit writers' held connections, the
-    # LISTEN connection, the reconciler and the health checks.
-    db = await Database.connect(dsn, max_size=max(10, settings.call_concurrency + 4) + 3)
+    # Room for the call worker's outcomes (a call holds a connection only while its outcome is
+    # recorded, not while Inlet answers), the two group-commit writers' held connections, the
+    # LISTEN connection, the reconciler's workers and the health checks.
+    db = await Database.connect(
+        dsn,
+        max_size=max(10, min(settings.call_concurrency, 16) + 4)
+        + 3
+        + settings.reconcile_concurrency,
+    )
     try:
         app[MIGRATED] = await db.migrate() if settings.migrate_on_start else []
     except BaseException:
@@ -184,6 +195,41 @@ async def _forget_old_webhook_ids(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(PURGE_SECONDS)
 
     task = asyncio.create_task(loop(), name="forget-old-webhook-ids")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    """Every replica purges finished history past RETENTION_DAYS now and then, in batches."""
+    keep = timedelta(days=app[SETTINGS].retention_days)
+
+    async def loop() -> None:
+        store = RetentionStore(app[DATABASE])
+        while True:
+            try:
+                purged = await store.purge(cutoff=app[CLOCK].now() - keep)
+                if purged.total:
+                    log.info(
+                        "finished history purged",
+                        extra={
+                            "action": "retention.purged",
+                            "calls": purged.calls,
+                            "deliveries": purged.deliveries,
+                            "access_changes": purged.access_changes,
+                        },
+                    )
+            except Exception as exc:
+                log.warning(
+                    "finished history not purged",
+                    extra={"action": "retention.failed", "error": type(exc).__name__},
+                )
+            await asyncio.sleep(RETENTION_SECONDS)
+
+    task = asyncio.create_task(loop(), name="retention")
     try:
         yield
     finally:

@@ -48,11 +48,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1024 * 1024
     log_level: LogLevel = "INFO"
     shutdown_timeout_seconds: float = 20.0
-    call_concurrency: int = 8
+    call_concurrency: int = 32
     lease_seconds: float = 30.0
     reconcile_lease_seconds: float = 15.0
     reconcile_batch: int = 50
+    reconcile_concurrency: int = 4
     sweep_interval_seconds: float = 600.0
+    retention_days: float = 90.0
     group_commit_max_events: int = 1000
     ingest_wait_seconds: float = 10.0
     ingest_unavailable_after_seconds: float = 3.0
@@ -108,11 +110,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body_bytes=get("MAX_BODY_BYTES", _positive_int, 1024 * 1024),
             log_level=get("LOG_LEVEL", _log_level, "INFO"),
             shutdown_timeout_seconds=get("SHUTDOWN_TIMEOUT_SECONDS", _positive_float, 20.0),
-            call_concurrency=get("CALL_CONCURRENCY", _positive_int, 8),
+            call_concurrency=get("CALL_CONCURRENCY", _positive_int, 32),
             lease_seconds=get("LEASE_SECONDS", _positive_float, 30.0),
             reconcile_lease_seconds=get("RECONCILE_LEASE_SECONDS", _positive_float, 15.0),
             reconcile_batch=get("RECONCILE_BATCH", _positive_int, 50),
+            reconcile_concurrency=get("RECONCILE_CONCURRENCY", _positive_int, 4),
             sweep_interval_seconds=get("SWEEP_INTERVAL_SECONDS", _positive_float, 600.0),
+            retention_days=get("RETENTION_DAYS", _retention_days, 90.0),
             group_commit_max_events=get("GROUP_COMMIT_MAX_EVENTS", _positive_int, 1000),
             ingest_wait_seconds=get("INGEST_WAIT_SECONDS", _positive_float, 10.0),
             ingest_unavailable_after_seconds=get(
@@ -155,6 +159,18 @@ def _positive_float(raw: str) -> float:
     value = float(raw)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{raw!r} must be a positive number")
+    return value
+
+
+# Finished calls, attempts and deliveries are kept at least this long: the timeline of a stay
+# and the escalations a person works on look back that far.
+MIN_RETENTION_DAYS = 30.0
+
+
+def _retention_days(raw: str) -> float:
+    value = _positive_float(raw)
+    if value < MIN_RETENTION_DAYS:
+        raise ValueError(f"{raw!r} is shorter than {MIN_RETENTION_DAYS:g} days")
     return value
 
 

@@ -4,7 +4,8 @@ store only persists.
 `new_calls` turns a decision's operations into the calls to queue: operation, reason, priority,
 deadline, the re-sync a replaced call owed, and where the call goes. `after_success` says what a
 successful call leaves behind: the access to store, the fingerprint (unverified when Inlet may
-hold an earlier call's content), and whether the PMS hears of it.
+hold an earlier call's content), and whether the PMS hears of it. `needs_look_after_success`
+says whether the booking must be planned again after it (docs/architecture.md rule 17).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class NewCall(msgspec.Struct, frozen=True, kw_only=True):
     property_id: str
     generation: int
     external_id: str
+    settles: bool = False
 
 
 def new_calls(
@@ -97,6 +99,7 @@ def new_calls(
                 property_id=op.target.property_id,
                 generation=op.target.generation,
                 external_id=op.target.external_id(op.grant_key),
+                settles=op.settles,
             )
         )
     return calls
@@ -169,3 +172,53 @@ def doubt_after_give_up(
     if not any(may_have_reached(a) for a in attempts):
         return None
     return UNVERIFIED if operation == "update" else REVOCATION_DOUBT
+
+
+class CallPlanned(msgspec.Struct, frozen=True, kw_only=True):
+    """What a call remembers of the plan that queued it: whether its success as sent settles its
+    grant, which of the booking's plans it was (None: queued by a re-sync, an operator or a
+    release that did not record it), and when."""
+
+    settles: bool
+    planned_in: int | None
+    created_at: datetime
+
+
+class BookingPlans(msgspec.Struct, frozen=True, kw_only=True):
+    """A booking's plan count and last reconcile, read under its lock as the outcome is recorded."""
+
+    plans: int
+    reconciled_at: datetime | None
+
+
+def needs_look_after_success(
+    *,
+    operation: CallOperation,
+    reason: str,
+    record: SuccessRecord,
+    http_status: int | None,
+    planned: CallPlanned | None,
+    booking: BookingPlans,
+) -> bool:
+    """Whether a successful call's booking must be planned again (marked), or the plan that
+    queued the call provably has nothing new to do.
+
+    Nothing new only when all hold: the plan said a success as sent settles the grant; Inlet
+    holds what was sent (not unverified; never a recovery, whose revocation follows); a
+    revocation was confirmed by Inlet (an HTTP answer, which ends the grant's history: a
+    revocation never sent leaves it open, and the plan may recover); and no plan of the booking
+    came after the one that queued the call (a plan made while it was in flight left its grant
+    alone, and may have had a newer desired state for it). The plan is per grant, so the other
+    grants of the booking are as that plan left them; a change of events marks the booking by
+    itself, and a look in time (a window opening, access ending) is its `due_at`.
+    """
+    if planned is None or not planned.settles or planned.planned_in is None or reason == RECOVER:
+        return True
+    if record.fingerprint == UNVERIFIED:
+        return True
+    if operation == "revoke" and http_status is None:
+        return True
+    if booking.plans != planned.planned_in:
+        return True
+    # A release that does not count plans still records when it reconciled.
+    return booking.reconciled_at is not None and booking.reconciled_at > planned.created_at

@@ -107,6 +107,9 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
 
     `desired` is what a grant or update sends, or the request of a recovery. `supersedes` names
     the pending call this operation replaces. `target` says where a call goes (None: a cancel).
+    `settles`: a success of this call as sent leaves the grant as the plan wants it, so nothing
+    more is planned for it until the booking changes (a recovery never settles: the revocation
+    follows; nor does a revocation of a stay that is granted anew elsewhere).
     `doubt`: the fingerprint to record on the held grant as the replaced call is withdrawn, when
     that call may already have changed it (UNVERIFIED after an unanswered UpdateAccess).
     """
@@ -116,6 +119,7 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     desired: DesiredGrant | None = None
     supersedes: int | None = None
     target: Target | None = None
+    settles: bool = False
     doubt: str | None = None
 
 
@@ -194,7 +198,11 @@ def _converge(
         # was made; a stay that moved is granted anew at its new property afterwards.
         if _pending_is(call, "revoke"):
             return None
-        return Operation(kind="revoke", grant_key=key, supersedes=supersedes, target=_held(held))
+        # Settled once revoked, unless the stay is to be granted anew now (its window is open).
+        settles = want is None or now < want.send_after
+        return Operation(
+            kind="revoke", grant_key=key, supersedes=supersedes, target=_held(held), settles=settles
+        )
     if want is None or (held is None and now < want.send_after):
         # Nothing should exist, or not yet: withdraw what is queued, unless Inlet may hold a
         # grant we have no ReferenceId for: get it back, then revoke it.
@@ -219,7 +227,9 @@ def _converge(
         target = _held(held)
     else:
         target = Target(property_id=want.property_id, generation=grant_generation(have, sent))
-    return Operation(kind=kind, grant_key=key, desired=want, supersedes=supersedes, target=target)
+    return Operation(
+        kind=kind, grant_key=key, desired=want, supersedes=supersedes, target=target, settles=True
+    )
 
 
 def _key_of(

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -131,6 +132,37 @@ class _ArmedFault:
     remaining: int | None
 
 
+class _Grants(dict[str, SandboxGrant]):
+    """The grants by ReferenceId, with the codes active on each lock kept as grants are stored
+    (every change is an assignment), so a new code is checked without reading every grant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._codes: dict[str, Counter[str]] = {}
+
+    def __setitem__(self, key: str, grant: SandboxGrant) -> None:
+        old = self.get(key)
+        if old is not None:
+            self._count(old, -1)
+        super().__setitem__(key, grant)
+        self._count(grant, 1)
+
+    def _count(self, grant: SandboxGrant, step: int) -> None:
+        if grant.state != "active" or grant.code is None:
+            return
+        for lock in grant.locks:
+            codes = self._codes.setdefault(lock, Counter())
+            codes[grant.code] += step
+            if codes[grant.code] <= 0:
+                del codes[grant.code]
+
+    def active_codes(self, locks: tuple[str, ...]) -> set[str]:
+        taken: set[str] = set()
+        for lock in locks:
+            taken.update(self._codes.get(lock, ()))
+        return taken
+
+
 def _refusal(status: int, message: str) -> Answer:
     return status, InletResponse(success=False, message=message, retryable=False)
 
@@ -203,7 +235,7 @@ class SandboxState:
         self.reset()
 
     def reset(self) -> None:
-        self.grants: dict[str, SandboxGrant] = {}
+        self.grants: dict[str, SandboxGrant] = _Grants()
         # (account, externalId) -> the ReferenceId of the latest grant made under it
         self.by_external_id: dict[tuple[str, str], str] = {}
         self.messages: list[SentMessage] = []
@@ -402,11 +434,9 @@ class SandboxState:
         if operation == "unlock":
             return None  # the guest opens with the link; there is no PIN
         # Two active codes on one lock would make `opens` ambiguous, as on a real keypad.
-        taken = {
-            g.code
-            for g in self.grants.values()
-            if g.state == "active" and set(g.locks) & set(locks)
-        }
+        grants = self.grants
+        assert isinstance(grants, _Grants)
+        taken = grants.active_codes(locks)
         while True:
             length = self.rng.randint(4, 6)
             code = "".join(self.rng.choice("0123456789") for _ in range(length))

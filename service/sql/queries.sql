@@ -113,7 +113,9 @@ GROUP BY property_id;
 -- name: gauge_grants
 -- Grants per grant state, as service/domain/states.py derives it: a pending call (granting,
 -- updating, revoking) before an open escalation of a failed call (grant_failed, update_failed,
--- revoke_failed; a failed re-sync is an update that failed) before what Inlet holds.
+-- revoke_failed; a failed re-sync is an update that failed) before what Inlet holds. What Inlet
+-- holds is counted by grant_counts (a trigger keeps it); only the grants with an unsettled call
+-- are read, so a scrape costs the size of the queue, not of the history.
 WITH calls AS (
     SELECT grant_key,
            CASE WHEN operation = 'revoke' OR reason = 'recover' THEN 'revoking'
@@ -130,57 +132,213 @@ WITH calls AS (
     WHERE resolved_at IS NULL AND call_id IS NOT NULL
       AND operation IN ('grant', 'update', 'revoke', 'resync')
     ORDER BY grant_key, id DESC
+), unsettled AS (
+    SELECT coalesce(c.grant_key, f.grant_key) AS grant_key, coalesce(c.state, f.state) AS state
+    FROM calls c
+    FULL JOIN failed f USING (grant_key)
+), held AS (
+    SELECT state, sum(n)::bigint AS n FROM grant_counts GROUP BY state
+), overridden AS (
+    SELECT g.state, count(*) AS n
+    FROM unsettled u JOIN grants g ON g.grant_key = u.grant_key
+    GROUP BY g.state
 )
-SELECT coalesce(c.state, f.state, g.state) AS state, count(*) AS n
-FROM grants g
-FULL JOIN calls c USING (grant_key)
-FULL JOIN failed f USING (grant_key)
-GROUP BY 1;
+SELECT state, count(*) AS n FROM unsettled GROUP BY state
+UNION ALL
+SELECT h.state, h.n - coalesce(o.n, 0) FROM held h LEFT JOIN overridden o USING (state);
 
 -- name: gauge_reconcile_lag
--- How long the oldest booking marked for a look (or overdue) has waited.
-SELECT coalesce(extract(epoch FROM $1::timestamptz - min(
-           CASE WHEN marked_seq > seen_seq THEN least(marked_at, coalesce(due_at, marked_at))
-                ELSE due_at END)), 0)::float8
-FROM bookings
-WHERE marked_seq > seen_seq OR due_at <= $1;
+-- How long the oldest booking marked for a look (or overdue) has waited: two look-ups through
+-- the partial indexes of marked and due bookings, never a scan of the table.
+SELECT coalesce(extract(epoch FROM $1::timestamptz - least(
+           (SELECT min(least(marked_at, coalesce(due_at, marked_at))) FROM bookings
+            WHERE marked_seq > seen_seq),
+           (SELECT min(due_at) FROM bookings WHERE due_at <= $1))), 0)::float8;
 
 -- ---------------------------------------------------------------- reconciler
 
--- name: claim_bookings
--- Lease bookings that were marked or are due, skipping rows another worker holds.
+-- name: claim_marked_bookings
+-- Lease bookings marked for a look (fresh events, a finished call), oldest mark first, through
+-- the partial index on marked_at; rows another worker holds are skipped.
 WITH picked AS (
     SELECT source, booking_id
     FROM bookings
-    WHERE (marked_seq > seen_seq OR due_at <= $1)
-      AND (lease_until IS NULL OR lease_until < $1)
+    WHERE marked_seq > seen_seq AND (lease_until IS NULL OR lease_until < :now)
     ORDER BY marked_at
-    LIMIT $3
+    LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
 UPDATE bookings b
-SET lease_owner = $2, lease_until = $1 + make_interval(secs => $4)
+SET lease_owner = :owner, lease_until = :now + make_interval(secs => :lease_seconds)
 FROM picked
 WHERE b.source = picked.source AND b.booking_id = picked.booking_id
-RETURNING b.source, b.booking_id, b.property_id, b.marked_seq;
+RETURNING b.source, b.booking_id, b.property_id, b.marked_seq, 'marked' AS kind;
+
+-- name: claim_due_bookings
+-- Lease bookings whose next look is due (a send window opening, access ending), earliest first,
+-- through the partial index on due_at.
+WITH picked AS (
+    SELECT source, booking_id
+    FROM bookings
+    WHERE due_at <= :now AND (lease_until IS NULL OR lease_until < :now)
+    ORDER BY due_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE bookings b
+SET lease_owner = :owner, lease_until = :now + make_interval(secs => :lease_seconds)
+FROM picked
+WHERE b.source = picked.source AND b.booking_id = picked.booking_id
+RETURNING b.source, b.booking_id, b.property_id, b.marked_seq, 'due' AS kind;
+
+-- name: claim_swept_bookings
+-- Lease bookings the sweep marked, first marked first, through the partial index on swept_at:
+-- claimed only when no marked or due booking is left (the reconciler asks in that order).
+WITH picked AS (
+    SELECT source, booking_id
+    FROM bookings
+    WHERE swept_at <= :now AND (lease_until IS NULL OR lease_until < :now)
+    ORDER BY swept_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE bookings b
+SET lease_owner = :owner, lease_until = :now + make_interval(secs => :lease_seconds)
+FROM picked
+WHERE b.source = picked.source AND b.booking_id = picked.booking_id
+RETURNING b.source, b.booking_id, b.property_id, b.marked_seq, 'swept' AS kind;
 
 -- name: lock_booking
 -- Lock a leased booking's row for one reconcile: the call worker records outcomes under the same
 -- lock, so the grants and pending calls read after it are one consistent state (no read skew).
-SELECT property_id FROM bookings
+-- `plans`: how many plans it has had (the calls this plan queues remember the next number).
+SELECT property_id, plans FROM bookings
 WHERE source = $1 AND booking_id = $2 AND lease_owner = $3
 FOR UPDATE;
 
--- name: lock_booking_for_outcome
--- Lock a booking's row before a call's outcome is recorded (see lock_booking).
-SELECT 1 FROM bookings WHERE source = $1 AND booking_id = $2 FOR UPDATE;
+-- name: lock_bookings
+-- Lock a claimed batch's rows in key order, as lock_booking does one; a row locked right now (a
+-- call's outcome being recorded) is skipped, and reconciled on its own after the batch.
+SELECT b.source, b.booking_id, b.plans
+FROM bookings b
+JOIN unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+  ON b.source = k.source AND b.booking_id = k.booking_id
+WHERE b.lease_owner = :owner
+ORDER BY b.source, b.booking_id
+FOR UPDATE OF b SKIP LOCKED;
 
--- name: finish_booking
--- Record what the reconciler converged and when it must look again; a newer mark keeps it dirty.
-UPDATE bookings
-SET seen_seq = greatest(seen_seq, :seen_seq), due_at = :due_at, reconciled_at = :now,
-    lease_owner = NULL, lease_until = NULL
-WHERE source = :source AND booking_id = :booking_id AND lease_owner = :owner;
+-- name: bookings_events
+-- The events of a batch of bookings in log order, for the fold.
+SELECT e.source, e.booking_id, e.position, e.occurred_at, e.received_at, e.event_id, e.event,
+       e.warnings, e.schema_version
+FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+JOIN events e ON e.source = k.source AND e.booking_id = k.booking_id
+ORDER BY e.source, e.booking_id, e.position;
+
+-- name: bookings_grants
+-- What Inlet holds for the grants of a batch of bookings.
+SELECT g.grant_key, g.source, g.booking_id, g.property_id, g.state, g.reference_id,
+       g.fingerprint, g.generation
+FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+JOIN grants g ON g.source = k.source AND g.booking_id = k.booking_id
+ORDER BY g.grant_key;
+
+-- name: lock_bookings_pending_calls
+-- The pending calls of a batch of bookings, locked so no worker claims them while the plans are
+-- written.
+SELECT c.id, c.source, c.booking_id, c.grant_key, c.operation, c.reason, c.fingerprint,
+       c.lease_until
+FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+JOIN inlet_calls c ON c.source = k.source AND c.booking_id = k.booking_id
+WHERE c.state = 'pending'
+ORDER BY c.id
+FOR UPDATE OF c;
+
+-- name: bookings_escalated_calls
+-- The failed calls of a batch of bookings still waiting for a person, newest per grant.
+SELECT DISTINCT ON (c.grant_key) c.id, c.source, c.booking_id, c.grant_key, c.operation,
+       c.reason, c.fingerprint
+FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+JOIN escalations e ON e.source = k.source AND e.booking_id = k.booking_id
+                  AND e.resolved_at IS NULL AND e.call_id IS NOT NULL
+JOIN inlet_calls c ON c.id = e.call_id AND c.state = 'failed'
+ORDER BY c.grant_key, c.id DESC;
+
+-- name: bookings_grant_history
+-- The GrantAccess calls of a batch of bookings since Inlet last confirmed each grant's
+-- revocation, with their attempts (an attempt started but never recorded has a null outcome).
+-- Every look-up is by index: the booking's calls, the grant's last confirmed revocation, each
+-- attempt by its key; the history of other bookings is never read.
+SELECT c.source, c.booking_id, c.grant_key, c.id AS call_id, c.request::text AS request,
+       c.fingerprint, n.attempt, a.outcome, a.http_status, coalesce(c.generation, 1) AS generation
+FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+JOIN inlet_calls c ON c.source = k.source AND c.booking_id = k.booking_id
+                  AND c.operation = 'grant'
+CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
+LEFT JOIN LATERAL (
+    SELECT x.outcome, x.http_status FROM call_attempts x
+    WHERE x.call_id = c.id AND x.attempt = n.attempt
+) AS a ON true
+WHERE c.id > coalesce((SELECT max(r.id) FROM inlet_calls r
+                       WHERE r.grant_key = c.grant_key AND r.operation = 'revoke'
+                         AND r.state = 'succeeded' AND r.last_http_status IS NOT NULL), 0)
+ORDER BY c.grant_key, c.id, n.attempt;
+
+-- name: lock_booking_for_outcome
+-- Lock a booking's row before a call's outcome is recorded (see lock_booking); its plan count and
+-- last reconcile say whether a plan came after the call's (`needs_look_after_success`).
+SELECT plans, reconciled_at FROM bookings WHERE source = $1 AND booking_id = $2 FOR UPDATE;
+
+-- name: write_plans
+-- Everything a batch's plans write, in one statement: the calls they queue (each remembering the
+-- plan that queued it and whether its success as sent settles its grant), the stay escalations
+-- they raise, those whose problem is gone, and each booking's converged mark and next look.
+WITH queued AS (
+    INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason,
+                             request, fingerprint, priority, next_attempt_at, deadline, created_at,
+                             resync_id, generation, external_id, settles, planned_in)
+    SELECT k.grant_key, k.source, k.booking_id, k.property_id, k.operation, k.reason, k.request,
+           k.fingerprint, k.priority, :now, k.deadline, :now, k.resync_id, k.generation,
+           k.external_id, k.settles, k.planned_in
+    FROM unnest(:call_grant_keys::text[], :call_sources::text[], :call_booking_ids::text[],
+                :call_property_ids::text[], :call_operations::text[], :call_reasons::text[],
+                :call_requests::jsonb[], :call_fingerprints::text[], :call_priorities::smallint[],
+                :call_deadlines::timestamptz[], :call_resync_ids::bigint[],
+                :call_generations::integer[], :call_external_ids::text[],
+                :call_settles::boolean[], :call_planned_in::bigint[])
+         WITH ORDINALITY AS k(grant_key, source, booking_id, property_id, operation, reason,
+                              request, fingerprint, priority, deadline, resync_id, generation,
+                              external_id, settles, planned_in, n)
+    ORDER BY k.n
+    RETURNING id
+), raised AS (
+    INSERT INTO escalations (grant_key, source, booking_id, property_id, call_id, operation,
+                             severity, reason, message, created_at)
+    SELECT k.grant_key, k.source, k.booking_id, k.property_id, NULL, NULL, 'high', k.reason,
+           k.message, :now
+    FROM unnest(:issue_grant_keys::text[], :issue_sources::text[], :issue_booking_ids::text[],
+                :issue_property_ids::text[], :issue_reasons::text[], :issue_messages::text[])
+         AS k(grant_key, source, booking_id, property_id, reason, message)
+    ON CONFLICT (grant_key, reason) WHERE resolved_at IS NULL DO NOTHING
+    RETURNING id
+), resolved AS (
+    UPDATE escalations e
+    SET resolved_at = :now,
+        resolved_note = 'resolved automatically: the booking no longer has this problem'
+    FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+    WHERE e.source = k.source AND e.booking_id = k.booking_id AND e.resolved_at IS NULL
+      AND e.call_id IS NULL AND NOT (e.grant_key || '/' || e.reason = ANY (:open_issues::text[]))
+    RETURNING e.id
+), finished AS (
+    UPDATE bookings b
+    SET seen_seq = greatest(b.seen_seq, k.seen_seq), due_at = k.due_at, reconciled_at = :now,
+        lease_owner = NULL, lease_until = NULL, swept_at = NULL, plans = b.plans + 1
+    FROM unnest(:sources::text[], :booking_ids::text[], :seen_seqs::bigint[],
+                :due_ats::timestamptz[]) AS k(source, booking_id, seen_seq, due_at)
+    WHERE b.source = k.source AND b.booking_id = k.booking_id AND b.lease_owner = :owner
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM finished) AS finished, (SELECT count(*) FROM queued) AS queued;
 
 -- name: release_booking
 -- Give a booking back after a failed reconcile, to be tried again after a pause.
@@ -195,13 +353,39 @@ SET marked_seq = marked_seq + 1,
     marked_at = CASE WHEN marked_seq > seen_seq THEN marked_at ELSE $3 END
 WHERE source = $1 AND booking_id = $2;
 
--- name: active_bookings
--- Every booking with access at Inlet or a booking still to come, for the periodic sweep.
-SELECT b.source, b.booking_id
-FROM bookings b
-WHERE b.due_at IS NOT NULL
-   OR EXISTS (SELECT 1 FROM grants g
-              WHERE g.source = b.source AND g.booking_id = b.booking_id AND g.state = 'active');
+-- name: sweep_mark_bookings
+-- Mark the next chunk of bookings (in key order, after the given key) that have access at Inlet
+-- or a look to come, for the sweep: one statement per chunk. Returns how many it marked and the
+-- last key it read (where the next chunk starts; null at the end of the table).
+WITH chunk AS (
+    SELECT source, booking_id, due_at
+    FROM bookings
+    WHERE (source, booking_id) > (:after_source, :after_booking_id)
+    ORDER BY source, booking_id
+    LIMIT :limit
+), marked AS (
+    UPDATE bookings b
+    SET swept_at = coalesce(b.swept_at, :now)
+    FROM chunk c
+    WHERE b.source = c.source AND b.booking_id = c.booking_id
+      AND (c.due_at IS NOT NULL
+           OR EXISTS (SELECT 1 FROM grants g
+                      WHERE g.source = c.source AND g.booking_id = c.booking_id
+                        AND g.state = 'active'))
+    RETURNING 1
+), last AS (
+    SELECT source, booking_id FROM chunk ORDER BY source DESC, booking_id DESC LIMIT 1
+)
+SELECT (SELECT count(*) FROM marked) AS marked, (SELECT count(*) FROM chunk) AS read,
+       (SELECT source FROM last) AS last_source, (SELECT booking_id FROM last) AS last_booking_id;
+
+-- name: count_bookings
+-- How many bookings there are (the sweep spreads its chunks over its interval by it).
+SELECT count(*) FROM bookings;
+
+-- name: sweep_waiting
+-- How many bookings the sweep marked are still waiting for their look.
+SELECT count(*) FROM bookings WHERE swept_at IS NOT NULL;
 
 -- name: booking_grants
 -- What Inlet holds for a booking's grants.
@@ -212,33 +396,21 @@ FROM grants
 WHERE source = $1 AND booking_id = $2
 ORDER BY grant_key;
 
--- name: lock_pending_calls
--- A booking's pending calls, locked so no worker claims them while the plan is written.
-SELECT id, grant_key, operation, reason, fingerprint, lease_until
-FROM inlet_calls
-WHERE source = $1 AND booking_id = $2 AND state = 'pending'
-FOR UPDATE;
-
--- name: escalated_calls
--- A booking's failed calls still waiting for a person, newest per grant: not re-planned blindly.
-SELECT DISTINCT ON (c.grant_key) c.id, c.grant_key, c.operation, c.reason, c.fingerprint
-FROM inlet_calls c
-JOIN escalations e ON e.call_id = c.id AND e.resolved_at IS NULL
-WHERE c.source = $1 AND c.booking_id = $2 AND c.state = 'failed'
-ORDER BY c.grant_key, c.id DESC;
-
--- name: unsettled_call_attempts
--- The attempts of a booking's unsettled updates and revocations (pending, or failed and still
--- escalated), as far as their outcomes are known: whether one may already have changed what
--- Inlet holds. An attempt started but never recorded comes back with a null outcome.
+-- name: bookings_unsettled_call_attempts
+-- The attempts of the unsettled updates and revocations of a batch of bookings (pending, or
+-- failed and still escalated), as unsettled_call_attempts reads one booking's.
 SELECT c.id AS call_id, c.fingerprint, n.attempt, a.outcome, a.http_status
-FROM inlet_calls c
+FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+JOIN inlet_calls c ON c.source = k.source AND c.booking_id = k.booking_id
+                  AND c.operation IN ('update', 'revoke')
 CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
-LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
-WHERE c.source = $1 AND c.booking_id = $2 AND c.operation IN ('update', 'revoke')
-  AND (c.state = 'pending'
-       OR (c.state = 'failed' AND EXISTS (SELECT 1 FROM escalations e
-                                          WHERE e.call_id = c.id AND e.resolved_at IS NULL)))
+LEFT JOIN LATERAL (
+    SELECT x.outcome, x.http_status FROM call_attempts x
+    WHERE x.call_id = c.id AND x.attempt = n.attempt
+) AS a ON true
+WHERE c.state = 'pending'
+   OR (c.state = 'failed' AND EXISTS (SELECT 1 FROM escalations e
+                                      WHERE e.call_id = c.id AND e.resolved_at IS NULL))
 ORDER BY c.id, n.attempt;
 
 -- name: call_attempt_outcomes
@@ -256,21 +428,13 @@ ORDER BY n.attempt;
 -- doubt: a call that may have changed it was withdrawn or gave up without an answer.
 UPDATE grants SET fingerprint = $2 WHERE grant_key = $1 AND state = 'active';
 
--- name: supersede_call
--- Withdraw a pending call that is not in flight (a newer desired state replaces it).
+-- name: supersede_calls
+-- Withdraw pending calls that are not in flight (newer desired states replace them).
 UPDATE inlet_calls
-SET state = 'superseded', finished_at = $2, lease_owner = NULL, lease_until = NULL
-WHERE id = $1 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $2)
-RETURNING reason, resync_id;
-
--- name: insert_call
--- Queue one Inlet call for a grant, to the property and grant generation it is about.
-INSERT INTO inlet_calls (grant_key, source, booking_id, property_id, operation, reason, request,
-                         fingerprint, priority, next_attempt_at, deadline, created_at, resync_id,
-                         generation, external_id)
-VALUES (:grant_key, :source, :booking_id, :property_id, :operation, :reason, :request::jsonb,
-        :fingerprint, :priority, :now, :deadline, :now, :resync_id, :generation, :external_id)
-RETURNING id;
+SET state = 'superseded', finished_at = :now, lease_owner = NULL, lease_until = NULL
+WHERE id = ANY (:call_ids::bigint[]) AND state = 'pending'
+  AND (lease_until IS NULL OR lease_until < :now)
+RETURNING id, reason, resync_id;
 
 -- name: raise_escalation
 -- Open an escalation, or, when the same one is already open for this grant, make it about the
@@ -291,17 +455,13 @@ SET call_id = EXCLUDED.call_id,
 WHERE EXCLUDED.call_id IS NOT NULL
 RETURNING id;
 
--- name: resolve_stay_escalations
--- Close a booking's escalations about stays whose problem is gone (e.g. a room was assigned).
-UPDATE escalations
-SET resolved_at = $4, resolved_note = 'resolved automatically: the booking no longer has this problem'
-WHERE source = $1 AND booking_id = $2 AND resolved_at IS NULL AND call_id IS NULL
-  AND NOT (grant_key || '/' || reason = ANY ($3::text[]));
-
 -- ---------------------------------------------------------------- call worker
 
 -- name: claim_calls
 -- Lease due calls, revocations first; an expired lease is taken over; the attempt counts at claim.
+-- The order is the one inlet_calls_claim_idx keeps, so no claim sorts the queue.
+-- `earlier_grants`: whether the grant had any GrantAccess before this call (if not, its success
+-- needs no look at the history: ids only grow, so none can appear later).
 -- An update or revoke queued without its own externalId (by an earlier release) goes to the
 -- grant's generation.
 WITH picked AS (
@@ -327,10 +487,20 @@ RETURNING c.id, c.grant_key, c.source, c.booking_id, c.property_id, c.operation,
               AS generation,
           coalesce(c.external_id, CASE WHEN c.operation <> 'grant' THEN g.external_id END,
                    c.grant_key) AS external_id,
-          g.reference_id, g.account AS grant_account;
+          g.reference_id, g.account AS grant_account, c.settles, c.planned_in, c.created_at,
+          EXISTS (SELECT 1 FROM inlet_calls e
+                  WHERE e.grant_key = c.grant_key AND e.operation = 'grant' AND e.id < c.id)
+              AS earlier_grants;
 
 -- name: finish_call
--- Record a call's final outcome, only if this worker still holds this attempt's lease.
+-- Record a call's final outcome and its last attempt (one statement), only if this worker still
+-- holds this attempt's lease (else nothing changes: the caller rolls the attempt back too).
+WITH attempt AS (
+    INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status,
+                               message)
+    VALUES (:call_id, :attempt, :started_at, :now, :outcome, :http_status, :message)
+    ON CONFLICT (call_id, attempt) DO NOTHING
+)
 UPDATE inlet_calls
 SET state = :state, finished_at = :now, last_outcome = :outcome, last_http_status = :http_status,
     last_message = :message,
@@ -357,68 +527,115 @@ INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, h
 VALUES (:call_id, :attempt, :started_at, :finished_at, :outcome, :http_status, :message)
 ON CONFLICT (call_id, attempt) DO NOTHING;
 
--- name: upsert_grant
--- Store what Inlet now holds for a grant; a code or link Inlet did not return is kept.
-INSERT INTO grants AS g (grant_key, source, booking_id, stay_id, property_id, state, reference_id,
-                         code, code_formatted, link, access_points, valid_from, valid_to,
-                         fingerprint, message, created_at, updated_at, resource_id, applied,
-                         generation, external_id, account)
-VALUES (:grant_key, :source, :booking_id, :stay_id, :property_id, :state, :reference_id, :code,
-        :code_formatted, :link, :access_points, :valid_from, :valid_to, :fingerprint, :message,
-        :now, :now, :resource_id, :applied::jsonb, :generation, :external_id, :account)
-ON CONFLICT (grant_key) DO UPDATE
-SET state = EXCLUDED.state,
-    property_id = EXCLUDED.property_id,
-    generation = EXCLUDED.generation,
-    external_id = EXCLUDED.external_id,
-    account = EXCLUDED.account,
-    resource_id = EXCLUDED.resource_id,
-    applied = EXCLUDED.applied,
-    reference_id = CASE WHEN g.generation = EXCLUDED.generation
-                        THEN coalesce(EXCLUDED.reference_id, g.reference_id)
-                        ELSE EXCLUDED.reference_id END,
-    code = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.code, g.code)
-                ELSE EXCLUDED.code END,
-    code_formatted = CASE WHEN g.generation = EXCLUDED.generation
-                          THEN coalesce(EXCLUDED.code_formatted, g.code_formatted)
-                          ELSE EXCLUDED.code_formatted END,
-    link = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.link, g.link)
-                ELSE EXCLUDED.link END,
-    access_points = EXCLUDED.access_points,
-    valid_from = EXCLUDED.valid_from,
-    valid_to = EXCLUDED.valid_to,
-    fingerprint = EXCLUDED.fingerprint,
-    message = EXCLUDED.message,
-    updated_at = EXCLUDED.updated_at;
+-- name: record_grant_success
+-- A GrantAccess's or UpdateAccess's success in one statement: the attempt, the call succeeded
+-- (only if this worker still holds this attempt's lease: 0 back otherwise, and the caller rolls
+-- back), what Inlet now holds (a code or link Inlet did not return is kept), the grant's call escalations resolved, and the
+-- booking marked for another look when :look.
+WITH attempt AS (
+    INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status,
+                               message)
+    VALUES (:call_id, :attempt, :started_at, :now, :outcome, :http_status, :message)
+    ON CONFLICT (call_id, attempt) DO NOTHING
+), finished AS (
+    UPDATE inlet_calls
+    SET state = 'succeeded', finished_at = :now, last_outcome = :outcome,
+        last_http_status = :http_status, last_message = :message,
+        lease_owner = NULL, lease_until = NULL
+    WHERE id = :call_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt
+    RETURNING id
+), granted AS (
+    INSERT INTO grants AS g (grant_key, source, booking_id, stay_id, property_id, state, reference_id,
+                             code, code_formatted, link, access_points, valid_from, valid_to,
+                             fingerprint, message, created_at, updated_at, resource_id, applied,
+                             generation, external_id, account)
+    VALUES (:grant_key, :source, :booking_id, :stay_id, :property_id, :state, :reference_id, :code,
+            :code_formatted, :link, :access_points, :valid_from, :valid_to, :fingerprint, :message,
+            :now, :now, :resource_id, :applied::jsonb, :generation, :external_id, :account)
+    ON CONFLICT (grant_key) DO UPDATE
+    SET state = EXCLUDED.state,
+        property_id = EXCLUDED.property_id,
+        generation = EXCLUDED.generation,
+        external_id = EXCLUDED.external_id,
+        account = EXCLUDED.account,
+        resource_id = EXCLUDED.resource_id,
+        applied = EXCLUDED.applied,
+        reference_id = CASE WHEN g.generation = EXCLUDED.generation
+                            THEN coalesce(EXCLUDED.reference_id, g.reference_id)
+                            ELSE EXCLUDED.reference_id END,
+        code = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.code, g.code)
+                    ELSE EXCLUDED.code END,
+        code_formatted = CASE WHEN g.generation = EXCLUDED.generation
+                              THEN coalesce(EXCLUDED.code_formatted, g.code_formatted)
+                              ELSE EXCLUDED.code_formatted END,
+        link = CASE WHEN g.generation = EXCLUDED.generation THEN coalesce(EXCLUDED.link, g.link)
+                    ELSE EXCLUDED.link END,
+        access_points = EXCLUDED.access_points,
+        valid_from = EXCLUDED.valid_from,
+        valid_to = EXCLUDED.valid_to,
+        fingerprint = EXCLUDED.fingerprint,
+        message = EXCLUDED.message,
+        updated_at = EXCLUDED.updated_at
+), resolved AS (
+    UPDATE escalations
+    SET resolved_at = :now, resolved_note = 'resolved automatically: a later call succeeded'
+    WHERE grant_key = :grant_key AND resolved_at IS NULL AND call_id IS NOT NULL
+), marked AS (
+    UPDATE bookings
+    SET marked_seq = marked_seq + 1,
+        marked_at = CASE WHEN marked_seq > seen_seq THEN marked_at ELSE :now END
+    WHERE source = :source AND booking_id = :booking_id AND :look::boolean
+)
+SELECT count(*) FROM finished;
+
+-- name: record_revoke_success
+-- A RevokeAccess's success in one statement, as record_grant_success: the grant is revoked (its
+-- codes are kept for the timeline).
+WITH attempt AS (
+    INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status,
+                               message)
+    VALUES (:call_id, :attempt, :started_at, :now, :outcome, :http_status, :message)
+    ON CONFLICT (call_id, attempt) DO NOTHING
+), finished AS (
+    UPDATE inlet_calls
+    SET state = 'succeeded', finished_at = :now, last_outcome = :outcome,
+        last_http_status = :http_status, last_message = :message,
+        lease_owner = NULL, lease_until = NULL
+    WHERE id = :call_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt
+    RETURNING id
+), revoked AS (
+    UPDATE grants
+    SET state = 'revoked', fingerprint = '', message = :message, updated_at = :now
+    WHERE grant_key = :grant_key
+), resolved AS (
+    UPDATE escalations
+    SET resolved_at = :now, resolved_note = 'resolved automatically: a later call succeeded'
+    WHERE grant_key = :grant_key AND resolved_at IS NULL AND call_id IS NOT NULL
+), marked AS (
+    UPDATE bookings
+    SET marked_seq = marked_seq + 1,
+        marked_at = CASE WHEN marked_seq > seen_seq THEN marked_at ELSE :now END
+    WHERE source = :source AND booking_id = :booking_id AND :look::boolean
+)
+SELECT count(*) FROM finished;
 
 -- name: earlier_grant_attempts
--- Attempts of booking ($3, $4)'s GrantAccess calls since Inlet last confirmed each grant's
--- revocation: of grant $1 before call $2, or (both null) of every grant, for the plan. An
--- attempt started but never recorded (its lease expired) comes back with a null outcome.
+-- The attempts of one grant's GrantAccess calls before call :before_call, since Inlet last
+-- confirmed the grant's revocation (for what a success shows: `fingerprint_after_grant`). By
+-- index on the grant key: flat however long the history of other grants.
 SELECT c.grant_key, c.id AS call_id, c.request::text AS request, c.fingerprint, n.attempt,
        a.outcome, a.http_status, coalesce(c.generation, 1) AS generation
 FROM inlet_calls c
 CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
-LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
-WHERE c.source = $3 AND c.booking_id = $4 AND ($1::text IS NULL OR c.grant_key = $1)
-  AND c.operation = 'grant' AND ($2::bigint IS NULL OR c.id < $2)
+LEFT JOIN LATERAL (
+    SELECT x.outcome, x.http_status FROM call_attempts x
+    WHERE x.call_id = c.id AND x.attempt = n.attempt
+) AS a ON true
+WHERE c.grant_key = :grant_key AND c.operation = 'grant' AND c.id < :before_call
   AND c.id > coalesce((SELECT max(r.id) FROM inlet_calls r
-                       WHERE r.source = $3 AND r.booking_id = $4 AND r.grant_key = c.grant_key
-                         AND r.operation = 'revoke' AND r.state = 'succeeded'
-                         AND r.last_http_status IS NOT NULL), 0)
-ORDER BY c.grant_key, c.id, n.attempt;
-
--- name: revoke_grant
--- Record that Inlet no longer holds a grant (its codes are kept for the timeline).
-UPDATE grants
-SET state = 'revoked', fingerprint = '', message = $2, updated_at = $3
-WHERE grant_key = $1;
-
--- name: resolve_call_escalations
--- Close a grant's call escalations once a call for it has succeeded.
-UPDATE escalations
-SET resolved_at = $2, resolved_note = 'resolved automatically: a later call succeeded'
-WHERE grant_key = $1 AND resolved_at IS NULL AND call_id IS NOT NULL;
+                       WHERE r.grant_key = :grant_key AND r.operation = 'revoke'
+                         AND r.state = 'succeeded' AND r.last_http_status IS NOT NULL), 0)
+ORDER BY c.id, n.attempt;
 
 -- name: next_call_due
 -- When the earliest pending call becomes due (to sleep until then).
@@ -462,6 +679,37 @@ FROM escalations
 WHERE source = $1 AND booking_id = $2
 ORDER BY id;
 
+-- name: lock_property_doors
+-- Plan the bookings of one property with capped doors one at a time, across replicas too (held
+-- until the transaction ends): each sees the places the one before it took.
+SELECT pg_advisory_xact_lock(hashtext('doors:' || $1));
+
+-- name: door_use_bound
+-- At most how many grants may hold any door of a property: its active grants (grant_counts) and
+-- its pending grants and updates. Far below a door's capacity, no plan can reach it.
+SELECT (SELECT coalesce(sum(n), 0) FROM grant_counts
+        WHERE property_id = $1 AND state = 'active')
+     + (SELECT count(*) FROM inlet_calls
+        WHERE property_id = $1 AND state = 'pending' AND operation IN ('grant', 'update'));
+
+-- name: capped_door_holders
+-- Which grants hold each of these doors of a property, and how: an active grant ('grant') or a
+-- pending grant or update (the call's id), as door_usage counts them; a batch computes each
+-- booking's usage from these rows as it plans the batch in turn.
+SELECT g.grant_key, g.source, g.booking_id, door, NULL::bigint AS call_id
+FROM grants g, unnest(g.access_points) AS door
+WHERE g.property_id = :property_id AND g.state = 'active' AND door = ANY (:doors::text[])
+UNION ALL
+SELECT c.grant_key, c.source, c.booking_id, door, c.id
+FROM inlet_calls c, jsonb_array_elements_text(c.request -> 'access_points') AS door
+WHERE c.property_id = :property_id AND c.state = 'pending' AND c.operation IN ('grant', 'update')
+  AND door = ANY (:doors::text[]);
+
+-- name: lock_property_doors_shared
+-- The property's door lock, shared: revocations that free places do not wait for each other,
+-- only for a plan counting the places (which takes it alone, lock_property_doors).
+SELECT pg_advisory_xact_lock_shared(hashtext('doors:' || $1));
+
 -- name: booking_deliveries
 -- A booking's deliveries of access changes to the PMS, oldest first.
 SELECT d.id, d.sink, d.grant_key, c.kind, d.state, d.attempts, d.last_status, d.last_message,
@@ -489,27 +737,37 @@ WHERE door = ANY ($4::text[])
 GROUP BY door;
 
 -- name: mark_waiting_for_doors
--- Look again at bookings of a property that were left without a full door (a place may be free).
+-- Look again at a few bookings of a property left without a full door (a place may be free),
+-- in key order, skipping rows locked right now (those are being planned under the property's
+-- door lock, which the caller holds, so they see the free place); the sweep covers the rest.
 UPDATE bookings b
 SET marked_seq = b.marked_seq + 1,
     marked_at = CASE WHEN b.marked_seq > b.seen_seq THEN b.marked_at ELSE $2 END
-FROM (SELECT DISTINCT source, booking_id FROM escalations
-      WHERE property_id = $1 AND reason = 'door_capacity' AND resolved_at IS NULL) AS w
+FROM (SELECT w.source, w.booking_id
+      FROM bookings w
+      WHERE (w.source, w.booking_id) IN (SELECT source, booking_id FROM escalations
+                                         WHERE property_id = $1 AND reason = 'door_capacity'
+                                           AND resolved_at IS NULL)
+      ORDER BY w.source, w.booking_id
+      LIMIT 5
+      FOR UPDATE OF w SKIP LOCKED) AS w
 WHERE b.source = w.source AND b.booking_id = w.booking_id;
 
 -- ---------------------------------------------------------------- re-sync
 
 -- name: resync_candidates
--- Active grants matching a re-sync selector (each filter applies only when given).
+-- Active grants matching a re-sync selector (each filter applies only when given), a page at a
+-- time after :after in key order: the primary key keeps that order, so nothing is sorted.
 SELECT g.grant_key, g.source, g.booking_id, g.property_id, g.applied::text AS applied,
        g.fingerprint, g.valid_from, g.generation, coalesce(g.external_id, g.grant_key) AS external_id
 FROM grants g
-WHERE g.state = 'active' AND g.applied IS NOT NULL
-  AND ($1::text IS NULL OR g.property_id = $1)
-  AND ($2::text[] IS NULL OR g.access_points && $2)
-  AND ($3::text[] IS NULL OR g.resource_id = ANY ($3))
-  AND ($4::text[] IS NULL OR (g.source || ':' || g.booking_id) = ANY ($4))
-ORDER BY g.grant_key;
+WHERE g.grant_key > :after AND g.state = 'active' AND g.applied IS NOT NULL
+  AND (:property_id::text IS NULL OR g.property_id = :property_id)
+  AND (:access_points::text[] IS NULL OR g.access_points && :access_points)
+  AND (:resource_ids::text[] IS NULL OR g.resource_id = ANY (:resource_ids))
+  AND (:bookings::text[] IS NULL OR (g.source || ':' || g.booking_id) = ANY (:bookings))
+ORDER BY g.grant_key
+LIMIT :limit;
 
 -- name: insert_resync
 -- Record one re-sync request.
@@ -787,6 +1045,61 @@ WHERE (:source::text IS NULL OR source = :source)
   AND (:before_id::bigint IS NULL OR id < :before_id)
 ORDER BY id DESC
 LIMIT :limit;
+
+-- name: purge_calls
+-- Forget up to :limit calls finished before :cutoff, with their attempts (the timeline's detail),
+-- except what is still needed: a call an escalation points at, a GrantAccess since its grant's
+-- last confirmed revocation (the recovery history, rule 6), and that revocation itself (it ends
+-- the history). Pending calls are never touched. Rows another session holds are left for later.
+WITH doomed AS (
+    SELECT c.id
+    FROM inlet_calls c
+    WHERE c.state <> 'pending' AND c.finished_at < :cutoff
+      AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.call_id = c.id)
+      AND (CASE WHEN c.operation = 'grant' THEN
+                    c.id < coalesce((SELECT max(r.id) FROM inlet_calls r
+                                     WHERE r.grant_key = c.grant_key AND r.operation = 'revoke'
+                                       AND r.state = 'succeeded'
+                                       AND r.last_http_status IS NOT NULL), 0)
+                WHEN c.operation = 'revoke' AND c.state = 'succeeded'
+                     AND c.last_http_status IS NOT NULL THEN
+                    c.id < (SELECT max(r.id) FROM inlet_calls r
+                            WHERE r.grant_key = c.grant_key AND r.operation = 'revoke'
+                              AND r.state = 'succeeded' AND r.last_http_status IS NOT NULL)
+                ELSE true END)
+    ORDER BY c.finished_at
+    LIMIT :limit
+    FOR UPDATE OF c SKIP LOCKED
+), attempts AS (
+    DELETE FROM call_attempts a USING doomed WHERE a.call_id = doomed.id
+)
+DELETE FROM inlet_calls c USING doomed WHERE c.id = doomed.id;
+
+-- name: purge_deliveries
+-- Forget up to :limit deliveries finished before :cutoff that no escalation points at.
+WITH doomed AS (
+    SELECT d.id
+    FROM deliveries d
+    WHERE d.state <> 'pending' AND d.finished_at < :cutoff
+      AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.delivery_id = d.id)
+    ORDER BY d.finished_at
+    LIMIT :limit
+    FOR UPDATE OF d SKIP LOCKED
+)
+DELETE FROM deliveries d USING doomed WHERE d.id = doomed.id;
+
+-- name: purge_access_changes
+-- Forget up to :limit access changes made before :cutoff that no delivery still holds.
+WITH doomed AS (
+    SELECT c.id
+    FROM access_changes c
+    WHERE c.created_at < :cutoff
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.change_id = c.id)
+    ORDER BY c.id
+    LIMIT :limit
+    FOR UPDATE OF c SKIP LOCKED
+)
+DELETE FROM access_changes c USING doomed WHERE c.id = doomed.id;
 
 -- name: escalation_scope
 -- The property of one escalation (which operators may see it).

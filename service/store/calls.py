@@ -19,7 +19,13 @@ import msgspec
 from asyncpg import Record
 
 from service.domain.access import DesiredGrant
-from service.domain.calls import after_success, doubt_after_give_up
+from service.domain.calls import (
+    BookingPlans,
+    CallPlanned,
+    after_success,
+    doubt_after_give_up,
+    needs_look_after_success,
+)
 from service.domain.changes import (
     Access,
     AccessChange,
@@ -53,6 +59,8 @@ class ClaimedCall(msgspec.Struct, frozen=True, kw_only=True):
     generation: int = 1
     external_id: str = ""
     grant_account: str | None = None  # the Inlet account the grant was made with, if known
+    planned: CallPlanned | None = None  # None: nothing known of its plan (always looked at again)
+    earlier_grants: bool = True  # whether the grant had GrantAccess calls before this one
 
     @property
     def target(self) -> Target:
@@ -99,6 +107,10 @@ class CallStore:
                 generation=r["generation"],
                 external_id=r["external_id"],
                 grant_account=r["grant_account"],
+                planned=CallPlanned(
+                    settles=r["settles"], planned_in=r["planned_in"], created_at=r["created_at"]
+                ),
+                earlier_grants=r["earlier_grants"],
             )
             for r in rows
         ]
@@ -119,22 +131,18 @@ class CallStore:
         try:
             async with self._db.transaction() as conn:
                 queries = self._db.on(conn)
-                await self._lock_booking(queries, call)
-                await self._finish(queries, call, owner, "succeeded", attempt)
-                previous = await queries.fetchrow("previous_access", call.grant_key)
-                if previous is not None and previous["generation"] != call.generation:
-                    previous = None  # another generation's code is not this grant's
+                booking = await self._lock_booking(queries, call)
+                previous = None
+                if sinks:  # what the PMS held before is told only to sinks
+                    previous = await queries.fetchrow("previous_access", call.grant_key)
+                    if previous is not None and previous["generation"] != call.generation:
+                        previous = None  # another generation's code is not this grant's
                 earlier = []
-                if call.operation == "grant" or call.reference_id is None:
+                if (call.operation == "grant" or call.reference_id is None) and call.earlier_grants:
                     history = await grant_history(
-                        self._db,
-                        conn,
-                        call.source,
-                        call.booking_id,
-                        grant_key=call.grant_key,
-                        before_call=call.id,
+                        self._db, conn, grant_key=call.grant_key, before_call=call.id
                     )
-                    earlier = attempts_toward(history.get(call.grant_key, ()), call.target)
+                    earlier = attempts_toward(history, call.target)
                 record = after_success(
                     operation=call.operation,
                     reason=call.reason,
@@ -149,8 +157,18 @@ class CallStore:
                         " unverified",
                         extra={"action": "call.grant_unverified", **_keys(call)},
                     )
-                await self._apply_access(
-                    queries, call, attempt, record.access, record.fingerprint, account
+                look = needs_look_after_success(
+                    operation=call.operation,
+                    reason=call.reason,
+                    record=record,
+                    http_status=attempt.http_status,
+                    planned=call.planned,
+                    booking=booking,
+                )
+                # The attempt, the call, the grant, its escalations and the booking's mark: one
+                # statement (docs/architecture.md rule 9).
+                await self._record_success(
+                    queries, call, owner, attempt, record.access, record.fingerprint, account, look
                 )
                 if sinks and record.tell_sinks:
                     change = change_after_success(
@@ -161,34 +179,50 @@ class CallStore:
                         previous=_held(previous),
                     )
                     await self._record_change(queries, change, sinks)
-                await queries.execute("resolve_call_escalations", call.grant_key, now)
-                await queries.execute("mark_booking", call.source, call.booking_id, now)
         except LeaseLost:
             return False
         return True
 
-    async def _apply_access(
+    async def _record_success(
         self,
         queries: Queries,
         call: ClaimedCall,
+        owner: str,
         attempt: AttemptRecord,
         access: Access,
         fingerprint: str,
         account: str | None,
+        look: bool,
     ) -> None:
         now = attempt.finished_at
+        outcome = {
+            "call_id": call.id,
+            "owner": owner,
+            "attempt": call.attempts,
+            "started_at": attempt.started_at,
+            "now": now,
+            "outcome": attempt.outcome,
+            "http_status": attempt.http_status,
+            "message": attempt.message,
+            "grant_key": call.grant_key,
+            "source": call.source,
+            "booking_id": call.booking_id,
+            "look": look,
+        }
         if call.operation == "revoke":
-            await queries.execute("revoke_grant", call.grant_key, attempt.message, now)
-            # a shared door may have a free place now
+            finished = await queries.fetchval("record_revoke_success", **outcome)
+            if not finished:
+                raise LeaseLost
+            # A shared door may have a free place now: under the property's door lock (as the
+            # reconciler counts places), so a booking planned meanwhile sees it or is marked.
+            await queries.execute("lock_property_doors_shared", call.property_id)
             await queries.execute("mark_waiting_for_doors", call.property_id, now)
             return
         desired = call.desired
         assert desired is not None
-        await queries.execute(
-            "upsert_grant",
-            grant_key=call.grant_key,
-            source=call.source,
-            booking_id=call.booking_id,
+        finished = await queries.fetchval(
+            "record_grant_success",
+            **outcome,
             stay_id=desired.stay_id,
             property_id=call.property_id,
             state="active",
@@ -200,14 +234,14 @@ class CallStore:
             valid_from=desired.valid_from,
             valid_to=desired.valid_to,
             fingerprint=fingerprint,
-            message=attempt.message,
-            now=now,
             resource_id=desired.resource_id,
             applied=desired,
             generation=call.generation,
             external_id=call.external_id or call.grant_key,
             account=account,
         )
+        if not finished:
+            raise LeaseLost
 
     async def retry_later(
         self,
@@ -314,8 +348,11 @@ class CallStore:
         value: datetime | None = await self._db.fetchval("next_call_due")
         return value
 
-    async def _lock_booking(self, queries: Queries, call: ClaimedCall) -> None:
-        await queries.execute("lock_booking_for_outcome", call.source, call.booking_id)
+    async def _lock_booking(self, queries: Queries, call: ClaimedCall) -> BookingPlans:
+        row = await queries.fetchrow("lock_booking_for_outcome", call.source, call.booking_id)
+        if row is None:  # no booking row (a call queued by hand): it is never skipped
+            return BookingPlans(plans=-1, reconciled_at=None)
+        return BookingPlans(plans=row["plans"], reconciled_at=row["reconciled_at"])
 
     async def _finish(
         self,
@@ -325,13 +362,13 @@ class CallStore:
         state: str,
         attempt: AttemptRecord,
     ) -> None:
-        await self._record_attempt(queries, call, attempt)
         status = await queries.execute(
             "finish_call",
             call_id=call.id,
             owner=owner,
             attempt=call.attempts,
             state=state,
+            started_at=attempt.started_at,
             now=attempt.finished_at,
             outcome=attempt.outcome,
             http_status=attempt.http_status,

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import re
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,13 +101,84 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+class _Resets:
+    """Which pooled connections come back with no session state, so their release needs no
+    `RESET ALL` round trip.
+
+    A connection qualifies only when `Database.transaction()` hands it back: its statements ran
+    inside one transaction that ended (committed, or rolled back by the pool), and the named
+    queries keep no state past it (no SET, LISTEN, cursor or session advisory lock: a unit test
+    checks the queries). Any other use of a pooled connection (LISTEN, the pollers' advisory
+    locks, a held connection) is reset as asyncpg always does.
+    """
+
+    def __init__(self) -> None:
+        self._clean: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+    def mark_clean(self, conn: Connection) -> None:
+        raw = getattr(conn, "_con", None)  # the proxy's connection
+        if raw is not None and not raw.is_in_transaction():
+            self._clean.add(raw)
+
+    async def reset(self, conn: asyncpg.Connection) -> None:
+        if conn in self._clean:
+            self._clean.discard(conn)
+            return
+        await conn.execute(conn.get_reset_query())
+
+
+# What would leave state in a session (a setting, a listener, a cursor, a session lock): a
+# connection that ran it is reset as asyncpg always does.
+SESSION_STATE = re.compile(
+    r"\A\s*(SET\s+(?!LOCAL\b)|RESET\b|LISTEN\b|DECLARE\b|PREPARE\b|CREATE\s+TEMP)"
+    r"|pg_advisory_lock\(|pg_try_advisory_lock\(|set_config\(",
+    re.IGNORECASE,
+)
+
+
+class _OneStatement:
+    """Runs one named query on a pooled connection outside any explicit transaction, and gives
+    the connection back without a reset: a single statement keeps no session state (the unit
+    test of the queries checks that none does)."""
+
+    def __init__(self, pool: asyncpg.Pool, resets: _Resets) -> None:
+        self._pool = pool
+        self._resets = resets
+        self._stateless: dict[str, bool] = {}
+
+    async def _run(self, method: str, sql: str, *args: Any) -> Any:
+        stateless = self._stateless.get(sql)
+        if stateless is None:
+            stateless = self._stateless[sql] = SESSION_STATE.search(sql) is None
+        async with self._pool.acquire() as conn:
+            result = await getattr(conn, method)(sql, *args)
+            if stateless:
+                self._resets.mark_clean(conn)
+            return result
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetch", sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchrow", sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchval", sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        return await self._run("execute", sql, *args)
+
+
 class Database(Queries):
     """The pool and the named queries; store modules borrow connections from here."""
 
-    def __init__(self, pool: asyncpg.Pool, queries: dict[str, Query]) -> None:
-        super().__init__(pool, queries)
+    def __init__(
+        self, pool: asyncpg.Pool, queries: dict[str, Query], resets: _Resets | None = None
+    ) -> None:
+        super().__init__(pool if resets is None else _OneStatement(pool, resets), queries)
         self.pool = pool
         self.queries = queries
+        self._resets = resets
 
     def sql(self, name: str) -> str:
         return self.queries[name].sql
@@ -116,22 +189,28 @@ class Database(Queries):
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
+        resets = _Resets()
         pool = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
             max_size=max_size,
             command_timeout=60,
             init=_init_connection,
+            reset=resets.reset,
         )
-        return cls(pool, load_queries())
+        return cls(pool, load_queries(), resets)
 
     async def close(self) -> None:
         await self.pool.close()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn
+        """A pooled connection in one transaction; given back without a reset round trip."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                yield conn
+            if self._resets is not None:
+                self._resets.mark_clean(conn)
 
     @contextlib.asynccontextmanager
     async def listening(

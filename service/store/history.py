@@ -8,6 +8,8 @@ know whether a success shows what Inlet holds (`fingerprint_after_grant`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 from asyncpg import Record
 
@@ -17,22 +19,17 @@ from service.store.db import Connection, Database
 
 
 async def grant_history(
-    db: Database,
-    conn: Connection,
-    source: str,
-    booking_id: str,
-    *,
-    grant_key: str | None = None,
-    before_call: int | None = None,
-) -> dict[str, tuple[GrantCall, ...]]:
-    """The calls of every grant of the booking (or of `grant_key`, before call `before_call`)."""
-    rows = await conn.fetch(
-        db.sql("earlier_grant_attempts"), grant_key, before_call, source, booking_id
+    db: Database, conn: Connection, *, grant_key: str, before_call: int
+) -> tuple[GrantCall, ...]:
+    """The GrantAccess calls of `grant_key` before call `before_call` (the reconciler reads a
+    whole batch's with `bookings_grant_history`)."""
+    rows = await db.on(conn).fetch(
+        "earlier_grant_attempts", grant_key=grant_key, before_call=before_call
     )
-    return grant_calls(rows)
+    return grant_calls(rows).get(grant_key, ())
 
 
-def grant_calls(rows: list[Record]) -> dict[str, tuple[GrantCall, ...]]:
+def grant_calls(rows: Sequence[Record]) -> dict[str, tuple[GrantCall, ...]]:
     """Rows of `earlier_grant_attempts` (ordered by grant, call and attempt) as calls per grant."""
     calls: dict[str, list[GrantCall]] = {}
     for r in rows:

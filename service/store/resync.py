@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
+from asyncpg import Record
 
 from service.domain.access import DesiredGrant
 from service.domain.plan import call_deadline
 from service.store.audit import Actor, AuditEntry, AuditStore
-from service.store.db import Database
+from service.store.db import Database, Queries
 
 # Ids as events carry them; access point names as the properties file has them (no control
 # characters, which PostgreSQL's text would refuse).
@@ -24,6 +25,8 @@ _Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@/+#-]{0,127
 _Door = Annotated[str, msgspec.Meta(pattern=r"^[^\x00-\x1f\x7f]{1,128}$")]
 _BookingKey = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@/+#:-]{0,256}$")]
 _Some = msgspec.Meta(max_length=1000)
+# Matching grants are read this many at a time.
+CANDIDATES_PAGE = 1000
 
 
 class ResyncSelector(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -74,7 +77,7 @@ class ResyncStore:
     ) -> ResyncStarted:
         """Queue the re-sync's calls and its audit row in one transaction."""
         async with self._db.transaction() as conn:
-            rows = await conn.fetch(self._db.sql("resync_candidates"), *_args(selector))
+            rows = await _candidates(self._db.on(conn), selector)
             resync_id: int = await self._db.on(conn).fetchval(
                 "insert_resync",
                 now=now,
@@ -136,17 +139,28 @@ class ResyncStore:
         return ResyncProgress(**values)
 
     async def _candidates(self, selector: ResyncSelector) -> list[str]:
-        rows = await self._db.fetch("resync_candidates", *_args(selector))
-        return [r["grant_key"] for r in rows]
+        return [r["grant_key"] for r in await _candidates(self._db, selector)]
 
 
-def _args(selector: ResyncSelector) -> tuple[object, ...]:
+async def _candidates(queries: Queries, selector: ResyncSelector) -> list[Record]:
+    """Every matching grant, in key order, read a page at a time (no sort, on disk or not)."""
+
     def listed(values: tuple[str, ...] | None) -> list[str] | None:
         return list(values) if values else None
 
-    return (
-        selector.property_id,
-        listed(selector.access_points),
-        listed(selector.resource_ids),
-        listed(selector.bookings),
-    )
+    rows: list[Record] = []
+    after = ""
+    while True:
+        page = await queries.fetch(
+            "resync_candidates",
+            after=after,
+            property_id=selector.property_id,
+            access_points=listed(selector.access_points),
+            resource_ids=listed(selector.resource_ids),
+            bookings=listed(selector.bookings),
+            limit=CANDIDATES_PAGE,
+        )
+        rows.extend(page)
+        if len(page) < CANDIDATES_PAGE:
+            return rows
+        after = page[-1]["grant_key"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from service.clock import Clock
 from service.domain.access import DesiredGrant
@@ -82,6 +83,11 @@ class CallWorker:
         self._concurrency = concurrency
         self._lease_seconds = lease_seconds
         self._in_flight: set[int] = set()
+        # Outcomes being recorded: at most `concurrency` at once, beside the calls at Inlet.
+        self._recording = asyncio.Semaphore(concurrency)
+        # Called when a call's answer is in (its slot is free for the next call while the
+        # outcome is recorded); the runtime wakes its call loop.
+        self.on_slot_free: Callable[[], None] | None = None
 
     @property
     def in_flight(self) -> set[int]:
@@ -128,7 +134,14 @@ class CallWorker:
                 started_at=started,
                 finished_at=self._clock.now(),
             )
-            await self._record(call, result, attempt)
+            async with self._recording:
+                # The call is no longer at Inlet: once its outcome has room to be recorded,
+                # its slot takes the next call (the lease holds this one until it is recorded;
+                # an answer waiting for room keeps its slot, so nothing piles up).
+                self._in_flight.discard(call.id)
+                if self.on_slot_free is not None:
+                    self.on_slot_free()
+                await self._record(call, result, attempt)
         finally:
             self._in_flight.discard(call.id)
 

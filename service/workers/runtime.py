@@ -64,6 +64,8 @@ class Runtime:
         apaleo: ApaleoWorker | None = None,
     ) -> None:
         self.reconciler = reconciler
+        reconciler.on_planned = self.wake_calls
+        calls.on_slot_free = self.wake_calls
         self.apaleo = apaleo  # apaleo notifications and reconciliation reads (adapters/apaleo)
         self.calls = calls
         self.deliveries = deliveries
@@ -82,19 +84,15 @@ class Runtime:
     def wake_calls(self) -> None:
         self.calls_wakeup.set()
 
-    async def reconcile_loop(
-        self, next_due: Callable[[], Awaitable[datetime | None]], sweep_every: float
-    ) -> None:
-        last_sweep = asyncio.get_running_loop().time()
+    async def reconcile_loop(self, next_due: Callable[[], Awaitable[datetime | None]]) -> None:
         while not self.stopping.is_set():
             self.reconcile_wakeup.clear()
             try:
-                if asyncio.get_running_loop().time() - last_sweep >= sweep_every:
-                    last_sweep = asyncio.get_running_loop().time()
-                    await self.reconciler.sweep()
+                # The sweep marks a chunk when one is due; fresh work is still claimed first.
+                await self.reconciler.sweep_step()
                 if await self.reconciler.run_once():
                     self.wake_calls()
-                due = await next_due()
+                due = _earliest(await next_due(), self.reconciler.next_sweep_at)
             except Exception:
                 log.exception("reconcile loop error", extra={"action": "reconcile.loop_error"})
                 due = None
@@ -226,6 +224,11 @@ class Runtime:
                     wake.cancel()
 
 
+def _earliest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
+
+
 def build_runtime(
     *,
     settings: Settings,
@@ -249,6 +252,8 @@ def build_runtime(
             owner=owner,
             batch=settings.reconcile_batch,
             lease_seconds=settings.reconcile_lease_seconds,
+            concurrency=settings.reconcile_concurrency,
+            sweep_interval_seconds=settings.sweep_interval_seconds,
         ),
         CallWorker(
             store=CallStore(db),
@@ -353,9 +358,7 @@ async def workers_context(app: web.Application) -> AsyncIterator[None]:
     reconcile_store = ReconcileStore(db)
     call_store = CallStore(db)
     async with db.listening(NOTIFY_CHANNEL, runtime.wake_reconciler):
-        await scheduler.spawn(
-            runtime.reconcile_loop(reconcile_store.next_due, settings.sweep_interval_seconds)
-        )
+        await scheduler.spawn(runtime.reconcile_loop(reconcile_store.next_due))
         await scheduler.spawn(runtime.call_loop(call_store.next_due))
         await scheduler.spawn(runtime.delivery_loop(DeliveryStore(db).next_due))
         for poller in runtime.pollers:

@@ -250,7 +250,7 @@ async def test_a_call_finishing_while_the_reconciler_reads_is_not_sent_again(
     original = ReconcileStore._inputs
 
     async def inputs(self: ReconcileStore, conn: Any, *args: Any) -> Any:
-        hooked = _ReadHook(conn, h.db.sql("booking_grants"), record_outcome)
+        hooked = _ReadHook(conn, h.db.sql("bookings_grants"), record_outcome)
         return await original(self, hooked, *args)
 
     monkeypatch.setattr(ReconcileStore, "_inputs", inputs)

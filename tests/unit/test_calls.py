@@ -41,6 +41,7 @@ def queued(
     deadline: datetime | None,
     resync_id: int | None = None,
     generation: int = 1,
+    settles: bool = True,
 ) -> NewCall:
     return NewCall(
         grant_key=K1,
@@ -54,6 +55,7 @@ def queued(
         property_id=PROPERTY_ID,
         generation=generation,
         external_id=K1 if generation == 1 else f"{K1}:#{generation}",
+        settles=settles,
     )
 
 
@@ -87,7 +89,16 @@ CASES: list[tuple[str, Operation, dict[int, Superseded], datetime, list[NewCall]
         recover_op(RECOVERY),
         {},
         INSIDE,
-        [queued("grant", reason="recover", request=RECOVERY, priority=0, deadline=None)],
+        [
+            queued(
+                "grant",
+                reason="recover",
+                request=RECOVERY,
+                priority=0,
+                deadline=None,
+                settles=False,  # the revocation follows
+            )
+        ],
     ),
     (
         "a-grant-replacing-a-resync-still-owes-the-new-code",

@@ -95,7 +95,12 @@ def grant_op(w: DesiredGrant, *, supersedes: int | None = None, generation: int 
     """A GrantAccess of `w` at its property."""
     target = Target(property_id=w.property_id, generation=generation)
     return Operation(
-        kind="grant", grant_key=w.grant_key, desired=w, supersedes=supersedes, target=target
+        kind="grant",
+        grant_key=w.grant_key,
+        desired=w,
+        supersedes=supersedes,
+        target=target,
+        settles=True,
     )
 
 
@@ -109,16 +114,29 @@ def update_op(
     """An UpdateAccess of the grant held at `property_id` to `w`."""
     target = Target(property_id=property_id, generation=generation)
     return Operation(
-        kind="update", grant_key=w.grant_key, desired=w, supersedes=supersedes, target=target
+        kind="update",
+        grant_key=w.grant_key,
+        desired=w,
+        supersedes=supersedes,
+        target=target,
+        settles=True,
     )
 
 
 def revoke_op(
-    key: str, *, supersedes: int | None = None, property_id: str = PROPERTY_ID, generation: int = 1
+    key: str,
+    *,
+    supersedes: int | None = None,
+    property_id: str = PROPERTY_ID,
+    generation: int = 1,
+    settles: bool = True,
 ) -> Operation:
-    """A RevokeAccess of the grant held at `property_id`."""
+    """A RevokeAccess of the grant held at `property_id`; `settles` unless the stay is to be
+    granted anew elsewhere now."""
     target = Target(property_id=property_id, generation=generation)
-    return Operation(kind="revoke", grant_key=key, supersedes=supersedes, target=target)
+    return Operation(
+        kind="revoke", grant_key=key, supersedes=supersedes, target=target, settles=settles
+    )
 
 
 def cancel_op(key: str, *, supersedes: int) -> Operation:
@@ -796,12 +814,12 @@ MOVE_CASES: list[tuple[str, RecoveryCase, list[Operation]]] = [
     (
         "moved-to-another-property-revokes-where-it-was-made",
         ({K1: W_BERGEN}, {K1: have()}, {}, {}, INSIDE),
-        [revoke_op(K1)],
+        [revoke_op(K1, settles=False)],  # the grant at the new property follows
     ),
     (
         "moved-revoke-supersedes-a-queued-update-to-the-old-property",
         ({K1: W_BERGEN}, {K1: have(fingerprint="fp-0")}, {K1: call("update")}, {}, INSIDE),
-        [revoke_op(K1, supersedes=7)],
+        [revoke_op(K1, supersedes=7, settles=False)],
     ),
     (
         "moved-revoke-not-repeated-while-queued",
@@ -862,7 +880,7 @@ MOVE_CASES: list[tuple[str, RecoveryCase, list[Operation]]] = [
     (
         "recovered-at-the-old-property-is-revoked-there",
         ({K1: W_BERGEN}, {K1: have(fingerprint=UNVERIFIED)}, {}, {}, INSIDE),
-        [revoke_op(K1)],
+        [revoke_op(K1, settles=False)],
     ),
     (
         "a-lost-grant-before-the-window-moved-is-recovered",
@@ -888,7 +906,7 @@ def test_a_moved_stay_converges_revoke_then_grant() -> None:
     then a new generation is granted under bergen-1; nothing more after that."""
     actual = {K1: have()}
     first = plan({K1: W_BERGEN}, actual, {}, INSIDE)
-    assert first == [revoke_op(K1, property_id=PROPERTY_ID)]
+    assert first == [revoke_op(K1, property_id=PROPERTY_ID, settles=False)]
     actual = {K1: have(state="revoked")}
     second = plan({K1: W_BERGEN}, actual, {}, INSIDE)
     assert second == [grant_op(W_BERGEN, generation=2)]
@@ -989,7 +1007,7 @@ UNHEARD_CASES: list[tuple[str, PlanCase, list[Operation]]] = [
     (
         "a-grant-whose-revocation-is-in-doubt-is-revoked-for-certain",
         ({K1: W}, {K1: have(fingerprint=REVOCATION_DOUBT)}, {}, INSIDE),
-        [revoke_op(K1)],
+        [revoke_op(K1, settles=False)],  # the stay is granted again after it
     ),
     (
         "not-while-that-revocation-waits-for-a-person",

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from service.store.db import SESSION_STATE
 from service.store.queries import MAX_NUMBERED_PARAMS, QueryError, load_queries, parse_queries
 
 
@@ -54,3 +55,32 @@ def test_the_service_queries_follow_the_rules() -> None:
         assert len(query.params) == len(numbered) or not query.params, query.name
         if not query.params:
             assert len(numbered) <= MAX_NUMBERED_PARAMS, query.name
+
+
+# Named queries that keep state in the session, allowed only on connections that are reset on
+# release (the pollers' advisory lock is taken on a connection of its own, never in
+# Database.transaction(), whose connections go back without a reset).
+SESSION_STATE_ALLOWED = {"try_leader_lock", "release_leader_lock", "holds_leader_lock"}
+
+
+def test_no_query_leaves_state_in_the_session() -> None:
+    """A connection used by Database.transaction() is given back without RESET ALL: none of
+    the queries may leave a setting, a listener, a cursor or a session lock behind."""
+    offending = [
+        name
+        for name, query in load_queries().items()
+        if name not in SESSION_STATE_ALLOWED and SESSION_STATE.search(query.sql)
+    ]
+    assert offending == []
+
+
+def test_the_state_check_finds_session_state() -> None:
+    for sql in (
+        "SET search_path = x",
+        "LISTEN channel",
+        "SELECT pg_advisory_lock(1)",
+        "SELECT set_config('a.b', 'c', false)",
+    ):
+        assert SESSION_STATE.search(sql), sql
+    for sql in ("SET LOCAL statement_timeout = 1", "SELECT pg_advisory_xact_lock(1)"):
+        assert not SESSION_STATE.search(sql), sql

@@ -41,11 +41,13 @@ def test_defaults() -> None:
         max_body_bytes=1024 * 1024,
         log_level="INFO",
         shutdown_timeout_seconds=20.0,
-        call_concurrency=8,
+        call_concurrency=32,
         lease_seconds=30.0,
         reconcile_lease_seconds=15.0,
         reconcile_batch=50,
+        reconcile_concurrency=4,
         sweep_interval_seconds=600.0,
+        retention_days=90.0,
         group_commit_max_events=1000,
         ingest_wait_seconds=10.0,
         ingest_unavailable_after_seconds=3.0,
@@ -140,6 +142,10 @@ def test_empty_values_mean_the_default() -> None:
             "INGEST_MAX_QUEUED_EVENTS", "500", "ingest_max_queued_events", 500, id="ingest-queue"
         ),
         pytest.param("RECONCILE_BATCH", "10", "reconcile_batch", 10, id="batch"),
+        pytest.param(
+            "RECONCILE_CONCURRENCY", "2", "reconcile_concurrency", 2, id="reconcile-concurrency"
+        ),
+        pytest.param("RETENTION_DAYS", "45", "retention_days", 45.0, id="retention"),
         pytest.param("SWEEP_INTERVAL_SECONDS", "60.5", "sweep_interval_seconds", 60.5, id="sweep"),
         pytest.param(
             "GROUP_COMMIT_MAX_EVENTS", "250", "group_commit_max_events", 250, id="group-commit"
@@ -255,6 +261,12 @@ def test_a_short_mask_key_is_refused_without_showing_it() -> None:
             "-60",
             "SWEEP_INTERVAL_SECONDS: '-60' must be a positive number",
             id="float-negative",
+        ),
+        pytest.param(
+            "RETENTION_DAYS",
+            "7",
+            "RETENTION_DAYS: '7' is shorter than 30 days",
+            id="retention-too-short",
         ),
         pytest.param(
             "LOG_LEVEL",
