@@ -284,6 +284,17 @@ WHERE c.id > coalesce((SELECT max(r.id) FROM inlet_calls r
                          AND r.state = 'succeeded' AND r.last_http_status IS NOT NULL), 0)
 ORDER BY c.grant_key, c.id, n.attempt;
 
+-- name: lock_bookings_for_outcomes
+-- Lock the booking rows of several calls' outcomes, in key order (as every batch locks them, so
+-- two batches never wait for each other in a circle), before they are recorded together; as
+-- lock_booking_for_outcome for each.
+SELECT b.source, b.booking_id, b.plans, b.reconciled_at
+FROM bookings b
+JOIN unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
+  ON b.source = k.source AND b.booking_id = k.booking_id
+ORDER BY b.source, b.booking_id
+FOR UPDATE OF b;
+
 -- name: lock_booking_for_outcome
 -- Lock a booking's row before a call's outcome is recorded (see lock_booking); its plan count and
 -- last reconcile say whether a plan came after the call's (`needs_look_after_success`).
@@ -527,31 +538,48 @@ INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, h
 VALUES (:call_id, :attempt, :started_at, :finished_at, :outcome, :http_status, :message)
 ON CONFLICT (call_id, attempt) DO NOTHING;
 
--- name: record_grant_success
--- A GrantAccess's or UpdateAccess's success in one statement: the attempt, the call succeeded
--- (only if this worker still holds this attempt's lease: 0 back otherwise, and the caller rolls
--- back), what Inlet now holds (a code or link Inlet did not return is kept), the grant's call escalations resolved, and the
--- booking marked for another look when :look.
-WITH attempt AS (
+-- name: record_grant_successes
+-- GrantAccess and UpdateAccess successes, several together, in one statement (a JSON object
+-- per call, as `store/successes.py` writes it). Every row is looked up by its key (`= ANY`), so
+-- no plan, even one made for a few calls when the tables were small, scans a table: each call succeeded only if this worker still holds
+-- this attempt's lease, and only for those (the ids returned; nothing is written for the others)
+-- the attempt, what Inlet now holds (a code or link Inlet did not return is kept), the grant's
+-- call escalations resolved, and the booking marked for another look when `look`. At most one
+-- call per booking and grant (a grant's row is written once per statement).
+WITH o AS (
+    SELECT o.*
+    FROM unnest(:outcomes::text[]) AS x (doc), jsonb_to_record(x.doc::jsonb) AS o (
+        call_id bigint, owner text, attempt integer, started_at timestamptz, now timestamptz,
+        outcome text, http_status integer, message text, grant_key text, source text,
+        booking_id text, look boolean, stay_id text, property_id text, reference_id text,
+        code text, code_formatted text, link text, access_points text[],
+        valid_from timestamptz, valid_to timestamptz, fingerprint text, resource_id text,
+        applied jsonb, generation integer, external_id text, account text)
+), finished AS (
+    UPDATE inlet_calls c
+    SET state = 'succeeded', finished_at = o.now, last_outcome = o.outcome,
+        last_http_status = o.http_status, last_message = o.message,
+        lease_owner = NULL, lease_until = NULL
+    FROM o
+    WHERE c.id = ANY (ARRAY(SELECT call_id FROM o)) AND c.id = o.call_id
+      AND c.state = 'pending' AND c.lease_owner = o.owner AND c.attempts = o.attempt
+    RETURNING c.id
+), done AS (
+    SELECT o.* FROM o JOIN finished f ON f.id = o.call_id
+), attempt AS (
     INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status,
                                message)
-    VALUES (:call_id, :attempt, :started_at, :now, :outcome, :http_status, :message)
+    SELECT call_id, attempt, started_at, now, outcome, http_status, message FROM done
     ON CONFLICT (call_id, attempt) DO NOTHING
-), finished AS (
-    UPDATE inlet_calls
-    SET state = 'succeeded', finished_at = :now, last_outcome = :outcome,
-        last_http_status = :http_status, last_message = :message,
-        lease_owner = NULL, lease_until = NULL
-    WHERE id = :call_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt
-    RETURNING id
 ), granted AS (
     INSERT INTO grants AS g (grant_key, source, booking_id, stay_id, property_id, state, reference_id,
                              code, code_formatted, link, access_points, valid_from, valid_to,
                              fingerprint, message, created_at, updated_at, resource_id, applied,
                              generation, external_id, account)
-    VALUES (:grant_key, :source, :booking_id, :stay_id, :property_id, :state, :reference_id, :code,
-            :code_formatted, :link, :access_points, :valid_from, :valid_to, :fingerprint, :message,
-            :now, :now, :resource_id, :applied::jsonb, :generation, :external_id, :account)
+    SELECT grant_key, source, booking_id, stay_id, property_id, 'active', reference_id, code,
+           code_formatted, link, access_points, valid_from, valid_to, fingerprint, message,
+           now, now, resource_id, applied, generation, external_id, account
+    FROM done
     ON CONFLICT (grant_key) DO UPDATE
     SET state = EXCLUDED.state,
         property_id = EXCLUDED.property_id,
@@ -577,47 +605,68 @@ WITH attempt AS (
         message = EXCLUDED.message,
         updated_at = EXCLUDED.updated_at
 ), resolved AS (
-    UPDATE escalations
-    SET resolved_at = :now, resolved_note = 'resolved automatically: a later call succeeded'
-    WHERE grant_key = :grant_key AND resolved_at IS NULL AND call_id IS NOT NULL
+    UPDATE escalations e
+    SET resolved_at = d.now, resolved_note = 'resolved automatically: a later call succeeded'
+    FROM done d
+    WHERE e.grant_key = ANY (ARRAY(SELECT grant_key FROM done)) AND e.grant_key = d.grant_key
+      AND e.resolved_at IS NULL AND e.call_id IS NOT NULL
 ), marked AS (
-    UPDATE bookings
-    SET marked_seq = marked_seq + 1,
-        marked_at = CASE WHEN marked_seq > seen_seq THEN marked_at ELSE :now END
-    WHERE source = :source AND booking_id = :booking_id AND :look::boolean
+    UPDATE bookings b
+    SET marked_seq = b.marked_seq + 1,
+        marked_at = CASE WHEN b.marked_seq > b.seen_seq THEN b.marked_at ELSE d.now END
+    FROM done d
+    WHERE b.source = ANY (ARRAY(SELECT source FROM done WHERE look))
+      AND b.booking_id = ANY (ARRAY(SELECT booking_id FROM done WHERE look))
+      AND b.source = d.source AND b.booking_id = d.booking_id AND d.look
 )
-SELECT count(*) FROM finished;
+SELECT id FROM finished;
 
--- name: record_revoke_success
--- A RevokeAccess's success in one statement, as record_grant_success: the grant is revoked (its
+-- name: record_revoke_successes
+-- RevokeAccess successes, several together, as record_grant_successes: each grant is revoked (its
 -- codes are kept for the timeline).
-WITH attempt AS (
+WITH o AS (
+    SELECT o.*
+    FROM unnest(:outcomes::text[]) AS x (doc), jsonb_to_record(x.doc::jsonb) AS o (
+        call_id bigint, owner text, attempt integer, started_at timestamptz, now timestamptz,
+        outcome text, http_status integer, message text, grant_key text, source text,
+        booking_id text, look boolean)
+), finished AS (
+    UPDATE inlet_calls c
+    SET state = 'succeeded', finished_at = o.now, last_outcome = o.outcome,
+        last_http_status = o.http_status, last_message = o.message,
+        lease_owner = NULL, lease_until = NULL
+    FROM o
+    WHERE c.id = ANY (ARRAY(SELECT call_id FROM o)) AND c.id = o.call_id
+      AND c.state = 'pending' AND c.lease_owner = o.owner AND c.attempts = o.attempt
+    RETURNING c.id
+), done AS (
+    SELECT o.* FROM o JOIN finished f ON f.id = o.call_id
+), attempt AS (
     INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status,
                                message)
-    VALUES (:call_id, :attempt, :started_at, :now, :outcome, :http_status, :message)
+    SELECT call_id, attempt, started_at, now, outcome, http_status, message FROM done
     ON CONFLICT (call_id, attempt) DO NOTHING
-), finished AS (
-    UPDATE inlet_calls
-    SET state = 'succeeded', finished_at = :now, last_outcome = :outcome,
-        last_http_status = :http_status, last_message = :message,
-        lease_owner = NULL, lease_until = NULL
-    WHERE id = :call_id AND state = 'pending' AND lease_owner = :owner AND attempts = :attempt
-    RETURNING id
 ), revoked AS (
-    UPDATE grants
-    SET state = 'revoked', fingerprint = '', message = :message, updated_at = :now
-    WHERE grant_key = :grant_key
+    UPDATE grants g
+    SET state = 'revoked', fingerprint = '', message = d.message, updated_at = d.now
+    FROM done d
+    WHERE g.grant_key = ANY (ARRAY(SELECT grant_key FROM done)) AND g.grant_key = d.grant_key
 ), resolved AS (
-    UPDATE escalations
-    SET resolved_at = :now, resolved_note = 'resolved automatically: a later call succeeded'
-    WHERE grant_key = :grant_key AND resolved_at IS NULL AND call_id IS NOT NULL
+    UPDATE escalations e
+    SET resolved_at = d.now, resolved_note = 'resolved automatically: a later call succeeded'
+    FROM done d
+    WHERE e.grant_key = ANY (ARRAY(SELECT grant_key FROM done)) AND e.grant_key = d.grant_key
+      AND e.resolved_at IS NULL AND e.call_id IS NOT NULL
 ), marked AS (
-    UPDATE bookings
-    SET marked_seq = marked_seq + 1,
-        marked_at = CASE WHEN marked_seq > seen_seq THEN marked_at ELSE :now END
-    WHERE source = :source AND booking_id = :booking_id AND :look::boolean
+    UPDATE bookings b
+    SET marked_seq = b.marked_seq + 1,
+        marked_at = CASE WHEN b.marked_seq > b.seen_seq THEN b.marked_at ELSE d.now END
+    FROM done d
+    WHERE b.source = ANY (ARRAY(SELECT source FROM done WHERE look))
+      AND b.booking_id = ANY (ARRAY(SELECT booking_id FROM done WHERE look))
+      AND b.source = d.source AND b.booking_id = d.booking_id AND d.look
 )
-SELECT count(*) FROM finished;
+SELECT id FROM finished;
 
 -- name: earlier_grant_attempts
 -- The attempts of one grant's GrantAccess calls before call :before_call, since Inlet last

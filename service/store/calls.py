@@ -4,9 +4,8 @@ A call is claimed with FOR UPDATE SKIP LOCKED and a lease that bounds one attemp
 lease is simply claimable again. Every outcome is written only if this worker still holds this
 attempt (state, owner and attempt re-checked in the UPDATE), and the outcome, the actual access
 and the booking's next look commit in one transaction, after the booking's row is locked (as the
-reconciler locks it before it plans: a plan never sees a call half-recorded). What a success
-leaves behind is decided by `domain/calls.py` (`after_success`); a grant is stored with the
-property, generation and Inlet account it was made under.
+reconciler locks it before it plans: a plan never sees a call half-recorded). Successes are
+recorded by `store/successes.py`, several in one transaction; retries and give-ups here.
 """
 
 from __future__ import annotations
@@ -22,22 +21,18 @@ from service.domain.access import DesiredGrant
 from service.domain.calls import (
     BookingPlans,
     CallPlanned,
-    after_success,
     doubt_after_give_up,
-    needs_look_after_success,
 )
 from service.domain.changes import (
     Access,
     AccessChange,
     CallFacts,
     change_after_failure,
-    change_after_success,
 )
-from service.domain.plan import EarlierGrantAttempt, Target, attempts_toward
+from service.domain.plan import EarlierGrantAttempt, Target
 from service.domain.retry import escalation_operation
 from service.domain.vocab import RECOVER, CallOperation, Outcome, Severity
 from service.store.db import Database, LeaseLost, Queries, touched
-from service.store.history import grant_history
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +76,10 @@ class CallStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @property
+    def database(self) -> Database:
+        return self._db
+
     async def claim(
         self, *, owner: str, now: datetime, limit: int, lease_seconds: float
     ) -> list[ClaimedCall]:
@@ -114,134 +113,6 @@ class CallStore:
             )
             for r in rows
         ]
-
-    async def succeeded(
-        self,
-        call: ClaimedCall,
-        *,
-        owner: str,
-        attempt: AttemptRecord,
-        access: Access,
-        sinks: Sequence[str] = (),
-        account: str | None = None,
-    ) -> bool:
-        """Record success, the access Inlet now holds and the change for each sink, together;
-        False if the lease was lost (nothing written). `account`: the Inlet account called."""
-        now = attempt.finished_at
-        try:
-            async with self._db.transaction() as conn:
-                queries = self._db.on(conn)
-                booking = await self._lock_booking(queries, call)
-                previous = None
-                if sinks:  # what the PMS held before is told only to sinks
-                    previous = await queries.fetchrow("previous_access", call.grant_key)
-                    if previous is not None and previous["generation"] != call.generation:
-                        previous = None  # another generation's code is not this grant's
-                earlier = []
-                if (call.operation == "grant" or call.reference_id is None) and call.earlier_grants:
-                    history = await grant_history(
-                        self._db, conn, grant_key=call.grant_key, before_call=call.id
-                    )
-                    earlier = attempts_toward(history, call.target)
-                record = after_success(
-                    operation=call.operation,
-                    reason=call.reason,
-                    sent_fingerprint=call.desired.fingerprint if call.desired else "",
-                    had_reference=call.reference_id is not None,
-                    returned=access,
-                    earlier=earlier,
-                )
-                if record.unverified:
-                    log.info(
-                        "granted, but Inlet may hold an earlier call's content: recorded as"
-                        " unverified",
-                        extra={"action": "call.grant_unverified", **_keys(call)},
-                    )
-                look = needs_look_after_success(
-                    operation=call.operation,
-                    reason=call.reason,
-                    record=record,
-                    http_status=attempt.http_status,
-                    planned=call.planned,
-                    booking=booking,
-                )
-                # The attempt, the call, the grant, its escalations and the booking's mark: one
-                # statement (docs/architecture.md rule 9).
-                await self._record_success(
-                    queries, call, owner, attempt, record.access, record.fingerprint, account, look
-                )
-                if sinks and record.tell_sinks:
-                    change = change_after_success(
-                        _call_facts(call),
-                        message=attempt.message,
-                        at=now,
-                        returned=record.access,
-                        previous=_held(previous),
-                    )
-                    await self._record_change(queries, change, sinks)
-        except LeaseLost:
-            return False
-        return True
-
-    async def _record_success(
-        self,
-        queries: Queries,
-        call: ClaimedCall,
-        owner: str,
-        attempt: AttemptRecord,
-        access: Access,
-        fingerprint: str,
-        account: str | None,
-        look: bool,
-    ) -> None:
-        now = attempt.finished_at
-        outcome = {
-            "call_id": call.id,
-            "owner": owner,
-            "attempt": call.attempts,
-            "started_at": attempt.started_at,
-            "now": now,
-            "outcome": attempt.outcome,
-            "http_status": attempt.http_status,
-            "message": attempt.message,
-            "grant_key": call.grant_key,
-            "source": call.source,
-            "booking_id": call.booking_id,
-            "look": look,
-        }
-        if call.operation == "revoke":
-            finished = await queries.fetchval("record_revoke_success", **outcome)
-            if not finished:
-                raise LeaseLost
-            # A shared door may have a free place now: under the property's door lock (as the
-            # reconciler counts places), so a booking planned meanwhile sees it or is marked.
-            await queries.execute("lock_property_doors_shared", call.property_id)
-            await queries.execute("mark_waiting_for_doors", call.property_id, now)
-            return
-        desired = call.desired
-        assert desired is not None
-        finished = await queries.fetchval(
-            "record_grant_success",
-            **outcome,
-            stay_id=desired.stay_id,
-            property_id=call.property_id,
-            state="active",
-            reference_id=access.reference_id,
-            code=access.code,
-            code_formatted=access.code_formatted,
-            link=access.link,
-            access_points=list(desired.access_points),
-            valid_from=desired.valid_from,
-            valid_to=desired.valid_to,
-            fingerprint=fingerprint,
-            resource_id=desired.resource_id,
-            applied=desired,
-            generation=call.generation,
-            external_id=call.external_id or call.grant_key,
-            account=account,
-        )
-        if not finished:
-            raise LeaseLost
 
     async def retry_later(
         self,
@@ -325,13 +196,13 @@ class CallStore:
                 if sinks:
                     held = await queries.fetchrow("previous_access", call.grant_key)
                     change = change_after_failure(
-                        _call_facts(call),
+                        call_facts(call),
                         message=attempt.message,
                         at=attempt.finished_at,
                         reason=reason,
-                        held=_held(held),
+                        held=held_access(held),
                     )
-                    await self._record_change(queries, change, sinks)
+                    await record_change(queries, change, sinks)
                 # The booking is looked at again; the plan will not repeat the escalated call.
                 await queries.execute(
                     "mark_booking", call.source, call.booking_id, attempt.finished_at
@@ -377,25 +248,6 @@ class CallStore:
         if not touched(status):
             raise LeaseLost
 
-    async def _record_change(
-        self, queries: Queries, change: AccessChange, sinks: Sequence[str]
-    ) -> None:
-        data = change.data
-        change_id = await queries.fetchval(
-            "insert_access_change",
-            grant_key=data.grant_key,
-            source=data.source,
-            booking_id=data.booking_id,
-            stay_id=data.stay_id,
-            property_id=data.property_id,
-            kind=change.type,
-            payload=change,
-            now=change.timestamp,
-        )
-        await queries.execute(
-            "insert_deliveries", change_id, data.grant_key, change.timestamp, list(sinks)
-        )
-
     async def _record_attempt(
         self, queries: Queries, call: ClaimedCall, attempt: AttemptRecord
     ) -> None:
@@ -435,7 +287,26 @@ class CallStore:
         return value
 
 
-def _keys(call: ClaimedCall) -> dict[str, object]:
+async def record_change(queries: Queries, change: AccessChange, sinks: Sequence[str]) -> None:
+    """Store an access change and its delivery to each sink (the PMS hears of it)."""
+    data = change.data
+    change_id = await queries.fetchval(
+        "insert_access_change",
+        grant_key=data.grant_key,
+        source=data.source,
+        booking_id=data.booking_id,
+        stay_id=data.stay_id,
+        property_id=data.property_id,
+        kind=change.type,
+        payload=change,
+        now=change.timestamp,
+    )
+    await queries.execute(
+        "insert_deliveries", change_id, data.grant_key, change.timestamp, list(sinks)
+    )
+
+
+def call_keys(call: ClaimedCall) -> dict[str, object]:
     return {
         "call_id": call.id,
         "grant_key": call.grant_key,
@@ -444,7 +315,7 @@ def _keys(call: ClaimedCall) -> dict[str, object]:
     }
 
 
-def _call_facts(call: ClaimedCall) -> CallFacts:
+def call_facts(call: ClaimedCall) -> CallFacts:
     return CallFacts(
         operation=call.operation,
         source=call.source,
@@ -457,7 +328,7 @@ def _call_facts(call: ClaimedCall) -> CallFacts:
     )
 
 
-def _held(row: Record | None) -> Access | None:
+def held_access(row: Record | None) -> Access | None:
     """What the service held for a grant (a `previous_access` row)."""
     if row is None:
         return None

@@ -4,6 +4,10 @@ Calls run with bounded concurrency. Inlet's answer (its body, not only the statu
 success stores the reference, code and link; a temporary failure is retried by the policy;
 a permanent failure, or the retry limit, escalates for manual follow-up.
 
+Answers that arrive while successes are being recorded wait and are recorded together, in one
+transaction (`store/successes.py`), at most one call per booking at a time: under load a
+success costs a share of one BEGIN, lock and COMMIT rather than its own.
+
 Each call goes to the Inlet account (base URL and API key) of the property it was planned for:
 the grant's own property for updates and revocations, wherever the booking is now. A 404 on a
 revocation counts as "already gone" only from the account the grant was made with.
@@ -26,8 +30,12 @@ from service.inlet.client import InletClient, redact_message
 from service.inlet.protocol import GrantRequest, InletResult, split_phone, update_from_grant
 from service.metrics import Metrics
 from service.store.calls import AttemptRecord, CallStore, ClaimedCall
+from service.store.successes import Recorded, Success, SuccessStore
 
 log = logging.getLogger(__name__)
+
+# A success waiting to be recorded, and where its caller waits for what recording it did.
+_Waiting = tuple[Success, "asyncio.Future[Recorded]"]
 
 
 def grant_request(
@@ -75,6 +83,12 @@ class CallWorker:
         lease_seconds: float,
     ) -> None:
         self._store = store
+        self._successes = SuccessStore(store.database)
+        # Successes waiting to be recorded; whether a batch is being written (one at a time);
+        # the batches' tasks (held so none is dropped before it ends).
+        self._waiting: list[_Waiting] = []
+        self._writing = False
+        self._batches: set[asyncio.Task[None]] = set()
         self._client = client
         self._hotels = hotels
         self._metrics = metrics
@@ -88,6 +102,10 @@ class CallWorker:
         # Called when a call's answer is in (its slot is free for the next call while the
         # outcome is recorded); the runtime wakes its call loop.
         self.on_slot_free: Callable[[], None] | None = None
+        # Called when an outcome marked a booking for a look (the runtime wakes its reconciler),
+        # and when it stored an access change for the PMS (the delivery loop): only then.
+        self.on_marked: Callable[[], None] | None = None
+        self.on_changed: Callable[[], None] | None = None
 
     @property
     def in_flight(self) -> set[int]:
@@ -200,14 +218,17 @@ class CallWorker:
                 link=result.link,
             )
             account = self._hotels.inlet_account(call.property_id)
-            kept = await self._store.succeeded(
-                call,
-                owner=self._owner,
-                attempt=attempt,
-                access=access,
-                sinks=sinks_for(call.source, self._hotels),
-                account=account.account if account else None,
+            recorded = await self._record_success(
+                Success(
+                    call=call,
+                    attempt=attempt,
+                    access=access,
+                    sinks=tuple(sinks_for(call.source, self._hotels)),
+                    account=account.account if account else None,
+                )
             )
+            kept = recorded.kept
+            self._tell(marked=recorded.marked, changed=recorded.changed)
             log.info(
                 "inlet call succeeded", extra={"action": "call.succeeded", "kept": kept, **context}
             )
@@ -233,6 +254,7 @@ class CallWorker:
                 sinks=sinks_for(call.source, self._hotels),
             )
             if escalation is not None:
+                self._tell(marked=True, changed=bool(sinks_for(call.source, self._hotels)))
                 self._metrics.escalations_raised.labels(
                     operation=call.operation, severity=step.severity, reason=step.reason
                 ).inc()
@@ -263,3 +285,96 @@ class CallWorker:
             "inlet call failed; will retry",
             extra={"action": "call.retry_scheduled", "retry_at": step.at.isoformat(), **context},
         )
+
+    def _tell(self, *, marked: bool, changed: bool) -> None:
+        if marked and self.on_marked is not None:
+            self.on_marked()
+        if changed and self.on_changed is not None:
+            self.on_changed()
+
+    async def _record_success(self, success: Success) -> Recorded:
+        """Record a success with whatever others are waiting (see the module's docstring)."""
+        future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
+        self._waiting.append((success, future))
+        self._next_batch()
+        # Shielded: a caller cancelled (shutdown) leaves its success to be recorded all the same.
+        return await asyncio.shield(future)
+
+    def _next_batch(self) -> None:
+        """Start recording the waiting successes unless a batch is being written: answers that
+        arrive meanwhile wait for it and go together in the next. A batch about to wait for a
+        door lock (a plan may hold it for a while) lets the next one start."""
+        if self._writing or not self._waiting:
+            return
+        self._writing = True
+        task = asyncio.create_task(self._write_batch())
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _write_batch(self) -> None:
+        batch: list[_Waiting] = []
+        writing = True
+
+        def done_writing() -> None:
+            nonlocal writing
+            if writing:
+                writing = self._writing = False
+                self._next_batch()
+
+        try:
+            await asyncio.sleep(0)  # answers read in this turn of the loop join the batch
+            batch, self._waiting = _one_per_booking(self._waiting, self._concurrency)
+            await self._record_batch(batch, done_writing)
+            batch = []
+        except BaseException:
+            # Cancelled (the loop is closing): nobody may wait for an answer that never comes.
+            for _, future in [*batch, *self._waiting]:
+                future.cancel()
+            self._waiting = []
+            raise
+        finally:
+            done_writing()
+
+    async def _record_batch(self, batch: list[_Waiting], before_doors: Callable[[], None]) -> None:
+        try:
+            results = await self._successes.record(
+                [s for s, _ in batch], owner=self._owner, before_doors=before_doors
+            )
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            # One call's failure must not cost the others theirs: each is recorded alone.
+            log.warning(
+                "recording successes together failed; recording each alone",
+                exc_info=True,
+                extra={"action": "call.batch_failed", "calls": len(batch)},
+            )
+            for item in batch:
+                await self._record_batch([item], before_doors)
+            return
+        for (_, future), recorded in zip(batch, results, strict=True):
+            _settle(future, recorded)
+
+
+def _one_per_booking(waiting: list[_Waiting], limit: int) -> tuple[list[_Waiting], list[_Waiting]]:
+    """The next batch (in arrival order, at most `limit`, one call per booking) and the rest."""
+    batch: list[_Waiting] = []
+    rest: list[_Waiting] = []
+    bookings: set[tuple[str, str]] = set()
+    for item in waiting:
+        if item[0].booking in bookings or len(batch) >= limit:
+            rest.append(item)  # its booking's other call goes in a later batch
+        else:
+            bookings.add(item[0].booking)
+            batch.append(item)
+    return batch, rest
+
+
+def _settle(future: asyncio.Future[Recorded], outcome: Recorded | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -66,6 +66,8 @@ class Runtime:
         self.reconciler = reconciler
         reconciler.on_planned = self.wake_calls
         calls.on_slot_free = self.wake_calls
+        calls.on_marked = self.wake_reconciler
+        calls.on_changed = self.wake_deliveries
         self.apaleo = apaleo  # apaleo notifications and reconciliation reads (adapters/apaleo)
         self.calls = calls
         self.deliveries = deliveries
@@ -80,6 +82,9 @@ class Runtime:
 
     def wake_reconciler(self) -> None:
         self.reconcile_wakeup.set()
+
+    def wake_deliveries(self) -> None:
+        self.deliveries_wakeup.set()
 
     def wake_calls(self) -> None:
         self.calls_wakeup.set()
@@ -104,9 +109,10 @@ class Runtime:
 
         def finished(task: asyncio.Task[None]) -> None:
             running.discard(task)
-            self.wake_calls()  # a slot is free
-            self.wake_reconciler()  # the finished call marked its booking
-            self.deliveries_wakeup.set()  # and may have recorded an access change
+            # A slot is free. The reconciler and the delivery loop are woken by the call worker
+            # only when an outcome marked a booking or stored an access change: a wake-up costs
+            # each of them a claim and a look at what is due next.
+            self.wake_calls()
 
         try:
             while not self.stopping.is_set():

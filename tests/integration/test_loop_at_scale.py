@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from service.store import resync as resync_store
-from service.store.calls import CallStore
 from service.store.reconcile import ReconcileStore
 from service.store.retention import RetentionStore
+from service.store.successes import Recorded, SuccessStore
 from service.workers.reconciler import Reconciler
 
 from ..support import SOURCE, START, Harness, event, stay
@@ -364,14 +364,14 @@ async def test_a_calls_slot_takes_the_next_call_while_its_outcome_is_recorded(
     monkeypatch.setattr(worker, "_concurrency", 1)
     recording = asyncio.Event()
     release = asyncio.Event()
-    original = CallStore.succeeded
+    original = SuccessStore.record
 
-    async def slow(self: CallStore, *args: Any, **kwargs: Any) -> bool:
+    async def slow(self: SuccessStore, *args: Any, **kwargs: Any) -> list[Recorded]:
         recording.set()
         await release.wait()
         return await original(self, *args, **kwargs)
 
-    monkeypatch.setattr(CallStore, "succeeded", slow)
+    monkeypatch.setattr(SuccessStore, "record", slow)
     (first,) = await worker.claim_free()
     assert await worker.claim_free() == []  # the one slot is taken
     task = asyncio.create_task(worker.execute(first))
