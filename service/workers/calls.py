@@ -34,6 +34,9 @@ from service.store.successes import Recorded, Success, SuccessStore
 
 log = logging.getLogger(__name__)
 
+# Batches of successes in flight at once: one being written, one waiting for a door lock.
+MAX_BATCHES = 2
+
 # A success waiting to be recorded, and where its caller waits for what recording it did.
 _Waiting = tuple[Success, "asyncio.Future[Recorded]"]
 
@@ -303,13 +306,18 @@ class CallWorker:
     def _next_batch(self) -> None:
         """Start recording the waiting successes unless a batch is being written: answers that
         arrive meanwhile wait for it and go together in the next. A batch about to wait for a
-        door lock (a plan may hold it for a while) lets the next one start."""
-        if self._writing or not self._waiting:
+        door lock (a plan may hold it for a while) lets the next one start, up to MAX_BATCHES
+        in flight (each holds a pooled connection)."""
+        if self._writing or not self._waiting or len(self._batches) >= MAX_BATCHES:
             return
         self._writing = True
         task = asyncio.create_task(self._write_batch())
         self._batches.add(task)
-        task.add_done_callback(self._batches.discard)
+        task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._batches.discard(task)
+        self._next_batch()  # answers may be waiting for a batch to finish
 
     async def _write_batch(self) -> None:
         batch: list[_Waiting] = []

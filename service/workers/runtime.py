@@ -110,9 +110,13 @@ class Runtime:
         def finished(task: asyncio.Task[None]) -> None:
             running.discard(task)
             # A slot is free. The reconciler and the delivery loop are woken by the call worker
-            # only when an outcome marked a booking or stored an access change: a wake-up costs
-            # each of them a claim and a look at what is due next.
+            # only when an outcome marked a booking or stored an access change (a wake-up costs
+            # each of them a claim and a look at what is due next), or here when the outcome
+            # could not be recorded: the database may be back, and their loops wait otherwise.
             self.wake_calls()
+            if not task.cancelled() and task.exception() is not None:
+                self.wake_reconciler()
+                self.wake_deliveries()
 
         try:
             while not self.stopping.is_set():
