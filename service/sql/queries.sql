@@ -561,8 +561,11 @@ WITH o AS (
         last_http_status = o.http_status, last_message = o.message,
         lease_owner = NULL, lease_until = NULL
     FROM o
-    WHERE c.id = ANY (ARRAY(SELECT call_id FROM o)) AND c.id = o.call_id
-      AND c.state = 'pending' AND c.lease_owner = o.owner AND c.attempts = o.attempt
+    WHERE c.id = ANY (:call_ids::bigint[]) AND c.id = o.call_id
+      -- (SELECT ...): a value the planner cannot see, so no partial index on pending calls
+      -- (it would scan every pending call of a wave) looks cheaper than the primary key.
+      AND c.state = (SELECT 'pending'::text) AND c.lease_owner = o.owner
+      AND c.attempts = o.attempt
     RETURNING c.id
 ), done AS (
     SELECT o.* FROM o JOIN finished f ON f.id = o.call_id
@@ -636,8 +639,11 @@ WITH o AS (
         last_http_status = o.http_status, last_message = o.message,
         lease_owner = NULL, lease_until = NULL
     FROM o
-    WHERE c.id = ANY (ARRAY(SELECT call_id FROM o)) AND c.id = o.call_id
-      AND c.state = 'pending' AND c.lease_owner = o.owner AND c.attempts = o.attempt
+    WHERE c.id = ANY (:call_ids::bigint[]) AND c.id = o.call_id
+      -- (SELECT ...): a value the planner cannot see, so no partial index on pending calls
+      -- (it would scan every pending call of a wave) looks cheaper than the primary key.
+      AND c.state = (SELECT 'pending'::text) AND c.lease_owner = o.owner
+      AND c.attempts = o.attempt
     RETURNING c.id
 ), done AS (
     SELECT o.* FROM o JOIN finished f ON f.id = o.call_id

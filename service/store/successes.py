@@ -190,10 +190,18 @@ class SuccessStore:
         ]
         finished: set[int] = set()
         if grants:
-            rows = await queries.fetch("record_grant_successes", outcomes=grants)
+            rows = await queries.fetch(
+                "record_grant_successes",
+                outcomes=grants,
+                call_ids=[d.success.call.id for d in decided if not _revoke(d)],
+            )
             finished.update(r["id"] for r in rows)
         if revokes:
-            rows = await queries.fetch("record_revoke_successes", outcomes=revokes)
+            rows = await queries.fetch(
+                "record_revoke_successes",
+                outcomes=revokes,
+                call_ids=[d.success.call.id for d in decided if _revoke(d)],
+            )
             finished.update(r["id"] for r in rows)
         return finished
 
