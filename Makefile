@@ -31,8 +31,8 @@ unit: setup
 	$(BIN)/pytest -q tests/unit
 
 lint: setup
-	$(BIN)/ruff check service tests bench scripts
-	$(BIN)/ruff format --check service tests bench scripts
+	$(BIN)/ruff check inlet_bridge tests bench scripts
+	$(BIN)/ruff format --check inlet_bridge tests bench scripts
 	$(BIN)/lint-imports
 
 typecheck: setup

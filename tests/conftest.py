@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 
-from service.store.db import Database, EmbeddedPostgres
+from inlet_bridge.store.db import Database, EmbeddedPostgres
 
 TEMPLATE = "inlet_bridge_template"
 

@@ -15,13 +15,13 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.app import create_app
-from service.clock import ManualClock
-from service.domain.booking import BookingEvent
-from service.domain.decoding import decode_event
-from service.domain.validation import ValidEvent, validate_event
-from service.keys import DATABASE
-from service.store.events import EventStore
+from inlet_bridge.app import create_app
+from inlet_bridge.clock import ManualClock
+from inlet_bridge.domain.booking import BookingEvent
+from inlet_bridge.domain.decoding import decode_event
+from inlet_bridge.domain.validation import ValidEvent, validate_event
+from inlet_bridge.keys import DATABASE
+from inlet_bridge.store.events import EventStore
 
 from ..support import (
     ADMIN_HEADERS,
@@ -115,7 +115,7 @@ async def test_a_refused_event_is_logged_with_its_booking_and_the_paths_at_fault
     body = event("e-bad", booking_id="R-77")
     body["booking"]["stays"][0]["departure"] = body["booking"]["stays"][0]["arrival"]
     batch = {"events": [event("b1", booking_id="R-78"), body]}
-    with caplog.at_level(logging.INFO, logger="service.api.ingest"):
+    with caplog.at_level(logging.INFO, logger="inlet_bridge.api.ingest"):
         assert (await client.post("/v1/events", json=body, headers=BEARER)).status == 422
         assert (await client.post("/v1/events:batch", json=batch, headers=BEARER)).status == 422
         assert (await client.post("/v1/events", data=b"{", headers=BEARER)).status == 422
@@ -325,7 +325,7 @@ async def stored_events(client: TestClient) -> list[dict[str, Any]]:
 async def test_a_bad_phone_is_dropped_and_the_event_accepted_with_a_warning(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="service.api.ingest"):
+    with caplog.at_level(logging.INFO, logger="inlet_bridge.api.ingest"):
         response = await client.post("/v1/events", json=with_bad_phone("e1"), headers=BEARER)
 
     assert response.status == 202

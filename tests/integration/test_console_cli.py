@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from service.__main__ import main
-from service.cli_console import DefaultsFormatter
+from inlet_bridge.__main__ import main
+from inlet_bridge.cli_console import DefaultsFormatter
 
 from ..support import ADMIN_HEADERS, START, Harness, environ, event
 from .test_escalations import escalate_a_grant
@@ -32,7 +32,7 @@ def run(
     args: list[str], env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "service", *args],
+        [sys.executable, "-m", "inlet_bridge", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -84,7 +84,7 @@ async def test_escalations_list_names_hotel_doors_reference_and_age_and_retry_fo
     assert "Inlet: Lock L-101 unknown" in listed.stdout
 
     follower = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "escalations", "retry", str(escalation_id),
+        sys.executable, "-m", "inlet_bridge", "escalations", "retry", str(escalation_id),
         "--note", "lock added", "--follow", "--timeout", "60",
         env=cli_env(database_url), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -143,7 +143,7 @@ def test_version_and_every_option_shows_its_default(capsys: pytest.CaptureFixtur
     help_text = capsys.readouterr().out
     assert "usage: inlet-bridge serve" in help_text
     # every option of every command has a help line ending with its default
-    import service.__main__ as entry
+    import inlet_bridge.__main__ as entry
 
     built: list[argparse.ArgumentParser] = []
     original = argparse.ArgumentParser.parse_args
@@ -241,7 +241,7 @@ def test_start_up_logs_where_it_listens_and_what_it_serves(database_url: str) ->
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     with subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
+        [sys.executable, "-m", "inlet_bridge", "serve"],
         env=cli_env(database_url, HOST="127.0.0.1", PORT=str(port)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from service.domain.secret import Secret
-from service.logs import JsonFormatter, Masker
+from inlet_bridge.domain.secret import Secret
+from inlet_bridge.logs import JsonFormatter, Masker
 
 KEY = Secret("key-of-replica-set-one-0123456789abcdef")
 OTHER_KEY = Secret("key-of-replica-set-two-0123456789abcdef")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from service.domain.config import (
+from inlet_bridge.domain.config import (
     CheckRule,
     CommunicationDefaults,
     Door,
@@ -19,11 +19,11 @@ from service.domain.config import (
     Resource,
     RetryPolicy,
 )
-from service.domain.secret import Secret
-from service.properties import ConfigError, load_properties, parse_properties
+from inlet_bridge.domain.secret import Secret
+from inlet_bridge.properties import ConfigError, load_properties, parse_properties
 from tests.unit.domain_cases import ENVIRON, PROPERTY_ID, SOURCE, base_config
 
-DEMO = Path(__file__).resolve().parents[2] / "service" / "demo" / "properties.toml"
+DEMO = Path(__file__).resolve().parents[2] / "inlet_bridge" / "demo" / "properties.toml"
 DEMO_ENV = {
     "DEMO_PMS_TOKEN": "demo-token",
     "DEMO_PMS_WEBHOOK_SECRET": "whsec_c2VjcmV0",

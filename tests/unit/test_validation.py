@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.domain.booking import BookingEvent, Contact, Problem
-from service.domain.decoding import MAX_PROBLEMS, decode_event
-from service.domain.validation import (
+from inlet_bridge.domain.booking import BookingEvent, Contact, Problem
+from inlet_bridge.domain.decoding import MAX_PROBLEMS, decode_event
+from inlet_bridge.domain.validation import (
     ID_RULE,
     InvalidEvent,
     ValidEvent,
