@@ -529,9 +529,9 @@ async def test_the_poll_loop_waits_while_another_replica_polls(
 
     @contextlib.asynccontextmanager
     async def counted(connection: str) -> AsyncIterator[Leadership]:
-        async with real_leadership(connection) as leader:
+        async with real_leadership(connection) as lock:
             attempts.tick()
-            yield leader
+            yield lock
 
     monkeypatch.setattr(store, "leadership", counted)
     polls = count_calls(monkeypatch, hotel.poller, "poll_once")
@@ -540,8 +540,8 @@ async def test_the_poll_loop_waits_while_another_replica_polls(
     other_replica = CursorStore(hotel.h.db)
     task: asyncio.Task[None] | None = None
     try:
-        async with other_replica.leadership(CONNECTION) as leader:
-            assert leader
+        async with other_replica.leadership(CONNECTION) as held:
+            assert held
             task = asyncio.create_task(leader.run(0.01, runtime.stopping))
             await attempts.reached(3)
             assert polls.count == 0  # not the leader: never polled

@@ -11,9 +11,6 @@ under an AppKey, never global.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -28,6 +25,7 @@ from inlet_bridge.adapters.apaleo import mapping
 from inlet_bridge.adapters.spectra.client import basic_authorization
 from inlet_bridge.clock import Now
 from inlet_bridge.doubles.apaleo.emulator_state import AccountState, Fault, Sent, Subscription
+from inlet_bridge.doubles.http import basic_credentials, json_body, json_response, same
 from inlet_bridge.serving import serve_until_cancelled
 
 log = logging.getLogger(__name__)
@@ -45,34 +43,18 @@ class _NotifyBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     password: str | None = None  # send with another password (a wrong one, for a test)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=msgspec.json.encode(data), status=status, content_type="application/json"
-    )
-
-
 def _error(status: int, message: str) -> web.Response:
-    return _json({"messages": [message]}, status)
-
-
-async def _body(request: web.Request) -> Any:
-    try:
-        return msgspec.json.decode(await request.read())
-    except msgspec.DecodeError:
-        raise web.HTTPBadRequest(text="body is not JSON") from None
+    return json_response({"messages": [message]}, status)
 
 
 def _client_login(request: web.Request, state: AccountState) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
+    given = basic_credentials(request)
+    if given is None:
         return False
-    try:
-        login, sep, secret = base64.b64decode(token, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    id_ok = hmac.compare_digest(unquote(login).encode(), state.client_id.encode())
-    secret_ok = hmac.compare_digest(unquote(secret).encode(), state.client_secret.encode())
-    return bool(sep) and id_ok and secret_ok
+    login, secret = given
+    id_ok = same(unquote(login), state.client_id)
+    secret_ok = same(unquote(secret), state.client_secret)
+    return id_ok and secret_ok
 
 
 @web.middleware
@@ -103,18 +85,18 @@ async def _token(request: web.Request) -> web.Response:
     state = request.app[STATE]
     form = await request.post()
     if form.get("grant_type") != "client_credentials":
-        return _json({"error": "unsupported_grant_type"}, 400)
+        return json_response({"error": "unsupported_grant_type"}, 400)
     if not _client_login(request, state):
-        return _json({"error": "invalid_client"}, 400)
+        return json_response({"error": "invalid_client"}, 400)
     token, expires_in = state.issue_token()
-    return _json({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
+    return json_response({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
 
 
 async def _reservation(request: web.Request) -> web.Response:
     raw = request.app[STATE].reservations.get(request.match_info["id"])
     if raw is None:
         return _error(404, "reservation not found")
-    return _json(raw)
+    return json_response(raw)
 
 
 def _time_param(request: web.Request, name: str) -> datetime:
@@ -144,11 +126,11 @@ async def _reservations(request: web.Request) -> web.Response:
     chosen = found[(page - 1) * size : page * size]
     if not chosen:
         return web.Response(status=204)
-    return _json({"reservations": chosen, "count": len(found)})
+    return json_response({"reservations": chosen, "count": len(found)})
 
 
 async def _patch(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_body(request)
     if not isinstance(body, list):
         return _error(400, "a JSON Patch is a list of operations")
     try:
@@ -162,14 +144,14 @@ async def _patch(request: web.Request) -> web.Response:
 
 
 async def _put_reservation(request: web.Request) -> web.Response:
-    raw = await _body(request)
+    raw = await json_body(request)
     if not isinstance(raw, dict):
         return _error(400, "expected a JSON object")
     try:
         request.app[STATE].put_reservation(request.match_info["id"], raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return _error(400, str(exc))
-    return _json(request.app[STATE].reservations[request.match_info["id"]])
+    return json_response(request.app[STATE].reservations[request.match_info["id"]])
 
 
 async def _get_reservation(request: web.Request) -> web.Response:
@@ -185,7 +167,7 @@ async def _delete_reservation(request: web.Request) -> web.Response:
 async def _subscribe(request: web.Request) -> web.Response:
     try:
         request.app[STATE].subscription = msgspec.convert(
-            await _body(request), Subscription, from_attributes=False
+            await json_body(request), Subscription, from_attributes=False
         )
     except msgspec.ValidationError as exc:
         return _error(400, str(exc))
@@ -228,7 +210,7 @@ async def send_notification(
 
 async def _notify(request: web.Request) -> web.Response:
     try:
-        body = msgspec.convert(await _body(request), _NotifyBody)
+        body = msgspec.convert(await json_body(request), _NotifyBody)
         sent = await send_notification(
             request.app,
             body.type,
@@ -238,11 +220,13 @@ async def _notify(request: web.Request) -> web.Response:
         )
     except (msgspec.ValidationError, RuntimeError) as exc:
         return _error(400, str(exc))
-    return _json({"notification": sent.notification, "status": sent.status})
+    return json_response({"notification": sent.notification, "status": sent.status})
 
 
 async def _patches(request: web.Request) -> web.Response:
-    return _json([{"id": rid, "operations": ops} for rid, ops in request.app[STATE].patches])
+    return json_response(
+        [{"id": rid, "operations": ops} for rid, ops in request.app[STATE].patches]
+    )
 
 
 async def _revoke_tokens(request: web.Request) -> web.Response:
@@ -252,7 +236,7 @@ async def _revoke_tokens(request: web.Request) -> web.Response:
 
 async def _add_fault(request: web.Request) -> web.Response:
     try:
-        fault = msgspec.convert(await _body(request), Fault)
+        fault = msgspec.convert(await json_body(request), Fault)
     except msgspec.ValidationError as exc:
         return _error(400, str(exc))
     request.app[STATE].add_fault(fault)

@@ -21,6 +21,7 @@ import msgspec
 from aiohttp import web
 
 from inlet_bridge.clock import Now
+from inlet_bridge.doubles.http import json_response
 from inlet_bridge.doubles.inlet.sandbox_state import Answer, Fault, Readings, SandboxState
 from inlet_bridge.inlet.protocol import (
     CallKind,
@@ -44,15 +45,6 @@ _REQUEST_TYPES: dict[CallKind, type[GrantRequest | UpdateRequest | RevokeRequest
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=msgspec.json.encode(data),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 def _readable(raw: bytes) -> Any:
@@ -130,29 +122,29 @@ def _inlet_endpoint(call: CallKind) -> Handler:
             state.finish_request(index, None, None, kind)
             raise
         state.finish_request(index, status, msgspec.to_builtins(response), kind)
-        return _json(response, status, headers)
+        return json_response(response, status, headers)
 
     return handler
 
 
 async def _grants(request: web.Request) -> web.Response:
-    return _json(list(request.app[SANDBOX_STATE].grants.values()))
+    return json_response(list(request.app[SANDBOX_STATE].grants.values()))
 
 
 async def _messages(request: web.Request) -> web.Response:
-    return _json(request.app[SANDBOX_STATE].messages)
+    return json_response(request.app[SANDBOX_STATE].messages)
 
 
 async def _requests(request: web.Request) -> web.Response:
-    return _json(request.app[SANDBOX_STATE].requests)
+    return json_response(request.app[SANDBOX_STATE].requests)
 
 
 async def _repeats(request: web.Request) -> web.Response:
-    return _json(request.app[SANDBOX_STATE].repeats)
+    return json_response(request.app[SANDBOX_STATE].repeats)
 
 
 async def _readings(request: web.Request) -> web.Response:
-    return _json(request.app[SANDBOX_STATE].readings)
+    return json_response(request.app[SANDBOX_STATE].readings)
 
 
 async def _opens(request: web.Request) -> web.Response:
@@ -160,7 +152,7 @@ async def _opens(request: web.Request) -> web.Response:
     code = request.query.get("code")
     lock = request.query.get("lock")
     if not code or not lock:
-        return _json({"message": "code and lock are required"}, 400)
+        return json_response({"message": "code and lock are required"}, 400)
     at_text = request.query.get("at")
     if at_text is None:
         at = state.clock()
@@ -168,44 +160,44 @@ async def _opens(request: web.Request) -> web.Response:
         try:
             at = datetime.fromisoformat(at_text)
         except ValueError:
-            return _json({"message": "at must be an ISO-8601 timestamp"}, 400)
+            return json_response({"message": "at must be an ISO-8601 timestamp"}, 400)
         if at.tzinfo is None:
-            return _json({"message": "at must carry a UTC offset"}, 400)
+            return json_response({"message": "at must carry a UTC offset"}, 400)
     opens, reason = state.opens(code, lock, at)
-    return _json({"opens": opens, "reason": reason})
+    return json_response({"opens": opens, "reason": reason})
 
 
 async def _replace_lock(request: web.Request) -> web.Response:
     lock = request.match_info["lock"]
     request.app[SANDBOX_STATE].replace_lock(lock)
-    return _json({"lock": lock, "replaced": True})
+    return json_response({"lock": lock, "replaced": True})
 
 
 async def _arm_fault(request: web.Request) -> web.Response:
     try:
         fault = msgspec.json.decode(await request.read(), type=Fault)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return _json({"message": f"Invalid fault: {exc}"}, 400)
+        return json_response({"message": f"Invalid fault: {exc}"}, 400)
     request.app[SANDBOX_STATE].arm_fault(fault)
-    return _json({"armed": fault}, 201)
+    return json_response({"armed": fault}, 201)
 
 
 async def _armed_faults(request: web.Request) -> web.Response:
     """The faults still armed. Also how a client tells that a target can inject faults."""
     armed = request.app[SANDBOX_STATE].faults
-    return _json([{"fault": a.fault, "remaining": a.remaining} for a in armed])
+    return json_response([{"fault": a.fault, "remaining": a.remaining} for a in armed])
 
 
 async def _clear_faults(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
     cleared = len(state.faults)
     state.faults.clear()
-    return _json({"cleared": cleared})
+    return json_response({"cleared": cleared})
 
 
 async def _reset(request: web.Request) -> web.Response:
     request.app[SANDBOX_STATE].reset()
-    return _json({"reset": True})
+    return json_response({"reset": True})
 
 
 async def _wake_sleepers(app: web.Application) -> None:

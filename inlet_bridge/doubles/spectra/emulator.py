@@ -8,13 +8,9 @@ faults and read back the codes the bridge wrote. State lives under an AppKey, ne
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -26,6 +22,7 @@ from inlet_bridge.adapters.spectra.mapping import (
     SpectraPayloadError,
 )
 from inlet_bridge.clock import Now
+from inlet_bridge.doubles.http import basic_credentials, json_body, json_response, same
 from inlet_bridge.doubles.spectra.emulator_state import FEED_RETENTION, EmulatorState, Fault
 from inlet_bridge.serving import serve_until_cancelled
 
@@ -35,7 +32,6 @@ STATE: web.AppKey[EmulatorState] = web.AppKey("spectra_emulator_state", Emulator
 
 _CONTROL_PREFIX = "/_emulator/"
 # Balances are Decimals; Spectra sends them as JSON numbers ({"balance": 123.45}).
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -43,36 +39,17 @@ class _StatusBody(msgspec.Struct, frozen=True, kw_only=True):
     status: str
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=_ENCODER.encode(data),
-        status=status,
-        content_type="application/json",
-    )
-
-
 def _error(status: int, message: str) -> web.Response:
-    return _json({"message": message}, status)
-
-
-async def _body(request: web.Request) -> Any:
-    try:
-        return msgspec.json.decode(await request.read())
-    except msgspec.DecodeError:
-        raise web.HTTPBadRequest(text="body is not JSON") from None
+    return json_response({"message": message}, status)
 
 
 def _authorized(request: web.Request, state: EmulatorState) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
+    given = basic_credentials(request)
+    if given is None:
         return False
-    try:
-        login, sep, password = base64.b64decode(token, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    user_ok = hmac.compare_digest(login.encode(), state.username.encode())
-    password_ok = hmac.compare_digest(password.encode(), state.password.encode())
-    return bool(sep) and user_ok and password_ok
+    user_ok = same(given[0], state.username)
+    password_ok = same(given[1], state.password)
+    return user_ok and password_ok
 
 
 @web.middleware
@@ -99,11 +76,11 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _rooms(request: web.Request) -> web.Response:
-    return _json(request.app[STATE].rooms)
+    return json_response(request.app[STATE].rooms)
 
 
 async def _hotel_settings(request: web.Request) -> web.Response:
-    return _json([request.app[STATE].hotel])
+    return json_response([request.app[STATE].hotel])
 
 
 def _date_param(request: web.Request, name: str) -> date | None:
@@ -142,14 +119,14 @@ async def _reservations(request: web.Request) -> web.Response:
         selected.append((arrival, parsed.reservation_guid))
     selected.sort()
     chosen = selected[(page - 1) * size : page * size]
-    return _json([state.reservations[guid] for _, guid in chosen])
+    return json_response([state.reservations[guid] for _, guid in chosen])
 
 
 async def _reservation(request: web.Request) -> web.Response:
     raw = request.app[STATE].reservations.get(request.match_info["guid"])
     if raw is None:
         return _error(404, "reservation not found")
-    return _json(raw)
+    return json_response(raw)
 
 
 async def _post_code(request: web.Request) -> web.Response:
@@ -158,7 +135,7 @@ async def _post_code(request: web.Request) -> web.Response:
     if guid not in state.reservations:
         return _error(404, "reservation not found")
     try:
-        body = mapping.decode(await _body(request), SpectraCodeBody)
+        body = mapping.decode(await json_body(request), SpectraCodeBody)
     except SpectraPayloadError as exc:
         return _error(400, str(exc))
     state.post_code(guid, body.code)
@@ -182,55 +159,55 @@ async def _events(request: web.Request) -> web.Response:
         return _error(400, "SyncTime must be ISO-8601")
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    return _json(request.app[STATE].feed_since(since))
+    return json_response(request.app[STATE].feed_since(since))
 
 
 async def _conferences(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if request.match_info["hotel_code"].lower() != state.hotel_code.lower():
         return _error(404, "hotel not found")
-    return _json(list(state.conferences.values()))
+    return json_response(list(state.conferences.values()))
 
 
 async def _balance(request: web.Request) -> web.Response:
     balance = request.app[STATE].balances.get(request.match_info["guid"])
     if balance is None:
         return _error(404, "reservation not found")
-    return _json(balance)
+    return json_response(balance)
 
 
 # --- test control ---
 
 
 async def _put_reservation(request: web.Request) -> web.Response:
-    raw = await _body(request)
+    raw = await json_body(request)
     if not isinstance(raw, dict):
         return _error(400, "expected a JSON object")
     try:
         changed = request.app[STATE].put_reservation(request.match_info["guid"], raw)
     except SpectraPayloadError as exc:
         return _error(400, str(exc))
-    return _json({"changed": changed})
+    return json_response({"changed": changed})
 
 
 async def _set_status(request: web.Request) -> web.Response:
     try:
-        body = msgspec.convert(await _body(request), _StatusBody)
+        body = msgspec.convert(await json_body(request), _StatusBody)
     except msgspec.ValidationError as exc:
         return _error(400, str(exc))
     if not request.app[STATE].set_status(request.match_info["guid"], body.status):
         return _error(404, "reservation not found")
-    return _json({"changed": True})
+    return json_response({"changed": True})
 
 
 async def _set_room_status(request: web.Request) -> web.Response:
     try:
-        body = msgspec.convert(await _body(request), _StatusBody)
+        body = msgspec.convert(await json_body(request), _StatusBody)
     except msgspec.ValidationError as exc:
         return _error(400, str(exc))
     if not request.app[STATE].set_room_status(request.match_info["number"], body.status):
         return _error(404, "room not found")
-    return _json({"changed": True})
+    return json_response({"changed": True})
 
 
 async def _delete_reservation(request: web.Request) -> web.Response:
@@ -240,7 +217,7 @@ async def _delete_reservation(request: web.Request) -> web.Response:
 
 
 async def _put_conference(request: web.Request) -> web.Response:
-    raw = await _body(request)
+    raw = await json_body(request)
     if not isinstance(raw, dict):
         return _error(400, "expected a JSON object")
     try:
@@ -256,7 +233,7 @@ async def _put_balance(request: web.Request) -> web.Response:
     if guid not in state.reservations:
         return _error(404, "reservation not found")
     try:
-        state.balances[guid] = mapping.decode(await _body(request), SpectraBalance)
+        state.balances[guid] = mapping.decode(await json_body(request), SpectraBalance)
     except SpectraPayloadError as exc:
         return _error(400, str(exc))
     return web.Response(status=204)
@@ -264,12 +241,14 @@ async def _put_balance(request: web.Request) -> web.Response:
 
 async def _codes(request: web.Request) -> web.Response:
     codes = request.app[STATE].codes
-    return _json({guid: {"posted": r.posted, "disabled": r.disabled} for guid, r in codes.items()})
+    return json_response(
+        {guid: {"posted": r.posted, "disabled": r.disabled} for guid, r in codes.items()}
+    )
 
 
 async def _add_fault(request: web.Request) -> web.Response:
     try:
-        fault = msgspec.convert(await _body(request), Fault)
+        fault = msgspec.convert(await json_body(request), Fault)
     except msgspec.ValidationError as exc:
         return _error(400, str(exc))
     request.app[STATE].add_fault(fault)
@@ -282,7 +261,7 @@ async def _clear_faults(request: web.Request) -> web.Response:
 
 
 async def _seed_demo(request: web.Request) -> web.Response:
-    return _json(request.app[STATE].seed_demo())
+    return json_response(request.app[STATE].seed_demo())
 
 
 async def _wake_on_shutdown(app: web.Application) -> None:
