@@ -16,7 +16,9 @@ from inlet_bridge.certify.stage import Stage, stage
 from inlet_bridge.doubles.inlet.sandbox_state import Readings
 from inlet_bridge.settings import Settings
 
-DEMO_PROPERTIES = Path(__file__).resolve().parent.parent / "inlet_bridge" / "demo" / "properties.toml"
+DEMO_PROPERTIES = (
+    Path(__file__).resolve().parent.parent / "inlet_bridge" / "demo" / "properties.toml"
+)
 SOURCE = "demo-pms"
 TOKEN = "demo-pms-token"
 SIGNING_SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM="  # base64("secret-key-for-tests")
