@@ -25,6 +25,7 @@ from inlet_bridge.adapters.apaleo import mapping
 from inlet_bridge.adapters.spectra.client import basic_authorization
 from inlet_bridge.clock import Now
 from inlet_bridge.doubles.apaleo.emulator_state import AccountState, Fault, Sent, Subscription
+from inlet_bridge.doubles.faults import injected
 from inlet_bridge.doubles.http import basic_credentials, json_body, json_response, same
 from inlet_bridge.serving import serve_until_cancelled
 
@@ -63,13 +64,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(_CONTROL_PREFIX):
         return await handler(request)
     state = request.app[STATE]
-    fault = state.take_fault(request.path)
-    if fault is not None:
-        if fault.kind == "status":
-            return _error(fault.status, "injected fault")
-        if fault.kind == "bad_json":
-            return web.Response(text='{"truncated": [', content_type="application/json")
-        await state.stall(fault.seconds)
+    answer = await injected(state.faults, request.path, _error)
+    if answer is not None:
+        return answer
     if request.path == mapping.TOKEN.path:
         return await handler(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -239,19 +236,19 @@ async def _add_fault(request: web.Request) -> web.Response:
         fault = msgspec.convert(await json_body(request), Fault)
     except msgspec.ValidationError as exc:
         return _error(400, str(exc))
-    request.app[STATE].add_fault(fault)
+    request.app[STATE].faults.add(fault)
     return web.Response(status=204)
 
 
 async def _clear_faults(request: web.Request) -> web.Response:
-    request.app[STATE].clear_faults()
+    request.app[STATE].faults.clear()
     return web.Response(status=204)
 
 
 async def _session(app: web.Application) -> Any:
     app[SESSION] = aiohttp.ClientSession()
     yield
-    app[STATE].wake_stalled()
+    app[STATE].faults.wake_stalled()
     await app[SESSION].close()
 
 

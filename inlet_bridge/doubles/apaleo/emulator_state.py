@@ -9,8 +9,6 @@ shares nothing with the Spectra emulator but the shape.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import secrets
 import uuid
@@ -22,6 +20,7 @@ import msgspec
 
 from inlet_bridge.adapters.apaleo import mapping
 from inlet_bridge.clock import Now
+from inlet_bridge.doubles.faults import FaultQueue
 
 TOKEN_LIFETIME = timedelta(hours=1)
 
@@ -42,12 +41,6 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     endpoint_url: str
     username: str
     password: str
-
-
-@dataclass
-class _ActiveFault:
-    fault: Fault
-    remaining: int | None
 
 
 @dataclass
@@ -76,8 +69,7 @@ class AccountState:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        self._faults: list[_ActiveFault] = []
-        self._wake = asyncio.Event()
+        self.faults: FaultQueue[Fault] = FaultQueue()
 
     def now(self) -> datetime:
         current = self.clock()
@@ -159,32 +151,3 @@ class AccountState:
             "timestamp": int(self.now().timestamp() * 1000),
             "data": {"entityId": entity_id},
         }
-
-    # --- faults ---
-
-    def add_fault(self, fault: Fault) -> None:
-        self._faults.append(_ActiveFault(fault=fault, remaining=fault.count))
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-        self.wake_stalled()
-
-    def wake_stalled(self) -> None:
-        self._wake.set()
-        self._wake = asyncio.Event()
-
-    def take_fault(self, path: str) -> Fault | None:
-        for active in self._faults:
-            prefixes = active.fault.paths
-            if prefixes is not None and not any(path.startswith(p) for p in prefixes):
-                continue
-            if active.remaining is not None:
-                active.remaining -= 1
-                if active.remaining <= 0:
-                    self._faults.remove(active)
-            return active.fault
-        return None
-
-    async def stall(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)

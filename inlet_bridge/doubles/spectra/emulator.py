@@ -22,6 +22,7 @@ from inlet_bridge.adapters.spectra.mapping import (
     SpectraPayloadError,
 )
 from inlet_bridge.clock import Now
+from inlet_bridge.doubles.faults import injected
 from inlet_bridge.doubles.http import basic_credentials, json_body, json_response, same
 from inlet_bridge.doubles.spectra.emulator_state import FEED_RETENTION, EmulatorState, Fault
 from inlet_bridge.serving import serve_until_cancelled
@@ -62,13 +63,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.Response(
             status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="Spectra"'}
         )
-    fault = state.take_fault(request.path)
-    if fault is not None:
-        if fault.kind == "status":
-            return _error(fault.status, "injected fault")
-        if fault.kind == "bad_json":
-            return web.Response(text='{"truncated": [', content_type="application/json")
-        await state.stall(fault.seconds)
+    answer = await injected(state.faults, request.path, _error)
+    if answer is not None:
+        return answer
     return await handler(request)
 
 
@@ -251,12 +248,12 @@ async def _add_fault(request: web.Request) -> web.Response:
         fault = msgspec.convert(await json_body(request), Fault)
     except msgspec.ValidationError as exc:
         return _error(400, str(exc))
-    request.app[STATE].add_fault(fault)
+    request.app[STATE].faults.add(fault)
     return web.Response(status=204)
 
 
 async def _clear_faults(request: web.Request) -> web.Response:
-    request.app[STATE].clear_faults()
+    request.app[STATE].faults.clear()
     return web.Response(status=204)
 
 
@@ -265,7 +262,7 @@ async def _seed_demo(request: web.Request) -> web.Response:
 
 
 async def _wake_on_shutdown(app: web.Application) -> None:
-    app[STATE].wake_stalled()
+    app[STATE].faults.wake_stalled()
 
 
 def create_spectra_emulator(

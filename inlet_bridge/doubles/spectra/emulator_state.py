@@ -8,8 +8,6 @@ random choice from a seedable generator, so a test can predict all of it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from inlet_bridge.adapters.spectra.mapping import (
     SpectraRoom,
 )
 from inlet_bridge.clock import Now
+from inlet_bridge.doubles.faults import FaultQueue
 
 # How long the change feed keeps an item (the poller's FEED_MAX_AGE assumes Spectra's 24 h).
 FEED_RETENTION = timedelta(hours=24)
@@ -47,12 +46,6 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     seconds: float = 30.0  # how long a "timeout" stalls before answering normally
     count: int | None = 1  # None: until `DELETE /_emulator/faults`
     paths: tuple[str, ...] | None = None  # path prefixes; None: every API path
-
-
-@dataclass
-class _ActiveFault:
-    fault: Fault
-    remaining: int | None
 
 
 @dataclass
@@ -105,8 +98,7 @@ class EmulatorState:
         self.feed: list[SpectraFeedItem] = []
         self.feed_retention = feed_retention  # None: the feed keeps everything
         self.codes: dict[str, CodeRecord] = {}
-        self._faults: list[_ActiveFault] = []
-        self._wake = asyncio.Event()
+        self.faults: FaultQueue[Fault] = FaultQueue()
         self._next_number = 10001
 
     def now(self) -> datetime:
@@ -198,38 +190,6 @@ class EmulatorState:
         if code not in record.disabled:
             record.disabled.append(code)
         return True
-
-    # --- faults ---
-
-    def add_fault(self, fault: Fault) -> None:
-        self._faults.append(_ActiveFault(fault=fault, remaining=fault.count))
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-        self.wake_stalled()
-
-    def wake_stalled(self) -> None:
-        """Release every request stalled by a timeout fault (on clear and on shutdown)."""
-        self._wake.set()
-        self._wake = asyncio.Event()
-
-    def take_fault(self, path: str) -> Fault | None:
-        """The first fault that applies to this path, counting it down."""
-        for active in self._faults:
-            prefixes = active.fault.paths
-            if prefixes is not None and not any(path.startswith(p) for p in prefixes):
-                continue
-            if active.remaining is not None:
-                active.remaining -= 1
-                if active.remaining <= 0:
-                    self._faults.remove(active)
-            return active.fault
-        return None
-
-    async def stall(self, seconds: float) -> None:
-        # Waiting on an event rather than sleeping lets a test or shutdown end the stall.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
 
     # --- demo data ---
 
