@@ -21,7 +21,7 @@ from inlet_bridge.domain.booking import BookingEvent
 from inlet_bridge.domain.decoding import decode_event
 from inlet_bridge.domain.validation import ValidEvent, validate_event
 from inlet_bridge.keys import DATABASE
-from inlet_bridge.store.events import EventStore
+from inlet_bridge.store.events import AppendResult, EventStore
 
 from ..support import (
     ADMIN_HEADERS,
@@ -493,6 +493,86 @@ async def test_the_careful_path_also_answers_a_repeat_in_the_group_as_duplicate(
 
     assert [u.results[0].status for u in units] == ["stored", "conflict", "duplicate"]
     assert await count(client) == 2
+
+
+async def test_a_unit_with_a_changed_body_leaves_nothing_of_the_one_statement_append(
+    client: TestClient,
+) -> None:
+    """The one-statement append has inserted the new event and marked its booking by the time
+    it meets the changed body; it must refuse itself whole, not commit half of the unit."""
+    store = EventStore(client.app[DATABASE])
+    await store.append_group([[validated(event("k1"))]], START)
+    new = validated(event("k2", booking_id="R-NEW"))
+    changed = validated(event("k1", company="Acme AS"))
+
+    units = await store.append_group([[new, changed]], START)
+
+    assert [r.status for r in units[0].results] == ["withheld", "conflict"]
+    assert await count(client) == 1
+    booking_ids = await client.app[DATABASE].pool.fetch("SELECT booking_id FROM bookings")
+    assert [r["booking_id"] for r in booking_ids] == ["R-1001"]
+
+
+async def test_a_repeat_beside_new_events_is_answered_with_the_first_delivery(
+    client: TestClient,
+) -> None:
+    store = EventStore(client.app[DATABASE])
+    first = await store.append_group([[validated(event("r1"))]], START)
+    later = START + timedelta(minutes=5)
+
+    units = await store.append_group(
+        [[validated(event("r2", booking_id="R-2"))], [validated(event("r1"))]], later
+    )
+
+    stored, repeat = units[0].results[0], units[1].results[0]
+    assert (stored.status, stored.received_at) == ("stored", later)
+    assert repeat == AppendResult(
+        event_id="r1",
+        status="duplicate",
+        position=first[0].results[0].position,
+        received_at=START,
+    )
+    # Only the booking of the new event is marked again; the repeat's booking is not.
+    marks = await client.app[DATABASE].pool.fetch(
+        "SELECT booking_id, marked_seq FROM bookings ORDER BY booking_id"
+    )
+    assert [(r["booking_id"], r["marked_seq"]) for r in marks] == [("R-1001", 1), ("R-2", 1)]
+
+
+async def test_a_booking_is_marked_once_per_group_with_its_last_events_property(
+    client: TestClient,
+) -> None:
+    store = EventStore(client.app[DATABASE])
+    events = [validated(event(f"m{i}")) for i in range(3)]
+
+    await store.append_group([events[:2], events[2:]], START)
+
+    row = await client.app[DATABASE].pool.fetchrow("SELECT * FROM bookings")
+    assert (row["booking_id"], row["property_id"], row["marked_seq"]) == ("R-1001", "oslo-1", 1)
+    assert await count(client) == 3
+
+
+async def test_a_key_another_writer_stores_meanwhile_is_answered_as_its_repeat(
+    client: TestClient,
+) -> None:
+    """The statement waits for the other writer's insert, then cannot see it in its snapshot:
+    it refuses itself, and the careful path finds the row and answers a repeat."""
+    db = client.app[DATABASE]
+    store = EventStore(db)
+    valid = validated(event("w1"))
+    async with db.pool.acquire() as other, other.transaction():
+        theirs = await store.append_group([[valid]], START, other)
+        ours = asyncio.create_task(store.append_group([[valid]], START))
+        while not await db.pool.fetchval(  # noqa: ASYNC110 (a database state, no event to await)
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()"
+        ):
+            await asyncio.sleep(0.01)  # until our statement waits on their uncommitted key
+    units = await ours
+
+    assert units[0].results[0].status == "duplicate"
+    assert units[0].results[0].position == theirs[0].results[0].position
+    assert await count(client) == 1
 
 
 # Signing secrets during a rotation
