@@ -20,7 +20,9 @@ from inlet_bridge.clock import ManualClock
 from inlet_bridge.domain.booking import BookingEvent
 from inlet_bridge.domain.decoding import decode_event
 from inlet_bridge.domain.validation import ValidEvent, validate_event
+from inlet_bridge.group_commit import GroupCommitter, IngestUnavailable
 from inlet_bridge.keys import DATABASE
+from inlet_bridge.metrics import Metrics
 from inlet_bridge.store.events import AppendResult, EventStore
 
 from ..support import (
@@ -573,6 +575,48 @@ async def test_a_key_another_writer_stores_meanwhile_is_answered_as_its_repeat(
     assert units[0].results[0].status == "duplicate"
     assert units[0].results[0].position == theirs[0].results[0].position
     assert await count(client) == 1
+
+
+async def test_a_request_still_queued_when_its_wait_runs_out_is_withdrawn_and_never_stored(
+    client: TestClient,
+) -> None:
+    db = client.app[DATABASE]
+    committer = GroupCommitter(EventStore(db), Metrics(), ManualClock(START), wait_seconds=0.05)
+    # no writer yet: the request waits in the queue until its wait runs out
+    with pytest.raises(IngestUnavailable, match="not stored in time"):
+        await committer.append([validated(event("q1"))])
+    assert committer.queued_events == 0
+
+    committer.start()  # a writer now takes the withdrawn request from the queue and drops it
+    try:
+        unit = await committer.append([validated(event("q2", booking_id="R-2"))])
+    finally:
+        await committer.close()
+
+    assert [r.status for r in unit.results] == ["stored"]
+    assert [r["event_id"] for r in await db.pool.fetch("SELECT event_id FROM events")] == ["q2"]
+
+
+async def test_a_cancelled_request_that_was_queued_is_still_committed_whole(
+    client: TestClient,
+) -> None:
+    """As before: a request given up by its client is not withdrawn (its events may already be
+    committing), and its cancellation leaves no timer or count behind."""
+    db = client.app[DATABASE]
+    committer = GroupCommitter(EventStore(db), Metrics(), ManualClock(START), wait_seconds=0.05)
+    request = asyncio.create_task(committer.append([validated(event("c1"))]))
+    await asyncio.sleep(0)  # queued, waiting
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    committer.start()
+    try:
+        await committer.append([validated(event("c2", booking_id="R-2"))])
+    finally:
+        await committer.close()
+    assert committer.queued_events == 0
+    stored = await db.pool.fetch("SELECT event_id FROM events ORDER BY event_id")
+    assert [r["event_id"] for r in stored] == ["c1", "c2"]
 
 
 # Signing secrets during a rotation
