@@ -197,13 +197,8 @@ class EventStore:
                     raise _NeedsCheck
                 rows.setdefault(key, row)
         ordered = [rows[key] for key in sorted(rows)]
-        queries = self._db if held is None else self._db.on(held)
         try:
-            # One statement, committed on its own: it inserts, marks, wakes and checks the
-            # repeats, or refuses itself whole (see append_events).
-            records = await queries.fetch(
-                "append_events", **_columns(ordered), received_at=received_at
-            )
+            records = await self._append_statement(held, ordered, received_at)
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == _REFUSED:
                 raise _NeedsCheck from None  # nothing stayed: a changed body, or a race
@@ -230,6 +225,20 @@ class EventStore:
                 )
             results.append(UnitResult(results=tuple(unit_results)))
         return results
+
+    async def _append_statement(
+        self, held: Connection | None, rows: Sequence[_Row], received_at: datetime
+    ) -> list[Record]:
+        """One statement, committed on its own: it inserts, marks, wakes and checks the repeats,
+        or refuses itself whole (see append_events). Inside a caller's transaction it runs
+        under a savepoint, so a refusal undoes only itself."""
+        params = _columns(rows)
+        if held is None:
+            return await self._db.fetch("append_events", **params, received_at=received_at)
+        if not held.is_in_transaction():
+            return await self._db.on(held).fetch("append_events", **params, received_at=received_at)
+        async with held.transaction():
+            return await self._db.on(held).fetch("append_events", **params, received_at=received_at)
 
     async def _append_once(
         self,

@@ -577,6 +577,22 @@ async def test_a_key_another_writer_stores_meanwhile_is_answered_as_its_repeat(
     assert await count(client) == 1
 
 
+async def test_inside_a_callers_transaction_a_refused_append_undoes_only_itself(
+    client: TestClient,
+) -> None:
+    db = client.app[DATABASE]
+    store = EventStore(db)
+    await store.append_group([[validated(event("t1"))]], START)
+    async with db.pool.acquire() as conn, conn.transaction():
+        units = await store.append_group(
+            [[validated(event("t1", company="Acme AS"))], [validated(event("t2"))]], START, conn
+        )
+        await conn.execute("SELECT 1")  # the transaction is still usable
+    assert [u.results[0].status for u in units] == ["conflict", "stored"]
+    stored = await db.pool.fetch("SELECT event_id FROM events ORDER BY event_id")
+    assert [r["event_id"] for r in stored] == ["t1", "t2"]
+
+
 async def test_a_request_still_queued_when_its_wait_runs_out_is_withdrawn_and_never_stored(
     client: TestClient,
 ) -> None:
