@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -143,8 +143,9 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def url_problem(url: str) -> str | None:
-    """Why `url` may not carry credentials or codes: https only, plain http on loopback only."""
+def url_problem(url: str, plain_http_hosts: Collection[str] = ()) -> str | None:
+    """Why `url` may not carry credentials or codes: https only, plain http on loopback and on
+    the hosts listed in `plain_http_hosts` only."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -152,24 +153,33 @@ def url_problem(url: str) -> str | None:
         return "is not a URL"
     if parts.scheme not in ("http", "https") or not host:
         return "must be an https:// URL"
-    if parts.scheme == "http" and not is_loopback_host(host):
-        return "must be an https:// URL (plain http only for loopback: 127.0.0.1, ::1, localhost)"
+    if parts.scheme == "http" and not is_loopback_host(host) and host not in plain_http_hosts:
+        return (
+            "must be an https:// URL (plain http only for loopback: 127.0.0.1, ::1, localhost,"
+            " or a host listed in plain_http_hosts)"
+        )
     return None
 
 
 def _check_references(config: HotelsConfig) -> None:
     """What one key says about another: every property named exists, addresses are https,
     no token is shared; the first problem found is raised, naming its key."""
-    if (problem := url_problem(config.inlet.base_url)) is not None:
+    plain = frozenset(host.lower() for host in config.plain_http_hosts)
+    for i, host in enumerate(config.plain_http_hosts):
+        if "/" in host or ":" in host or is_loopback_host(host):
+            raise ConfigError(
+                f"plain_http_hosts[{i}]: a host name only (no scheme, port or path), not loopback"
+            )
+    if (problem := url_problem(config.inlet.base_url, plain)) is not None:
         raise ConfigError(f"inlet.base_url: {problem}")
     for name, connection in config.spectra.items():
-        _check_spectra(config, name, connection)
+        _check_spectra(config, name, connection, plain)
     for name, apaleo in config.apaleo.items():
-        _check_apaleo(config, name, apaleo)
+        _check_apaleo(config, name, apaleo, plain)
     tokens: dict[Secret, str] = {}
     for name, source in config.sources.items():
         _check_listed(config, source.properties, f"sources.{name}.properties")
-        if source.webhook_url is not None and (problem := url_problem(source.webhook_url)):
+        if source.webhook_url is not None and (problem := url_problem(source.webhook_url, plain)):
             raise ConfigError(f"sources.{name}.webhook_url: {problem}")
         if source.token is not None:
             _unique_token(tokens, source.token, f"sources.{name}.token")
@@ -179,7 +189,7 @@ def _check_references(config: HotelsConfig) -> None:
         _check_listed(config, operator.properties or (), f"operators.{name}.properties")
         _unique_token(tokens, operator.token, f"operators.{name}.token")
     for prop_id, prop in config.properties.items():
-        _check_property(prop_id, prop)
+        _check_property(prop_id, prop, plain)
 
 
 def _check_listed(config: HotelsConfig, listed: Sequence[str], key: str) -> None:
@@ -188,7 +198,12 @@ def _check_listed(config: HotelsConfig, listed: Sequence[str], key: str) -> None
             raise ConfigError(f"{key}[{i}]: no property {prop_id!r} is configured")
 
 
-def _check_spectra(config: HotelsConfig, name: str, connection: SpectraConnection) -> None:
+def _check_spectra(
+    config: HotelsConfig, name: str, connection: SpectraConnection, plain: frozenset[str]
+) -> None:
+    # The hotel's Spectra login goes with every request, and codes are written back there.
+    if (problem := url_problem(connection.base_url, plain)) is not None:
+        raise ConfigError(f"spectra.{name}.base_url: {problem}")
     if connection.property_id not in config.properties:
         raise ConfigError(
             f"spectra.{name}.property_id: no property {connection.property_id!r} is configured"
@@ -201,8 +216,8 @@ def _check_spectra(config: HotelsConfig, name: str, connection: SpectraConnectio
         )
 
 
-def _check_property(prop_id: str, prop: Property) -> None:
-    if prop.inlet_base_url is not None and (problem := url_problem(prop.inlet_base_url)):
+def _check_property(prop_id: str, prop: Property, plain: frozenset[str]) -> None:
+    if prop.inlet_base_url is not None and (problem := url_problem(prop.inlet_base_url, plain)):
         raise ConfigError(f"properties.{prop_id}.inlet_base_url: {problem}")
     for door in prop.doors:
         if door not in prop.common_doors and not any(
@@ -224,13 +239,15 @@ def _check_property(prop_id: str, prop: Property) -> None:
         )
 
 
-def _check_apaleo(config: HotelsConfig, name: str, connection: ApaleoConnection) -> None:
+def _check_apaleo(
+    config: HotelsConfig, name: str, connection: ApaleoConnection, plain: frozenset[str]
+) -> None:
     if connection.property_id not in config.properties:
         raise ConfigError(
             f"apaleo.{name}.property_id: no property {connection.property_id!r} is configured"
         )
     for key in ("api_url", "identity_url"):
-        if (problem := url_problem(getattr(connection, key))) is not None:
+        if (problem := url_problem(getattr(connection, key), plain)) is not None:
             raise ConfigError(f"apaleo.{name}.{key}: {problem}")
     source = connection.source(name)
     configured = config.sources.get(source)

@@ -111,5 +111,16 @@ def log_started(app: web.Application) -> None:
             "inlet_base_urls": inlet,
             "migrations_applied": app.get(MIGRATED, []),
             "database": database_place(settings.database_url),
+            "plain_http_hosts": list(hotels.plain_http_hosts),
         },
     )
+    if hotels.plain_http_hosts:
+        # Allowed on purpose (a test environment, a proxy on a private network), but never
+        # silently: Inlet keys, PMS logins and codes go to these hosts unencrypted.
+        log.warning(
+            "plain http (no TLS) allowed to: " + ", ".join(hotels.plain_http_hosts),
+            extra={
+                "action": "config.plain_http",
+                "plain_http_hosts": list(hotels.plain_http_hosts),
+            },
+        )

@@ -221,6 +221,10 @@ class HotelsConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     spectra: dict[str, SpectraConnection] = {}
     apaleo: dict[str, ApaleoConnection] = {}
     operators: dict[str, Operator] = {}
+    # Hosts reached over plain http although not on loopback: a test environment's Inlet
+    # imitation or an egress proxy on a private network. Codes and keys travel in clear to
+    # them; start-up says so in a warning. Empty: https everywhere but loopback.
+    plain_http_hosts: tuple[Annotated[str, msgspec.Meta(min_length=1, max_length=253)], ...] = ()
 
     def served_properties(self, source: str) -> frozenset[str]:
         """The properties `source` may post for and read: its list, or its Spectra connection's."""

@@ -9,27 +9,14 @@ import msgspec
 
 from inlet_bridge.domain.follow import FollowedCall, RetryProgress, retry_progress
 from inlet_bridge.store.db import Database
+from inlet_bridge.store.escalations import Escalation
 from inlet_bridge.store.resync import ResyncSelector
 
 
-class EscalationDetail(msgspec.Struct, frozen=True, kw_only=True):
+class EscalationDetail(Escalation, frozen=True, kw_only=True):
     """An escalation with what a person needs to act on it: hotel, booking, doors, validity,
     Inlet's reference and its last message."""
 
-    id: int
-    grant_key: str
-    source: str
-    booking_id: str
-    property_id: str
-    call_id: int | None
-    delivery_id: int | None
-    operation: str | None
-    severity: str
-    reason: str
-    message: str | None
-    created_at: datetime
-    resolved_at: datetime | None
-    resolved_note: str | None
     reference_id: str | None
     access_points: tuple[str, ...]
     valid_from: datetime | None
