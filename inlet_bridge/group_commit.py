@@ -105,18 +105,29 @@ class GroupCommitter:
         self.check_available()
         if self._queued_events + len(events) > self._max_queued and self._queued_events:
             raise IngestUnavailable("too many events waiting to be stored", retry_after=1)
-        future: asyncio.Future[UnitResult] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[UnitResult] = loop.create_future()
         waiting = _Waiting(events, future)
         self._queued_events += len(events)
         self._queue.put_nowait(waiting)
-        # asyncio.wait, not a timeout context: it does not rely on the task's cancellation
-        # count, which Python 3.11.0-3.11.2 get wrong in a task cancelled before (gh-102780).
-        done, _ = await asyncio.wait({future}, timeout=self._wait_seconds)
-        if not done and not waiting.started:
-            waiting.withdrawn = True
-            self._queued_events -= len(events)
-            raise IngestUnavailable("not stored in time; the database is slow or down")
-        return await future  # committing now: its outcome decides
+        # A plain timer rather than asyncio.wait or a timeout context: one handle per request,
+        # and nothing that relies on the task's cancellation count, which Python 3.11.0-3.11.2
+        # get wrong in a task cancelled before (gh-102780).
+        timer = loop.call_later(self._wait_seconds, self._expire, waiting)
+        try:
+            return await future  # once committing, the commit's outcome decides
+        finally:
+            timer.cancel()
+
+    def _expire(self, waiting: _Waiting) -> None:
+        """A request still queued when its wait runs out is withdrawn and refused."""
+        if waiting.started or waiting.future.done():
+            return
+        waiting.withdrawn = True
+        self._queued_events -= len(waiting.events)
+        waiting.future.set_exception(
+            IngestUnavailable("not stored in time; the database is slow or down")
+        )
 
     def start(self) -> None:
         # Two writers: one commits while the other gathers the next group.

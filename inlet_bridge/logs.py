@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -63,6 +64,8 @@ _FREE_TEXT = re.compile(
 )
 
 
+# How many constant messages the formatter keeps scrubbed (the service has a few hundred).
+_MAX_MESSAGES = 4096
 # Hex digits of the tag kept: 40 bits, so the guests of one hotel do not share tags.
 TAG_HEX_DIGITS = 10
 
@@ -108,17 +111,23 @@ class Masker:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record. It runs for every event ingested, so the parts that repeat
+    are kept: the timestamp's date and time to the second, and each constant message scrubbed
+    (a message written with arguments is scrubbed every time, since its text varies)."""
+
     def __init__(self, masker: Masker) -> None:
         super().__init__()
         self._masker = masker
+        self._second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+        self._messages: dict[str, str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         masker = self._masker
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": masker.scrub(record.getMessage()),
+            "msg": self._message(record),
         }
         for key, value in vars(record).items():
             if key in _RECORD_ATTRS or key.startswith("_"):
@@ -128,9 +137,39 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = masker.scrub(self.formatException(record.exc_info))
         return msgspec.json.encode(entry, enc_hook=str).decode()
 
+    def _timestamp(self, created: float) -> str:
+        """`created` in UTC to the millisecond, as datetime.isoformat(timespec="milliseconds")
+        writes it: microseconds rounded as datetime.fromtimestamp rounds them, then cut."""
+        fraction, whole = math.modf(created)
+        second, micros = int(whole), round(fraction * 1_000_000)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        cached, text = self._second
+        if cached != second:
+            text = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")[:19]
+            self._second = (second, text)
+        return f"{text}.{micros // 1000:03d}+00:00"
+
+    def _message(self, record: logging.LogRecord) -> str:
+        if record.args or not isinstance(record.msg, str):
+            return self._masker.scrub(record.getMessage())
+        scrubbed = self._messages.get(record.msg)
+        if scrubbed is None:
+            scrubbed = self._masker.scrub(record.msg)
+            if len(self._messages) < _MAX_MESSAGES:  # constant texts are few; never grow past
+                self._messages[record.msg] = scrubbed
+        return scrubbed
+
 
 def configure_logging(level: str, masker: Masker) -> None:
     """JSON lines on stdout, personal data masked with the process's key."""
+    # Where in the code, and in which thread and process, a record was made: the JSON lines
+    # never carry it, and finding it costs a stack walk per line (the logging HOWTO's
+    # "Optimization": every event ingested writes a line).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(masker))
     root = logging.getLogger()

@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
 import phonenumbers
@@ -238,17 +238,47 @@ def _validate_stay(stay: Stay, path: str, found: _Findings) -> Stay:
 
 def _validate_contact(contact: Contact, path: str, found: _Findings) -> Contact:
     """The contact cleaned; an email or phone that fails its check is dropped with a warning."""
-    name = _clean_required_text(contact.name, f"{path}.name", found.problems)
-    email = phone = None
-    if contact.email is not None:
-        email, why = _normalize_email(contact.email)
-        if why is not None:
-            found.drop(f"{path}.email", contact.email, why)
-    if contact.phone is not None:
-        phone, why = _normalize_phone(contact.phone)
-        if why is not None:
-            found.drop(f"{path}.phone", contact.phone, why)
-    return Contact(name=name, email=email, phone=phone)
+    verdict = _contact_verdict(contact.name, contact.email, contact.phone)
+    if verdict.name_problem is not None:
+        found.problems.append(Problem(path=f"{path}.name", message=verdict.name_problem))
+    if verdict.email_warning is not None:
+        assert contact.email is not None  # a warning is only given for a value sent
+        found.drop(f"{path}.email", contact.email, verdict.email_warning)
+    if verdict.phone_warning is not None:
+        assert contact.phone is not None
+        found.drop(f"{path}.phone", contact.phone, verdict.phone_warning)
+    return verdict.contact
+
+
+class _ContactVerdict(NamedTuple):
+    """What the rules make of one contact, without its path: the cleaned contact (an invalid
+    email or phone left out) and why the name is refused or a detail dropped, if it is."""
+
+    contact: Contact
+    name_problem: str | None
+    email_warning: str | None
+    phone_warning: str | None
+
+
+# A PMS sends the whole booking on every change, so the same guests are checked again and
+# again: a contact's verdict is a pure function of its three values, memoized (bounded) to keep
+# ingest's CPU per event down. The key is the values themselves, so a verdict is only ever
+# reused for the very same name, email and phone.
+@functools.lru_cache(maxsize=8192)
+def _contact_verdict(name: str, email: str | None, phone: str | None) -> _ContactVerdict:
+    problems: list[Problem] = []
+    cleaned_name = _clean_required_text(name, "name", problems)
+    normalized_email = normalized_phone = email_warning = phone_warning = None
+    if email is not None:
+        normalized_email, email_warning = _normalize_email(email)
+    if phone is not None:
+        normalized_phone, phone_warning = _normalize_phone(phone)
+    return _ContactVerdict(
+        contact=Contact(name=cleaned_name, email=normalized_email, phone=normalized_phone),
+        name_problem=problems[0].message if problems else None,
+        email_warning=email_warning,
+        phone_warning=phone_warning,
+    )
 
 
 def _clean_required_text(value: str, path: str, out: list[Problem]) -> str:

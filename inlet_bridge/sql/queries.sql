@@ -72,6 +72,62 @@ WITH marked AS (
 )
 SELECT pg_notify('inlet_bridge_marked', '') WHERE EXISTS (SELECT 1 FROM marked);
 
+-- name: append_events
+-- A group's events appended in one statement, which commits on its own (one round trip): insert
+-- in key order, mark the bookings of the events inserted (each with the property of its last
+-- event in the group, as mark_bookings) and wake the reconcilers of every replica. One row per
+-- event: `stored` when inserted now, else the stored row it repeats. A key not inserted must be
+-- stored already with the same digest, as this statement's snapshot sees it; if not (a changed
+-- body, or a key another writer stored meanwhile) the statement refuses itself
+-- (events_refuse_append, SQLSTATE IB409) and none of it stays. A stored key is probed by its
+-- key and booking (an equal digest means an equal booking), with either index, and only when it
+-- was not inserted (a subquery in CASE, which no plan turns into a join): no plan scans the log.
+WITH input AS (
+    SELECT *
+    FROM unnest(:sources::text[], :event_ids::text[], :booking_ids::text[],
+                :property_ids::text[], :occurred_ats::timestamptz[], :digests::bytea[],
+                :events::jsonb[], :warnings::jsonb[])
+         WITH ORDINALITY AS k(source, event_id, booking_id, property_id, occurred_at, body_sha256,
+                              event, warnings, ord)
+), inserted AS (
+    INSERT INTO events (source, event_id, booking_id, property_id, occurred_at, body_sha256,
+                        event, warnings, received_at, schema_version)
+    SELECT source, event_id, booking_id, property_id, occurred_at, body_sha256, event, warnings,
+           :received_at::timestamptz, :schema_version::smallint
+    FROM input
+    ORDER BY source, event_id
+    ON CONFLICT (source, event_id) DO NOTHING
+    RETURNING source, event_id, position, received_at
+), marked AS (
+    INSERT INTO bookings AS b (source, booking_id, property_id)
+    SELECT DISTINCT ON (i.source, i.booking_id) i.source, i.booking_id, i.property_id
+    FROM input i
+    JOIN inserted n ON n.source = i.source AND n.event_id = i.event_id
+    ORDER BY i.source, i.booking_id, i.ord DESC
+    ON CONFLICT (source, booking_id) DO UPDATE
+    SET marked_seq = b.marked_seq + 1,
+        property_id = EXCLUDED.property_id,
+        marked_at = CASE WHEN b.marked_seq > b.seen_seq THEN b.marked_at ELSE now() END
+    RETURNING 1
+), woken AS (
+    SELECT count(pg_notify('inlet_bridge_marked', '')) AS notified
+    FROM (SELECT 1 FROM marked LIMIT 1) AS m
+)
+SELECT i.source, i.event_id, n.position IS NOT NULL AS stored,
+       CASE WHEN n.position IS NOT NULL THEN n.position
+            ELSE coalesce((SELECT s.position FROM events s
+                           WHERE s.source = i.source AND s.event_id = i.event_id
+                             AND s.booking_id = i.booking_id AND s.body_sha256 = i.body_sha256),
+                          events_refuse_append(i.source, i.event_id)) END AS position,
+       CASE WHEN n.position IS NOT NULL THEN n.received_at
+            ELSE (SELECT s.received_at FROM events s
+                  WHERE s.source = i.source AND s.event_id = i.event_id
+                    AND s.booking_id = i.booking_id) END AS received_at
+FROM input i
+CROSS JOIN woken
+LEFT JOIN inserted n ON n.source = i.source AND n.event_id = i.event_id
+ORDER BY i.ord;
+
 -- name: booking_events
 -- One booking's events in log order, for the fold (and their contact warnings, for the timeline).
 SELECT position, occurred_at, received_at, event_id, event, warnings, schema_version

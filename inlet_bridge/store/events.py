@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Literal
 
+import asyncpg
 import msgspec
 from asyncpg import Record
 
@@ -26,6 +27,8 @@ from inlet_bridge.domain.validation import ValidEvent
 from inlet_bridge.store.db import Connection, Database
 
 _MAX_RACE_RETRIES = 3
+# The SQLSTATE of events_refuse_append: the one-statement append undid itself.
+_REFUSED = "IB409"
 
 
 Status = Literal["stored", "duplicate", "conflict", "withheld"]
@@ -88,9 +91,41 @@ def body_digest(valid: ValidEvent) -> bytes:
     phone under the same event_id is a changed body, though both normalize alike. With nothing
     dropped this is the digest of the normalized event alone, as rows stored before have.
     """
-    digest = hashlib.sha256(msgspec.json.encode(valid.event))
+    return _digest(msgspec.json.encode(valid.event), valid)
+
+
+def _digest(encoded: bytes, valid: ValidEvent) -> bytes:
+    digest = hashlib.sha256(encoded)
     digest.update(valid.dropped_digest)
     return digest.digest()
+
+
+class _Row(msgspec.Struct, frozen=True):
+    """An event as it is inserted: its JSON encoded once, for both the column and the digest."""
+
+    valid: ValidEvent
+    json: str
+    digest: bytes
+
+    @classmethod
+    def of(cls, valid: ValidEvent) -> _Row:
+        encoded = msgspec.json.encode(valid.event)
+        return cls(valid, encoded.decode(), _digest(encoded, valid))
+
+
+def _columns(rows: Sequence[_Row]) -> dict[str, object]:
+    """The rows as the array parameters of append_events."""
+    return {
+        "sources": [r.valid.event.source for r in rows],
+        "event_ids": [r.valid.event.event_id for r in rows],
+        "booking_ids": [r.valid.event.booking.booking_id for r in rows],
+        "property_ids": [r.valid.event.booking.property_id for r in rows],
+        "occurred_ats": [r.valid.event.occurred_at for r in rows],
+        "digests": [r.digest for r in rows],
+        "events": [r.json for r in rows],
+        "warnings": [_warnings_json(r.valid) for r in rows],
+        "schema_version": CURRENT_VERSION,
+    }
 
 
 def _warnings_json(valid: ValidEvent) -> str | None:
@@ -123,9 +158,9 @@ class EventStore:
     ) -> list[UnitResult]:
         """Commit every unit in one transaction; returns one result per unit, in order.
 
-        The common case (new events and plain repeats) inserts first and looks up only the
-        keys that were already stored; a changed body under a stored id rolls that back and
-        takes the careful path, which refuses the conflicting units whole.
+        The common case (new events and plain repeats) is one statement that inserts first and
+        looks up only the keys that were already stored; a changed body under a stored id undoes
+        that statement and takes the careful path, which refuses the conflicting units whole.
         """
         try:
             return await self._append_fast(units, received_at, conn)
@@ -154,30 +189,21 @@ class EventStore:
         received_at: datetime,
         held: Connection | None,
     ) -> list[UnitResult]:
-        rows: dict[tuple[str, str], tuple[ValidEvent, bytes]] = {}
+        rows: dict[tuple[str, str], _Row] = {}
         for unit in units:
             for valid in unit:
-                key, digest = _key(valid), body_digest(valid)
-                if key in rows and rows[key][1] != digest:
+                key, row = _key(valid), _Row.of(valid)
+                if key in rows and rows[key].digest != row.digest:
                     raise _NeedsCheck
-                rows.setdefault(key, (valid, digest))
+                rows.setdefault(key, row)
         ordered = [rows[key] for key in sorted(rows)]
-        async with self._transaction(held) as conn:
-            records = await self._insert(conn, ordered, received_at)
-            stored = {
-                (r["source"], r["event_id"]): _Existing(
-                    r["position"], r["received_at"], rows[(r["source"], r["event_id"])][1]
-                )
-                for r in records
-            }
-            repeated = sorted(key for key in rows if key not in stored)
-            earlier = await self._find(conn, repeated) if repeated else {}
-            if any(earlier[key].digest != rows[key][1] for key in earlier) or len(earlier) != len(
-                repeated
-            ):
-                raise _NeedsCheck  # rolls back: a changed body, or a key another writer holds
-            if stored:
-                await self._mark(conn, [v.event for key, (v, _) in rows.items() if key in stored])
+        try:
+            records = await self._append_statement(held, ordered, received_at)
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == _REFUSED:
+                raise _NeedsCheck from None  # nothing stayed: a changed body, or a race
+            raise
+        found = {(r["source"], r["event_id"]): r for r in records}
         # A key inserted now is "stored" for the first event that carries it, in request order;
         # any later unit of the group carrying it again is a repeat of that delivery.
         answered: set[tuple[str, str]] = set()
@@ -186,19 +212,33 @@ class EventStore:
             unit_results = []
             for valid in unit:
                 key = _key(valid)
-                row = earlier.get(key) or stored[key]
-                first = key not in earlier and key not in answered
+                record = found[key]
+                first = record["stored"] and key not in answered
                 answered.add(key)
                 unit_results.append(
                     AppendResult(
                         event_id=valid.event.event_id,
                         status="stored" if first else "duplicate",
-                        position=row.position,
-                        received_at=row.received_at,
+                        position=record["position"],
+                        received_at=record["received_at"],
                     )
                 )
             results.append(UnitResult(results=tuple(unit_results)))
         return results
+
+    async def _append_statement(
+        self, held: Connection | None, rows: Sequence[_Row], received_at: datetime
+    ) -> list[Record]:
+        """One statement, committed on its own: it inserts, marks, wakes and checks the repeats,
+        or refuses itself whole (see append_events). Inside a caller's transaction it runs
+        under a savepoint, so a refusal undoes only itself."""
+        params = _columns(rows)
+        if held is None:
+            return await self._db.fetch("append_events", **params, received_at=received_at)
+        if not held.is_in_transaction():
+            return await self._db.on(held).fetch("append_events", **params, received_at=received_at)
+        async with held.transaction():
+            return await self._db.on(held).fetch("append_events", **params, received_at=received_at)
 
     async def _append_once(
         self,
