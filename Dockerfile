@@ -31,7 +31,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
         > /tmp/requirements.txt \
     && pip install --no-cache-dir --requirement /tmp/requirements.txt
 
-COPY service/ service/
+COPY inlet_bridge/ inlet_bridge/
 
 # The wheel, installed like any package: the `inlet-bridge` console script in /opt/venv/bin,
 # the code, its SQL and templates in site-packages. Bytecode is compiled here because the

@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup browser demo serve test unit lint typecheck ops check bench bench-short bench-healthz faults faults-short
+.PHONY: setup browser screenshots demo serve test unit lint typecheck ops check bench bench-short bench-healthz faults faults-short
 
 $(BIN)/inlet-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,13 +26,17 @@ serve: setup
 test: setup browser
 	$(BIN)/pytest -q
 
+# Redraw the console's documented screenshots (docs/console/) with the browser tests.
+screenshots: setup browser
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/pytest -q tests/browser
+
 # The pure core alone: no database, no event loop, a few seconds.
 unit: setup
 	$(BIN)/pytest -q tests/unit
 
 lint: setup
-	$(BIN)/ruff check service tests bench scripts
-	$(BIN)/ruff format --check service tests bench scripts
+	$(BIN)/ruff check inlet_bridge tests bench scripts
+	$(BIN)/ruff format --check inlet_bridge tests bench scripts
 	$(BIN)/lint-imports
 
 typecheck: setup

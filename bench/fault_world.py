@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from service.store.db import Database
+from inlet_bridge.store.db import Database
 from tests.integration.process_support import (
     Process,
     free_port,

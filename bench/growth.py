@@ -39,11 +39,11 @@ import asyncpg
 from bench.limits import measure_limits
 from bench.loop import TOKEN, Service, event_body
 from bench.support import fresh_database, machine_facts, postgres_server, rss_mib
-from service.metrics import Metrics
-from service.settings import Settings
-from service.store.db import Database
-from service.store.reconcile import ReconcileStore
-from service.workers.reconciler import Reconciler
+from inlet_bridge.metrics import Metrics
+from inlet_bridge.settings import Settings
+from inlet_bridge.store.db import Database
+from inlet_bridge.store.reconcile import ReconcileStore
+from inlet_bridge.workers.reconciler import Reconciler
 
 SOURCE = "demo-pms"
 SWEEP_TARGET_MS = 0.2

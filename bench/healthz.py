@@ -89,10 +89,10 @@ def batch(round_no: int, worker: int) -> bytes:
 
 
 async def _serve(dsn: str, mode: str, pipe: Connection) -> None:
-    from service.api import ingest
-    from service.app import create_app
-    from service.logs import Masker, configure_logging
-    from service.settings import Settings
+    from inlet_bridge.api import ingest
+    from inlet_bridge.app import create_app
+    from inlet_bridge.logs import Masker, configure_logging
+    from inlet_bridge.settings import Settings
 
     if mode == "inline":
         ingest.OFF_LOOP_BYTES = 1 << 40  # the baseline: every body validated on the loop
@@ -181,7 +181,7 @@ async def fresh_database(server_dsn: str) -> str:
         await conn.close()
     base, sep, query = server_dsn.partition("?")
     dsn = f"{base.rpartition('/')[0]}/{name}{sep}{query}"
-    from service.store.db import Database
+    from inlet_bridge.store.db import Database
 
     db = await Database.connect(dsn, min_size=1, max_size=1)
     try:
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         embedded: Any = None
         server_dsn = os.environ.get("DATABASE_URL")
         if not server_dsn:
-            from service.store.db import EmbeddedPostgres
+            from inlet_bridge.store.db import EmbeddedPostgres
 
             embedded = EmbeddedPostgres(folder / "pg")
             server_dsn = embedded.start()

@@ -52,7 +52,7 @@ import msgspec
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
-PROPERTIES = ROOT / "service" / "demo" / "properties.toml"
+PROPERTIES = ROOT / "inlet_bridge" / "demo" / "properties.toml"
 SOURCE = "demo-pms"
 TOKEN = "demo-pms-token"
 TARGET_RATIO = 0.6
@@ -106,7 +106,7 @@ def service_environ(dsn: str) -> dict[str, str]:
 
 
 def _ceiling_app() -> web.Application:
-    from service.domain.booking import BookingEvent
+    from inlet_bridge.domain.booking import BookingEvent
 
     decoder = msgspec.json.Decoder(BookingEvent)
 
@@ -129,7 +129,7 @@ POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 
 
 def _plain_app(dsn: str) -> web.Application:
-    from service.domain.booking import BookingEvent
+    from inlet_bridge.domain.booking import BookingEvent
 
     decoder = msgspec.json.Decoder(BookingEvent)
 
@@ -174,9 +174,9 @@ def _plain_app(dsn: str) -> web.Application:
 
 
 def _ingest_app(dsn: str) -> web.Application:
-    from service.app import create_app
-    from service.logs import Masker, configure_logging
-    from service.settings import Settings
+    from inlet_bridge.app import create_app
+    from inlet_bridge.logs import Masker, configure_logging
+    from inlet_bridge.settings import Settings
 
     settings = Settings.from_env(service_environ(dsn))
     # as `inlet-bridge serve` does (stdout: a file here)
@@ -595,7 +595,7 @@ class Bench:
             await conn.close()
 
     async def fresh_database(self, kind: str) -> str:
-        from service.store.db import Database
+        from inlet_bridge.store.db import Database
 
         name = f"inlet_bench_{uuid.uuid4().hex[:10]}_{kind}"
         conn = await asyncpg.connect(self.server_dsn)
@@ -916,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
         embedded = None
         dsn = os.environ.get("DATABASE_URL")
         if not dsn:
-            from service.store.db import EmbeddedPostgres
+            from inlet_bridge.store.db import EmbeddedPostgres
 
             embedded = EmbeddedPostgres(folder / "postgres")
             dsn = embedded.start()

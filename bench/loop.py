@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy the service logs here")
     args = parser.parse_args(argv)
     if args.concurrency <= 0:
-        from service.settings import Settings
+        from inlet_bridge.settings import Settings
 
         args.concurrency = Settings.from_env({}).call_concurrency
     return asyncio.run(main_async(args))

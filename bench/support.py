@@ -15,7 +15,7 @@ import asyncpg
 from bench.ingest import _descendants_cpu, _proc_stat, _with_database, machine_facts
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_PROPERTIES = ROOT / "service" / "demo" / "properties.toml"
+DEMO_PROPERTIES = ROOT / "inlet_bridge" / "demo" / "properties.toml"
 
 __all__ = [
     "DEMO_PROPERTIES",
@@ -35,7 +35,7 @@ async def postgres_server(folder: Path) -> AsyncIterator[tuple[str, int | None]]
     embedded = None
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
-        from service.store.db import EmbeddedPostgres
+        from inlet_bridge.store.db import EmbeddedPostgres
 
         embedded = EmbeddedPostgres(folder / "postgres")
         dsn = await asyncio.get_running_loop().run_in_executor(None, embedded.start)
@@ -58,7 +58,7 @@ async def postgres_server(folder: Path) -> AsyncIterator[tuple[str, int | None]]
 
 async def fresh_database(server_dsn: str, prefix: str) -> tuple[str, Callable[[], Awaitable[None]]]:
     """A new migrated database on the server, and how to drop it."""
-    from service.store.db import Database
+    from inlet_bridge.store.db import Database
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(server_dsn)

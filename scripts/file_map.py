@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "service"
+PACKAGE = "inlet_bridge"
 
 
 def modules(root: Path = ROOT) -> list[Path]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, settings
 
-from service.store.db import Database, EmbeddedPostgres
+from inlet_bridge.store.db import Database, EmbeddedPostgres
 
 TEMPLATE = "inlet_bridge_template"
 
@@ -43,15 +45,22 @@ def _with_database(dsn: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """The DSN of a server we may create databases on."""
     url = os.environ.get("DATABASE_URL")
     if url:
         yield url
         return
-    embedded = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")))
-    yield embedded.start()
-    embedded.stop()
+    # A folder of its own, not under pytest's numbered temporary folders: pytest deletes the
+    # oldest of those when other sessions start, which would pull the data folder from under a
+    # running server whenever several test runs share the machine.
+    folder = Path(tempfile.mkdtemp(prefix="inlet-bridge-pg-"))
+    embedded = EmbeddedPostgres(folder)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

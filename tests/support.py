@@ -11,12 +11,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from service import webhooks
-from service.certify.stage import Stage, stage
-from service.inlet.sandbox_state import Readings
-from service.settings import Settings
+from inlet_bridge import signing
+from inlet_bridge.certify.stage import Stage, stage
+from inlet_bridge.doubles.inlet.sandbox_state import Readings
+from inlet_bridge.settings import Settings
 
-DEMO_PROPERTIES = Path(__file__).resolve().parent.parent / "service" / "demo" / "properties.toml"
+DEMO_PROPERTIES = (
+    Path(__file__).resolve().parent.parent / "inlet_bridge" / "demo" / "properties.toml"
+)
 SOURCE = "demo-pms"
 TOKEN = "demo-pms-token"
 SIGNING_SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHM="  # base64("secret-key-for-tests")
@@ -103,7 +105,7 @@ def signed_headers(
     headers = {
         "webhook-id": msg_id,
         "webhook-timestamp": str(ts),
-        "webhook-signature": webhooks.sign(secret, msg_id, ts, body),
+        "webhook-signature": signing.sign(secret, msg_id, ts, body),
         "Content-Type": "application/json",
     }
     if source is not None:
@@ -116,7 +118,7 @@ def signed_read(
 ) -> dict[str, str]:
     """Headers of a signed read: the signature covers `{METHOD} {path}` (our extension)."""
     headers = signed_headers(
-        webhooks.read_content(method, path), secret=secret, at=at, source=None, msg_id=msg_id
+        signing.read_content(method, path), secret=secret, at=at, source=None, msg_id=msg_id
     )
     del headers["Content-Type"]
     return headers
@@ -127,7 +129,7 @@ ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 
 
 class Harness(Stage):
-    """The stage of service.certify, plus what only tests may do (raw SQL, fixed tokens)."""
+    """The stage of inlet_bridge.certify, plus what only tests may do (raw SQL, fixed tokens)."""
 
     async def timeline(self, booking_id: str, reveal: bool = True) -> dict[str, Any]:  # type: ignore[override]
         return await super().timeline(SOURCE, booking_id, reveal)

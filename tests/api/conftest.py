@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.app import create_app
-from service.clock import ManualClock
+from inlet_bridge.app import create_app
+from inlet_bridge.clock import ManualClock
 
 from ..support import START, settings_for
 

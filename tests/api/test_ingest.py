@@ -15,13 +15,15 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.app import create_app
-from service.clock import ManualClock
-from service.domain.booking import BookingEvent
-from service.domain.decoding import decode_event
-from service.domain.validation import ValidEvent, validate_event
-from service.keys import DATABASE
-from service.store.events import EventStore
+from inlet_bridge.app import create_app
+from inlet_bridge.clock import ManualClock
+from inlet_bridge.domain.booking import BookingEvent
+from inlet_bridge.domain.decoding import decode_event
+from inlet_bridge.domain.validation import ValidEvent, validate_event
+from inlet_bridge.group_commit import GroupCommitter, IngestUnavailable
+from inlet_bridge.keys import DATABASE
+from inlet_bridge.metrics import Metrics
+from inlet_bridge.store.events import AppendResult, EventStore
 
 from ..support import (
     ADMIN_HEADERS,
@@ -115,7 +117,7 @@ async def test_a_refused_event_is_logged_with_its_booking_and_the_paths_at_fault
     body = event("e-bad", booking_id="R-77")
     body["booking"]["stays"][0]["departure"] = body["booking"]["stays"][0]["arrival"]
     batch = {"events": [event("b1", booking_id="R-78"), body]}
-    with caplog.at_level(logging.INFO, logger="service.api.ingest"):
+    with caplog.at_level(logging.INFO, logger="inlet_bridge.api.ingest"):
         assert (await client.post("/v1/events", json=body, headers=BEARER)).status == 422
         assert (await client.post("/v1/events:batch", json=batch, headers=BEARER)).status == 422
         assert (await client.post("/v1/events", data=b"{", headers=BEARER)).status == 422
@@ -325,7 +327,7 @@ async def stored_events(client: TestClient) -> list[dict[str, Any]]:
 async def test_a_bad_phone_is_dropped_and_the_event_accepted_with_a_warning(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="service.api.ingest"):
+    with caplog.at_level(logging.INFO, logger="inlet_bridge.api.ingest"):
         response = await client.post("/v1/events", json=with_bad_phone("e1"), headers=BEARER)
 
     assert response.status == 202
@@ -493,6 +495,144 @@ async def test_the_careful_path_also_answers_a_repeat_in_the_group_as_duplicate(
 
     assert [u.results[0].status for u in units] == ["stored", "conflict", "duplicate"]
     assert await count(client) == 2
+
+
+async def test_a_unit_with_a_changed_body_leaves_nothing_of_the_one_statement_append(
+    client: TestClient,
+) -> None:
+    """The one-statement append has inserted the new event and marked its booking by the time
+    it meets the changed body; it must refuse itself whole, not commit half of the unit."""
+    store = EventStore(client.app[DATABASE])
+    await store.append_group([[validated(event("k1"))]], START)
+    new = validated(event("k2", booking_id="R-NEW"))
+    changed = validated(event("k1", company="Acme AS"))
+
+    units = await store.append_group([[new, changed]], START)
+
+    assert [r.status for r in units[0].results] == ["withheld", "conflict"]
+    assert await count(client) == 1
+    booking_ids = await client.app[DATABASE].pool.fetch("SELECT booking_id FROM bookings")
+    assert [r["booking_id"] for r in booking_ids] == ["R-1001"]
+
+
+async def test_a_repeat_beside_new_events_is_answered_with_the_first_delivery(
+    client: TestClient,
+) -> None:
+    store = EventStore(client.app[DATABASE])
+    first = await store.append_group([[validated(event("r1"))]], START)
+    later = START + timedelta(minutes=5)
+
+    units = await store.append_group(
+        [[validated(event("r2", booking_id="R-2"))], [validated(event("r1"))]], later
+    )
+
+    stored, repeat = units[0].results[0], units[1].results[0]
+    assert (stored.status, stored.received_at) == ("stored", later)
+    assert repeat == AppendResult(
+        event_id="r1",
+        status="duplicate",
+        position=first[0].results[0].position,
+        received_at=START,
+    )
+    # Only the booking of the new event is marked again; the repeat's booking is not.
+    marks = await client.app[DATABASE].pool.fetch(
+        "SELECT booking_id, marked_seq FROM bookings ORDER BY booking_id"
+    )
+    assert [(r["booking_id"], r["marked_seq"]) for r in marks] == [("R-1001", 1), ("R-2", 1)]
+
+
+async def test_a_booking_is_marked_once_per_group_with_its_last_events_property(
+    client: TestClient,
+) -> None:
+    store = EventStore(client.app[DATABASE])
+    events = [validated(event(f"m{i}")) for i in range(3)]
+
+    await store.append_group([events[:2], events[2:]], START)
+
+    row = await client.app[DATABASE].pool.fetchrow("SELECT * FROM bookings")
+    assert (row["booking_id"], row["property_id"], row["marked_seq"]) == ("R-1001", "oslo-1", 1)
+    assert await count(client) == 3
+
+
+async def test_a_key_another_writer_stores_meanwhile_is_answered_as_its_repeat(
+    client: TestClient,
+) -> None:
+    """The statement waits for the other writer's insert, then cannot see it in its snapshot:
+    it refuses itself, and the careful path finds the row and answers a repeat."""
+    db = client.app[DATABASE]
+    store = EventStore(db)
+    valid = validated(event("w1"))
+    async with db.pool.acquire() as other, other.transaction():
+        theirs = await store.append_group([[valid]], START, other)
+        ours = asyncio.create_task(store.append_group([[valid]], START))
+        while not await db.pool.fetchval(  # noqa: ASYNC110 (a database state, no event to await)
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()"
+        ):
+            await asyncio.sleep(0.01)  # until our statement waits on their uncommitted key
+    units = await ours
+
+    assert units[0].results[0].status == "duplicate"
+    assert units[0].results[0].position == theirs[0].results[0].position
+    assert await count(client) == 1
+
+
+async def test_inside_a_callers_transaction_a_refused_append_undoes_only_itself(
+    client: TestClient,
+) -> None:
+    db = client.app[DATABASE]
+    store = EventStore(db)
+    await store.append_group([[validated(event("t1"))]], START)
+    async with db.pool.acquire() as conn, conn.transaction():
+        units = await store.append_group(
+            [[validated(event("t1", company="Acme AS"))], [validated(event("t2"))]], START, conn
+        )
+        await conn.execute("SELECT 1")  # the transaction is still usable
+    assert [u.results[0].status for u in units] == ["conflict", "stored"]
+    stored = await db.pool.fetch("SELECT event_id FROM events ORDER BY event_id")
+    assert [r["event_id"] for r in stored] == ["t1", "t2"]
+
+
+async def test_a_request_still_queued_when_its_wait_runs_out_is_withdrawn_and_never_stored(
+    client: TestClient,
+) -> None:
+    db = client.app[DATABASE]
+    committer = GroupCommitter(EventStore(db), Metrics(), ManualClock(START), wait_seconds=0.05)
+    # no writer yet: the request waits in the queue until its wait runs out
+    with pytest.raises(IngestUnavailable, match="not stored in time"):
+        await committer.append([validated(event("q1"))])
+    assert committer.queued_events == 0
+
+    committer.start()  # a writer now takes the withdrawn request from the queue and drops it
+    try:
+        unit = await committer.append([validated(event("q2", booking_id="R-2"))])
+    finally:
+        await committer.close()
+
+    assert [r.status for r in unit.results] == ["stored"]
+    assert [r["event_id"] for r in await db.pool.fetch("SELECT event_id FROM events")] == ["q2"]
+
+
+async def test_a_cancelled_request_that_was_queued_is_still_committed_whole(
+    client: TestClient,
+) -> None:
+    """As before: a request given up by its client is not withdrawn (its events may already be
+    committing), and its cancellation leaves no timer or count behind."""
+    db = client.app[DATABASE]
+    committer = GroupCommitter(EventStore(db), Metrics(), ManualClock(START), wait_seconds=0.05)
+    request = asyncio.create_task(committer.append([validated(event("c1"))]))
+    await asyncio.sleep(0)  # queued, waiting
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    committer.start()
+    try:
+        await committer.append([validated(event("c2", booking_id="R-2"))])
+    finally:
+        await committer.close()
+    assert committer.queued_events == 0
+    stored = await db.pool.fetch("SELECT event_id FROM events ORDER BY event_id")
+    assert [r["event_id"] for r in stored] == ["c1", "c2"]
 
 
 # Signing secrets during a rotation

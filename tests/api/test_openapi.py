@@ -16,8 +16,8 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from service.app import create_app
-from service.keys import DATABASE
+from inlet_bridge.app import create_app
+from inlet_bridge.keys import DATABASE
 
 from ..support import ADMIN_HEADERS, BEARER, settings_for
 

@@ -9,7 +9,7 @@ import jsonschema
 import msgspec
 import pytest
 
-from service.domain.changes import AccessChange, AccessChangeData, ChangeKind
+from inlet_bridge.domain.changes import AccessChange, AccessChangeData, ChangeKind
 
 from .test_openapi import SPEC, validator
 

@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.app import create_app
-from service.serving import start_on_loopback
+from inlet_bridge.app import create_app
+from inlet_bridge.serving import start_on_loopback
 
 from ..conftest import scratch_database
 from ..support import ADMIN, TOKEN, TWO_HOTELS_ENV, VIEWER, settings_for, two_hotels_properties

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.app import create_app
-from service.clock import ManualClock
-from service.keys import DATABASE
+from inlet_bridge.app import create_app
+from inlet_bridge.clock import ManualClock
+from inlet_bridge.keys import DATABASE
 
 from ..support import (
     ADMIN_HEADERS,
@@ -186,7 +186,7 @@ async def test_a_replayed_webhook_id_is_refused_and_a_refused_request_frees_it(
     clock.advance(timedelta(minutes=6))
     assert (await client.post("/v1/events", data=good, headers=headers)).status == 401
     seen = client.app[DATABASE].pool
-    from service.store.replay import SeenWebhookIds
+    from inlet_bridge.store.replay import SeenWebhookIds
 
     assert await SeenWebhookIds(client.app[DATABASE]).purge(clock.now()) == 1
     assert await seen.fetchval("SELECT count(*) FROM seen_webhook_ids") == 0
@@ -483,7 +483,7 @@ async def test_request_ids_are_kept_when_well_formed_and_replaced_otherwise(
 async def test_a_large_batch_is_validated_off_the_loop_with_the_same_answers(
     client: TestClient,
 ) -> None:
-    from service.api.ingest import OFF_LOOP_BYTES
+    from inlet_bridge.api.ingest import OFF_LOOP_BYTES
 
     events = [event(f"e{i}", booking_id=f"R-{i}") for i in range(400)]
     events[123]["booking"]["stays"][0]["departure"] = "2026-11-20T10:00:00+01:00"

@@ -1,7 +1,7 @@
 """The operator console in a real browser: sign in, find a booking and read its access, retry an
 escalation and watch the call succeed against the sandbox, re-sync with a preview; refused
 without a session and on a form without its CSRF token. Each page is photographed at desktop
-and phone width into docs/console/ (shown in docs/operations.md)."""
+and phone width (into docs/console/, shown in docs/operations.md, by `make screenshots`)."""
 
 from __future__ import annotations
 

@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from service.adapters.apaleo.emulator import STATE, create_apaleo_emulator
-from service.adapters.apaleo.emulator_state import AccountState
-from service.adapters.apaleo.worker import ApaleoWorker
-from service.domain.booking import grant_key
+from inlet_bridge.adapters.apaleo.worker import ApaleoWorker
+from inlet_bridge.domain.booking import grant_key
+from inlet_bridge.doubles.apaleo.emulator import STATE, create_apaleo_emulator
+from inlet_bridge.doubles.apaleo.emulator_state import AccountState
 
 from ..support import DEMO_PROPERTIES, Harness, harness
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from service.inlet.sandbox_state import Readings
+from inlet_bridge.doubles.inlet.sandbox_state import Readings
 
 from ..support import Harness, harness
 

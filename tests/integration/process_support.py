@@ -216,7 +216,7 @@ async def running(process: Process) -> AsyncIterator[Process]:
 
 def sandbox_process(folder: Path) -> Process:
     port = free_port()
-    args = [sys.executable, "-m", "service", "sandbox", "--port", str(port)]
+    args = [sys.executable, "-m", "inlet_bridge", "sandbox", "--port", str(port)]
     env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     env["PYTHONUNBUFFERED"] = "1"
     return Process("sandbox", args, env, folder, port)
@@ -234,7 +234,7 @@ def serve_process(
     env = service_environ(
         database_url, port=port, instance_id=instance_id, properties=properties, **extra
     )
-    args = [sys.executable, "-m", "service", "serve"]
+    args = [sys.executable, "-m", "inlet_bridge", "serve"]
     return Process(instance_id, args, env, folder, port)
 
 

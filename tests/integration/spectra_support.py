@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from service.adapters.spectra.emulator import STATE, create_spectra_emulator
-from service.adapters.spectra.emulator_state import EmulatorState
-from service.adapters.spectra.poller import PollReport, SpectraPoller
-from service.domain.booking import grant_key
+from inlet_bridge.adapters.spectra.poller import PollReport, SpectraPoller
+from inlet_bridge.domain.booking import grant_key
+from inlet_bridge.doubles.spectra.emulator import STATE, create_spectra_emulator
+from inlet_bridge.doubles.spectra.emulator_state import EmulatorState
 
 from ..support import DEMO_PROPERTIES, Harness, harness
 

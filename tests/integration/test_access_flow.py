@@ -278,7 +278,7 @@ async def test_worker_killed_between_call_and_commit_does_not_duplicate(h: Harne
     dead = h.runtime.calls._store
     claimed = await dead.claim(owner="dead-worker", now=h.clock.now(), limit=1, lease_seconds=60)
     assert len(claimed) == 1
-    from service.workers.calls import grant_request
+    from inlet_bridge.workers.calls import grant_request
 
     assert claimed[0].desired is not None
     request = grant_request(claimed[0].desired, "Inlet Bridge Demo")

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from service.domain.validation import ValidEvent
-from service.inlet.sandbox_state import Readings
-from service.keys import DATABASE
-from service.store.events import EventStore
-from service.store.reconcile import ReconcileStore
+from inlet_bridge.domain.validation import ValidEvent
+from inlet_bridge.doubles.inlet.sandbox_state import Readings
+from inlet_bridge.keys import DATABASE
+from inlet_bridge.store.events import EventStore
+from inlet_bridge.store.reconcile import ReconcileStore
 
 from ..support import (
     BEARER,
@@ -186,8 +186,8 @@ async def test_a_row_dated_far_ahead_cannot_outrank_a_later_cancellation(h: Harn
     """A confirmation stored a year ahead of its receipt (before ingest refused such events),
     then a cancellation now: the cancellation revokes."""
     ahead = event("e1", booking_id="R-1", occurred_at=START + timedelta(days=365))
-    from service.domain.decoding import decode_event
-    from service.domain.validation import validate_event
+    from inlet_bridge.domain.decoding import decode_event
+    from inlet_bridge.domain.validation import validate_event
 
     decoded = decode_event(json.dumps(ahead).encode())
     valid = validate_event(decoded)  # type: ignore[arg-type]

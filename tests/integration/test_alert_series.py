@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from service.adapters.spectra.client import SpectraError
-from service.adapters.spectra.poller import FEED_OVERLAP
+from inlet_bridge.adapters.spectra.client import SpectraError
+from inlet_bridge.adapters.spectra.poller import FEED_OVERLAP
 from tests.ops.alerting import firing_problems, promtool_available, samples
 
 from ..support import ADMIN_HEADERS, DEMO_PROPERTIES, START, Harness, event, harness

@@ -13,9 +13,9 @@ import aiohttp
 import msgspec
 import pytest
 
-from service.adapters.apaleo import mapping
-from service.certify.stage import Stage
-from service.keys import HOTELS
+from inlet_bridge.adapters.apaleo import mapping
+from inlet_bridge.certify.stage import Stage
+from inlet_bridge.keys import HOTELS
 
 from .apaleo_support import (
     ARRIVAL,

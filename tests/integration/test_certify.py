@@ -14,17 +14,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from service.certify.contract import ASSUMED_INLET
-from service.certify.run import PROPERTIES, run_certify
-from service.certify.scenarios import in_scope
-from service.certify.target import (
+from inlet_bridge.certify.contract import ASSUMED_INLET
+from inlet_bridge.certify.run import PROPERTIES, run_certify
+from inlet_bridge.certify.scenarios import in_scope
+from inlet_bridge.certify.target import (
     INLET_TEST,
     SANDBOX_PROCESS,
     RunTarget,
     TargetUnreachable,
     probe_target,
 )
-from service.inlet.sandbox import create_sandbox_app
+from inlet_bridge.doubles.inlet.sandbox import create_sandbox_app
 
 from .process_support import free_port
 from .report_reader import read_html, read_markdown

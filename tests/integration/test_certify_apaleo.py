@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from service.adapters.apaleo.writeback import ApaleoSink
-from service.certify.context import Context
-from service.certify.run import run_certify
-from service.certify.scenarios import in_scope
-from service.certify.scenarios_apaleo import reservation_lifecycle
-from service.sinks import SinkResult
-from service.store.deliveries import ClaimedDelivery
+from inlet_bridge.certify.context import Context
+from inlet_bridge.certify.run import run_certify
+from inlet_bridge.certify.scenarios import in_scope
+from inlet_bridge.certify.scenarios_apaleo import reservation_lifecycle
+from inlet_bridge.sinks import SinkResult
+from inlet_bridge.sinks.apaleo import ApaleoSink
+from inlet_bridge.store.deliveries import ClaimedDelivery
 
 from ..support import harness
 

@@ -19,10 +19,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service import __version__
-from service.certify.contract import ASSUMED_INLET
-from service.certify.run import PROPERTIES
-from service.certify.scenarios import SCENARIOS
+from inlet_bridge import __version__
+from inlet_bridge.certify.contract import ASSUMED_INLET
+from inlet_bridge.certify.run import PROPERTIES
+from inlet_bridge.certify.scenarios import SCENARIOS
 
 from .process_support import _INHERITED, REPO, Process, free_port, running
 from .report_reader import Report, read_html, read_markdown
@@ -35,7 +35,9 @@ RUN_SECONDS = 300  # the run itself takes about a minute; the bound is for a loa
 def command(*args: str) -> list[str]:
     """The `inlet-bridge` console script of this environment, as a user runs it."""
     script = Path(sys.executable).with_name("inlet-bridge")
-    return [str(script), *args] if script.exists() else [sys.executable, "-m", "service", *args]
+    return (
+        [str(script), *args] if script.exists() else [sys.executable, "-m", "inlet_bridge", *args]
+    )
 
 
 def inherited() -> dict[str, str]:

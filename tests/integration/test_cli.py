@@ -14,7 +14,7 @@ from ..support import environ
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "service", *args],
+        [sys.executable, "-m", "inlet_bridge", *args],
         env={"PATH": os.environ.get("PATH", ""), **env},
         capture_output=True,
         text=True,

@@ -28,7 +28,7 @@ async def h(database_url: str) -> AsyncIterator[Harness]:
 
 def resync(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "service", "resync", *args],
+        [sys.executable, "-m", "inlet_bridge", "resync", *args],
         env={"PATH": os.environ.get("PATH", ""), **environ(database_url)},
         capture_output=True,
         text=True,
@@ -87,7 +87,7 @@ async def test_counts_first_then_queues_calls_the_service_sends(
     following = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service",
+        "inlet_bridge",
         "resync",
         "--resource",
         "201",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -17,8 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from service.__main__ import main
-from service.cli_console import DefaultsFormatter
+from inlet_bridge.__main__ import main
+from inlet_bridge.cli_console import DefaultsFormatter
 
 from ..support import ADMIN_HEADERS, START, Harness, environ, event
 from .test_escalations import escalate_a_grant
@@ -32,7 +33,7 @@ def run(
     args: list[str], env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "service", *args],
+        [sys.executable, "-m", "inlet_bridge", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -84,7 +85,7 @@ async def test_escalations_list_names_hotel_doors_reference_and_age_and_retry_fo
     assert "Inlet: Lock L-101 unknown" in listed.stdout
 
     follower = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", "escalations", "retry", str(escalation_id),
+        sys.executable, "-m", "inlet_bridge", "escalations", "retry", str(escalation_id),
         "--note", "lock added", "--follow", "--timeout", "60",
         env=cli_env(database_url), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -143,7 +144,7 @@ def test_version_and_every_option_shows_its_default(capsys: pytest.CaptureFixtur
     help_text = capsys.readouterr().out
     assert "usage: inlet-bridge serve" in help_text
     # every option of every command has a help line ending with its default
-    import service.__main__ as entry
+    import inlet_bridge.__main__ as entry
 
     built: list[argparse.ArgumentParser] = []
     original = argparse.ArgumentParser.parse_args
@@ -236,35 +237,58 @@ def test_a_port_in_use_is_one_line(database_url: str) -> None:
     assert f"PORT: {port} on HOST 127.0.0.1 is already in use" in line
 
 
-def test_start_up_logs_where_it_listens_and_what_it_serves(database_url: str) -> None:
+def start_up_lines(env: dict[str, str], until: str = '"service.started"') -> list[str]:
+    """The log lines of `serve` up to its start-up line (then it is stopped)."""
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
+    lines: list[str] = []
     with subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
-        env=cli_env(database_url, HOST="127.0.0.1", PORT=str(port)),
+        [sys.executable, "-m", "inlet_bridge", "serve"],
+        env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     ) as server:
-        found = None
         try:
             assert server.stdout is not None
             for line in server.stdout:
-                if '"service.started"' in line:
-                    found = line
+                lines.append(line)
+                if until in line:
                     break
         finally:
             server.terminate()
             server.communicate(timeout=30)
+    return lines
+
+
+def test_start_up_logs_where_it_listens_and_what_it_serves(database_url: str) -> None:
+    lines = start_up_lines(cli_env(database_url))
+    found = next((line for line in lines if '"service.started"' in line), None)
     assert found is not None, "no start-up line"
     line = found
-    import json
-
     started = json.loads(line)
     assert started["host"] == "127.0.0.1"
-    assert started["port"] == port
+    assert isinstance(started["port"], int)
     assert started["properties"] == ["oslo-1"]
     assert started["sources"] == ["demo-pms"]
     assert started["inlet_base_urls"] == {"oslo-1": "http://127.0.0.1:8081"}
     assert started["migrations_applied"] == []
+
+
+def test_plain_http_to_a_listed_host_is_allowed_but_said_at_start_up(
+    database_url: str, tmp_path: Path
+) -> None:
+    demo = Path(environ(database_url)["PROPERTIES_FILE"]).read_text(encoding="utf-8")
+    properties = tmp_path / "properties.toml"
+    properties.write_text('plain_http_hosts = ["inlet-imitation"]\n' + demo, encoding="utf-8")
+    env = cli_env(database_url, PROPERTIES_FILE=str(properties))
+
+    lines = start_up_lines(env, until='"config.plain_http"')
+
+    warned = [json.loads(line) for line in lines if '"config.plain_http"' in line]
+    assert len(warned) == 1
+    assert warned[0]["level"] == "warning"
+    assert warned[0]["plain_http_hosts"] == ["inlet-imitation"]
+    started = [json.loads(line) for line in lines if '"service.started"' in line]
+    assert started[0]["plain_http_hosts"] == ["inlet-imitation"]

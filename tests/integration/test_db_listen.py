@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from service.store.db import Database
+from inlet_bridge.store.db import Database
 
 CHANNEL = "inlet_bridge_test_wake"
 WAIT_SECONDS = 10.0
@@ -43,7 +43,7 @@ async def test_listen_is_opened_again_after_its_backend_is_terminated(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     wakes = Wakes()
-    caplog.set_level(logging.INFO, logger="service.store.db")
+    caplog.set_level(logging.INFO, logger="inlet_bridge.store.db")
     async with db.listening(CHANNEL, wakes, retry_seconds=0.05):
         await db.pool.execute(f"NOTIFY {CHANNEL}")
         await wakes.next()

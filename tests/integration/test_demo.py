@@ -23,7 +23,7 @@ def test_demo_once_converges(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "service",
+            "inlet_bridge",
             "demo",
             "--once",
             "--timeout",

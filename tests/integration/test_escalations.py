@@ -87,7 +87,7 @@ async def test_cli_lists_and_resolves(h: Harness, database_url: str) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "service", "escalations", *args],
+            [sys.executable, "-m", "inlet_bridge", "escalations", *args],
             env=env,
             capture_output=True,
             text=True,

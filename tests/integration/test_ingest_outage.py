@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.app import create_app
-from service.clock import ManualClock
+from inlet_bridge.app import create_app
+from inlet_bridge.clock import ManualClock
 
 from ..support import BEARER, START, event, settings_for
 

@@ -14,10 +14,10 @@ import msgspec
 import pytest
 from pytest_aiohttp import AiohttpServer
 
-from service.inlet.client import InletClient
-from service.inlet.protocol import GrantRequest, InletResult, update_from_grant
-from service.inlet.sandbox import create_sandbox_app, run_sandbox
-from service.inlet.sandbox_state import LINK_BASE
+from inlet_bridge.doubles.inlet.sandbox import create_sandbox_app, run_sandbox
+from inlet_bridge.doubles.inlet.sandbox_state import LINK_BASE
+from inlet_bridge.inlet.client import InletClient
+from inlet_bridge.inlet.protocol import GrantRequest, InletResult, update_from_grant
 
 KEY = "key-oslo"
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

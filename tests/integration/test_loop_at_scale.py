@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from service.store import resync as resync_store
-from service.store.reconcile import ReconcileStore
-from service.store.retention import RetentionStore
-from service.store.successes import Recorded, SuccessStore
-from service.workers.reconciler import Reconciler
+from inlet_bridge.store import resync as resync_store
+from inlet_bridge.store.reconcile import ReconcileStore
+from inlet_bridge.store.retention import RetentionStore
+from inlet_bridge.store.successes import Recorded, SuccessStore
+from inlet_bridge.workers.reconciler import Reconciler
 
 from ..support import SOURCE, START, Harness, event, stay
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from service.domain.secret import Secret
-from service.logs import Masker
+from inlet_bridge.domain.secret import Secret
+from inlet_bridge.logs import Masker
 
 from ..support import START, event, harness
 

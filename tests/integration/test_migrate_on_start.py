@@ -10,8 +10,8 @@ import sys
 import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.app import create_app
-from service.store.migrations import discover
+from inlet_bridge.app import create_app
+from inlet_bridge.store.migrations import discover
 
 from ..support import environ, settings_for
 
@@ -30,7 +30,7 @@ async def migrate(dsn: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service",
+        "inlet_bridge",
         "migrate",
         env={"PATH": os.environ.get("PATH", ""), **environ(dsn)},
         stdout=asyncio.subprocess.PIPE,

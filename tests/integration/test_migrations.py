@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from service.store.db import Database
-from service.store.migrations import discover
+from inlet_bridge.store.db import Database
+from inlet_bridge.store.migrations import discover
 
 
 async def test_all_migrations_apply_to_an_empty_database_once(empty_database: str) -> None:

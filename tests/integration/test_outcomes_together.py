@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from service.domain.changes import Access
-from service.store.calls import AttemptRecord, CallStore, ClaimedCall
-from service.store.successes import Recorded, Success, SuccessStore
+from inlet_bridge.domain.changes import Access
+from inlet_bridge.store.calls import AttemptRecord, CallStore, ClaimedCall
+from inlet_bridge.store.successes import Recorded, Success, SuccessStore
 
 from ..support import START, Harness, event, stay
 

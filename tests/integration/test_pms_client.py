@@ -1,4 +1,4 @@
-"""The Python client of the PMS kit (`service/pms_client.py`) against the running service, and
+"""The Python client of the PMS kit (`inlet_bridge/pms_client.py`) against the running service, and
 interop with the `standardwebhooks` library in both directions."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import standardwebhooks
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from service.pms_client import BridgeClient, BridgeError, InvalidSignature, verify_webhook
+from inlet_bridge.pms_client import BridgeClient, BridgeError, InvalidSignature, verify_webhook
 
 from ..support import DEMO_PROPERTIES, SIGNING_SECRET, SOURCE, TOKEN, Harness, event, harness, stay
 

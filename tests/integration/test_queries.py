@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from service.store.queries import load_queries
+from inlet_bridge.store.queries import load_queries
 
 
 async def test_every_named_query_prepares_against_the_migrated_schema(database_url: str) -> None:

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from service.adapters.spectra import mapping
-from service.adapters.spectra.client import SpectraClient, SpectraError
-from service.adapters.spectra.emulator import STATE, create_spectra_emulator
+from inlet_bridge.adapters.spectra import mapping
+from inlet_bridge.adapters.spectra.client import SpectraClient, SpectraError
+from inlet_bridge.doubles.spectra.emulator import STATE, create_spectra_emulator
 
 OSLO = ZoneInfo("Europe/Oslo")
 GUID = "6f1c2a4e-1111-4a2b-9c3d-000000000001"

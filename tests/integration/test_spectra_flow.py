@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from service.adapters.spectra.client import SpectraError
-from service.store.cursors import Cursor, CursorStore, Leadership
+from inlet_bridge.adapters.spectra.client import SpectraError
+from inlet_bridge.store.cursors import Cursor, CursorStore, Leadership
 
 from ..support import START
 from .spectra_support import CONNECTION, SpectraHotel, spectra_hotel
@@ -522,16 +522,16 @@ async def test_the_poll_loop_waits_while_another_replica_polls(
     hotel: SpectraHotel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime = hotel.h.runtime
-    store = runtime._cursors
-    assert store is not None
+    leader = runtime.spectra_leader(CONNECTION)
+    store = leader.cursors
     attempts = Calls()
     real_leadership = store.leadership
 
     @contextlib.asynccontextmanager
     async def counted(connection: str) -> AsyncIterator[Leadership]:
-        async with real_leadership(connection) as leader:
+        async with real_leadership(connection) as lock:
             attempts.tick()
-            yield leader
+            yield lock
 
     monkeypatch.setattr(store, "leadership", counted)
     polls = count_calls(monkeypatch, hotel.poller, "poll_once")
@@ -540,9 +540,9 @@ async def test_the_poll_loop_waits_while_another_replica_polls(
     other_replica = CursorStore(hotel.h.db)
     task: asyncio.Task[None] | None = None
     try:
-        async with other_replica.leadership(CONNECTION) as leader:
-            assert leader
-            task = asyncio.create_task(runtime.poll_loop(hotel.poller, 0.01))
+        async with other_replica.leadership(CONNECTION) as held:
+            assert held
+            task = asyncio.create_task(leader.run(0.01, runtime.stopping))
             await attempts.reached(3)
             assert polls.count == 0  # not the leader: never polled
             assert await cursor(hotel) is None
@@ -569,8 +569,8 @@ async def test_a_poller_whose_lock_session_dies_stops_polling_and_another_can_le
     hotel: SpectraHotel, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     runtime = hotel.h.runtime
-    store = runtime._cursors
-    assert store is not None
+    leader = runtime.spectra_leader(CONNECTION)
+    store = leader.cursors
     real_leadership = store.leadership
     attempts = Calls()
     retry = asyncio.Event()
@@ -586,7 +586,7 @@ async def test_a_poller_whose_lock_session_dies_stops_polling_and_another_can_le
 
     monkeypatch.setattr(store, "leadership", gated)
     polls = count_calls(monkeypatch, hotel.poller, "poll_once")
-    task = asyncio.create_task(runtime.poll_loop(hotel.poller, 0.01))
+    task = asyncio.create_task(leader.run(0.01, runtime.stopping))
     try:
         await polls.reached(2)
         holder = await lock_holder(hotel)
@@ -711,19 +711,19 @@ async def test_the_poll_loop_counts_failures_and_records_them_on_the_cursor(
     hotel: SpectraHotel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime = hotel.h.runtime
-    assert runtime._cursors is not None
-    recorded = count_calls(monkeypatch, runtime._cursors, "failed")
+    leader = runtime.spectra_leader(CONNECTION)
+    recorded = count_calls(monkeypatch, leader.cursors, "failed")
     pauses: list[float] = []
-    pause = runtime._pause
+    pause = leader._pause
 
     async def recording_pause(seconds: float) -> None:
         pauses.append(seconds)
         await pause(seconds)
 
-    monkeypatch.setattr(runtime, "_pause", recording_pause)
+    monkeypatch.setattr(leader, "_pause", recording_pause)
     await hotel.fault(kind="status", status=500, count=None)
 
-    task = asyncio.create_task(runtime.poll_loop(hotel.poller, 0.01))
+    task = asyncio.create_task(leader.run(0.01, runtime.stopping))
     try:
         await recorded.reached(3)  # three failed polls, each after a longer back-off
     finally:

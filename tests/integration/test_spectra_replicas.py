@@ -58,7 +58,7 @@ async def test_one_replica_polls_and_the_other_takes_over(
             [
                 sys.executable,
                 "-m",
-                "service",
+                "inlet_bridge",
                 "spectra-emulator",
                 "--port",
                 str(port),

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from service.adapters.spectra.client import SpectraError
-from service.store.cursors import CursorStore
+from inlet_bridge.adapters.spectra.client import SpectraError
+from inlet_bridge.store.cursors import CursorStore
 
 from .spectra_support import CONNECTION, SpectraHotel, spectra_hotel
 

@@ -11,9 +11,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from service.sinks.webhook import webhook_message_id
-from service.store.db import Database
-from service.store.deliveries import DeliveryStore
+from inlet_bridge.sinks.webhook import webhook_message_id
+from inlet_bridge.store.db import Database
+from inlet_bridge.store.deliveries import DeliveryStore
 
 from ..conftest import scratch_database
 from ..support import (
@@ -111,7 +111,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     # Without the `embedded` extra, as in the production image: pgserver cannot be imported.
     prelude = "import sys; sys.modules['pgserver'] = None; " if block_embedded else ""
-    code = prelude + "from service.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    code = prelude + "from inlet_bridge.__main__ import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run(  # noqa: S603
         [sys.executable, "-c", "import sys; " + code, *args],
         env={"PATH": os.environ.get("PATH", ""), **env},

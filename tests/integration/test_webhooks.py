@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from service import webhooks
+from inlet_bridge import signing
 
 from ..support import BEARER, DEMO_PROPERTIES, START, Harness, event, harness, stay
 
@@ -76,7 +76,7 @@ async def h(
 
 def verified(delivery: dict[str, Any], now: float) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in delivery["headers"].items()}
-    assert webhooks.verify(
+    assert signing.verify(
         [OUTBOUND],
         msg_id=headers["webhook-id"],
         timestamp=headers["webhook-timestamp"],

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service.store.migrations import discover
+from inlet_bridge.store.migrations import discover
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,9 +30,11 @@ def test_the_wheel_installs_a_service_that_migrates(tmp_path: Path, empty_databa
     )
     (wheel,) = dist.glob("inlet_bridge-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "service/sql/queries.sql" in names
-    assert {f"service/sql/migrations/{m.version:04d}_{m.name}.sql" for m in discover()} <= names
-    assert "service/console/templates/base.html" in names
+    assert "inlet_bridge/sql/queries.sql" in names
+    assert {
+        f"inlet_bridge/sql/migrations/{m.version:04d}_{m.name}.sql" for m in discover()
+    } <= names
+    assert "inlet_bridge/console/templates/base.html" in names
     assert not [n for n in names if n.startswith("tests/")]
     site = tmp_path / "site"
     subprocess.run(  # noqa: S603 - our own interpreter and paths
@@ -53,7 +55,7 @@ def test_the_wheel_installs_a_service_that_migrates(tmp_path: Path, empty_databa
     # Run from elsewhere, the installed copy first on the path: not this checkout's code.
     env = {**os.environ, "PYTHONPATH": str(site), "DATABASE_URL": empty_database}
     where = subprocess.run(
-        [sys.executable, "-c", "import service; print(service.__file__)"],
+        [sys.executable, "-c", "import inlet_bridge; print(inlet_bridge.__file__)"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -62,7 +64,7 @@ def test_the_wheel_installs_a_service_that_migrates(tmp_path: Path, empty_databa
     )
     assert where.stdout.strip().startswith(str(site)), where.stdout
     migrated = subprocess.run(
-        [sys.executable, "-m", "service", "migrate"],
+        [sys.executable, "-m", "inlet_bridge", "migrate"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

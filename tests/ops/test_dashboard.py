@@ -14,8 +14,8 @@ import pytest
 import yaml
 from prometheus_client.metrics_core import Metric
 
-from service.metrics import Metrics
-from service.store.gauges import ESCALATION_OPERATIONS, SEVERITIES
+from inlet_bridge.metrics import Metrics
+from inlet_bridge.store.gauges import ESCALATION_OPERATIONS, SEVERITIES
 from tests.ops.promql import (
     PromQLSyntaxError,
     grafana_variable_query,

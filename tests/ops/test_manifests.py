@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-import service
-from service.domain.secret import Secret
-from service.properties import load_properties
-from service.settings import Settings
-from service.store import queries
+import inlet_bridge
+from inlet_bridge.domain.secret import Secret
+from inlet_bridge.properties import load_properties
+from inlet_bridge.settings import Settings
+from inlet_bridge.store import queries
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -350,14 +350,14 @@ def test_the_image_is_multi_stage_and_runs_unprivileged() -> None:
     copies = [line for line in final if line.startswith("COPY ")]
     assert copies == ["COPY --from=build /opt/venv /opt/venv"]
     build = "\n".join(stages[0])
-    assert "COPY service/ service/" in build
+    assert "COPY inlet_bridge/ inlet_bridge/" in build
     # the wheel, not an editable install: the image runs what `pip install .` gives
     assert "pip wheel" in build
     assert "--editable" not in build
 
 
 def test_the_service_reads_its_sql_from_its_own_package() -> None:
-    assert Path(service.__file__).resolve().parent / "sql" == queries.SQL_DIR
+    assert Path(inlet_bridge.__file__).resolve().parent / "sql" == queries.SQL_DIR
     assert (queries.SQL_DIR / "queries.sql").is_file()
 
 
@@ -368,5 +368,5 @@ def test_dockerignore_lets_in_what_the_build_copies() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0] == "*"
-    for needed in ("pyproject.toml", "README.md", "service/"):
+    for needed in ("pyproject.toml", "README.md", "inlet_bridge/"):
         assert f"!{needed}" in lines, needed

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from service.domain.access import DesiredGrant
-from service.domain.booking import BookingEvent, Contact, grant_key
-from service.domain.config import HotelsConfig
-from service.domain.plan import external_id
-from service.properties import parse_properties
+from inlet_bridge.domain.access import DesiredGrant
+from inlet_bridge.domain.booking import BookingEvent, Contact, grant_key
+from inlet_bridge.domain.config import HotelsConfig
+from inlet_bridge.domain.plan import external_id
+from inlet_bridge.properties import parse_properties
 from tests.unit.access_model import OK, Fault, ModelWorld, Screen
 from tests.unit.inlet_model import Content, InletGrant
 

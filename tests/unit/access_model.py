@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from service.domain.access import DesiredGrant
-from service.domain.booking import BookingEvent
-from service.domain.calls import doubt_after_give_up
-from service.domain.config import HotelsConfig
-from service.domain.fold import LoggedEvent
-from service.domain.plan import (
+from inlet_bridge.domain.access import DesiredGrant
+from inlet_bridge.domain.booking import BookingEvent
+from inlet_bridge.domain.calls import doubt_after_give_up
+from inlet_bridge.domain.config import HotelsConfig
+from inlet_bridge.domain.fold import LoggedEvent
+from inlet_bridge.domain.plan import (
     ActualGrant,
     EarlierGrantAttempt,
     GrantCall,
@@ -40,9 +40,9 @@ from service.domain.plan import (
     fingerprint_after_grant,
     revocation_believed,
 )
-from service.domain.reconcile import BookingInputs, Decision, decide
-from service.domain.retry import GiveUp, after_failure
-from service.domain.vocab import RECOVER
+from inlet_bridge.domain.reconcile import BookingInputs, Decision, decide
+from inlet_bridge.domain.retry import GiveUp, after_failure
+from inlet_bridge.domain.vocab import RECOVER
 from tests.unit.inlet_model import Content, ModelInlet
 
 # What happens to one attempt of a call. "temporary"/"permanent": Inlet did nothing and answered
@@ -165,7 +165,7 @@ class ModelWorld:
         self.events.append(LoggedEvent(position=position, received_at=self.now, event=event))
         self.log(f"event {event.event_id} stored at {position}: {_describe(event)}")
 
-    # -- the reconciler (service/store/reconcile.py) ---------------------------------------------
+    # -- the reconciler (inlet_bridge/store/reconcile.py) ---------------------------------------------
 
     def inputs(self) -> BookingInputs:
         pending: dict[str, PendingCall] = {}
@@ -298,7 +298,7 @@ class ModelWorld:
             default=0,
         )
 
-    # -- operators (service/store/escalations.py) ------------------------------------------------
+    # -- operators (inlet_bridge/store/escalations.py) ------------------------------------------------
 
     def retry_escalations(self) -> None:
         """An operator retries every open escalation: it is resolved, the booking looked at."""
@@ -307,7 +307,7 @@ class ModelWorld:
                 e.open = False
                 self.log(f"operator retries {e.reason} of {e.grant_key}")
 
-    # -- the call worker (service/workers/calls.py, service/store/calls.py) ----------------------
+    # -- the call worker (inlet_bridge/workers/calls.py, inlet_bridge/store/calls.py) ----------------------
 
     def due_calls(self) -> list[Call]:
         due = [

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from service.domain.booking import Booking, BookingEvent, Contact, Stay
-from service.domain.config import HotelsConfig, Property
-from service.domain.fold import BookingState, LoggedEvent, fold
-from service.properties import parse_properties
+from inlet_bridge.domain.booking import Booking, BookingEvent, Contact, Stay
+from inlet_bridge.domain.config import HotelsConfig, Property
+from inlet_bridge.domain.fold import BookingState, LoggedEvent, fold
+from inlet_bridge.properties import parse_properties
 
 OSLO = timezone(timedelta(hours=1))  # Europe/Oslo in November, as a PMS sends it
 SOURCE = "acme-pms"

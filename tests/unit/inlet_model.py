@@ -1,4 +1,4 @@
-"""Inlet as the sandbox plays it (service/inlet/sandbox_state.py), for the convergence tests.
+"""Inlet as the sandbox plays it (inlet_bridge/doubles/inlet/sandbox_state.py), for the convergence tests.
 
 A test double with no faults of its own (the model world injects them) and no HTTP: grants are
 kept per account (API key) and externalId; a repeated GrantAccess for an active externalId
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from service.domain.access import DesiredGrant
+from inlet_bridge.domain.access import DesiredGrant
 
 MAX_LEAD = timedelta(hours=72)  # Inlet refuses a grant that starts later than this from now
 

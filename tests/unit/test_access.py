@@ -9,16 +9,16 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.domain.access import (
+from inlet_bridge.domain.access import (
     DesiredAccess,
     DesiredGrant,
     StayIssue,
     access_over,
     desired_access,
 )
-from service.domain.booking import Booking, Contact
-from service.domain.config import Property
-from service.domain.fold import BookingState
+from inlet_bridge.domain.booking import Booking, Contact
+from inlet_bridge.domain.config import Property
+from inlet_bridge.domain.fold import BookingState
 from tests.unit.domain_cases import (
     ARRIVAL,
     DEPARTURE,

@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.adapters.apaleo import mapping
-from service.api.apaleo import ApaleoLogins
-from service.properties import ConfigError, parse_properties
+from inlet_bridge.adapters.apaleo import mapping
+from inlet_bridge.api.apaleo import ApaleoLogins
+from inlet_bridge.properties import ConfigError, parse_properties
 
 FETCHED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 MODIFIED = "2026-11-22T14:00:43.4854081+01:00"  # apaleo writes seven fractional digits

@@ -44,4 +44,4 @@ def test_every_module_says_which_question_it_answers() -> None:
     fm = file_map()
     unasked = [p.as_posix() for p in fm.modules() if not fm.question(p).endswith("?")]
     # a few modules are lists of scenarios, named by what they show rather than a question
-    assert all(p.startswith("service/certify/scenarios") for p in unasked), unasked
+    assert all(p.startswith("inlet_bridge/certify/scenarios") for p in unasked), unasked

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from service import webhooks
-from service.api.auth import (
+from inlet_bridge import signing
+from inlet_bridge.api.auth import (
     CREDENTIALS,
     RATE_LIMITS,
     Credentials,
@@ -19,10 +19,10 @@ from service.api.auth import (
     admit_source,
     authenticate_operator,
 )
-from service.clock import ManualClock
-from service.domain.secret import Secret
-from service.keys import CLOCK
-from service.properties import parse_properties
+from inlet_bridge.clock import ManualClock
+from inlet_bridge.domain.secret import Secret
+from inlet_bridge.keys import CLOCK
+from inlet_bridge.properties import parse_properties
 from tests.unit.domain_cases import ENVIRON, PROPERTY_ID, base_config
 
 SOURCES = 200
@@ -69,21 +69,21 @@ async def test_a_signed_request_tries_only_the_named_sources_secrets(
     headers = {
         "webhook-id": "msg_1",
         "webhook-timestamp": str(NOW),
-        "webhook-signature": webhooks.sign("wrong-secret", "msg_1", NOW, body),
+        "webhook-signature": signing.sign("wrong-secret", "msg_1", NOW, body),
         "Inlet-Bridge-Source": "pms-150",
     }
     tried: list[bytes] = []
-    digest = webhooks._digest
+    digest = signing._digest
 
     def counting(key: bytes, *args: Any) -> bytes:
         tried.append(key)
         return digest(key, *args)
 
-    monkeypatch.setattr(webhooks, "_digest", counting)
+    monkeypatch.setattr(signing, "_digest", counting)
     refused = await admit_source(request(app, headers), body)
     assert isinstance(refused, web.Response)
     assert refused.status == 401
-    assert tried == [webhooks.secret_key("old-secret-150"), webhooks.secret_key("new-secret-150")]
+    assert tried == [signing.secret_key("old-secret-150"), signing.secret_key("new-secret-150")]
 
 
 async def test_a_bearer_token_is_found_by_its_digest(app: web.Application) -> None:
@@ -124,8 +124,8 @@ def test_operators_have_their_roles_and_properties(app: web.Application) -> None
 
 def test_a_malformed_timestamp_or_signature_is_refused_without_arithmetic() -> None:
     now = datetime.fromtimestamp(NOW, UTC)
-    keys = [webhooks.secret_key("s")]
-    good = webhooks.sign("s", "msg_1", NOW, b"x")
+    keys = [signing.secret_key("s")]
+    good = signing.sign("s", "msg_1", NOW, b"x")
     for timestamp, signature, msg_id in [
         ("9" * 400, good, "msg_1"),
         ("-1", good, "msg_1"),
@@ -134,9 +134,9 @@ def test_a_malformed_timestamp_or_signature_is_refused_without_arithmetic() -> N
         (str(NOW), good, "m" * 129),
         (str(NOW), good, "msg 1"),
     ]:
-        assert not webhooks.verify_keys(
+        assert not signing.verify_keys(
             keys, msg_id=msg_id, timestamp=timestamp, signature_header=signature, body=b"x", now=now
         )
-    assert webhooks.verify_keys(
+    assert signing.verify_keys(
         keys, msg_id="msg_1", timestamp=str(NOW), signature_header=good, body=b"x", now=now
     )

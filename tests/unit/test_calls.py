@@ -1,5 +1,5 @@
 """What goes into the retry table, and what a success records: tables of cases for the pure
-decisions of service/domain/calls.py."""
+decisions of inlet_bridge/domain/calls.py."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from datetime import datetime
 
 import pytest
 
-from service.domain.calls import (
+from inlet_bridge.domain.calls import (
     NewCall,
     Superseded,
     after_success,
     new_calls,
     stored_operation,
 )
-from service.domain.changes import Access
-from service.domain.plan import UNVERIFIED, EarlierGrantAttempt, Operation
+from inlet_bridge.domain.changes import Access
+from inlet_bridge.domain.plan import UNVERIFIED, EarlierGrantAttempt, Operation
 from tests.unit.domain_cases import ARRIVAL, PROPERTY_ID
 from tests.unit.test_plan import (
     INSIDE,

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from service import __version__
-from service.certify.context import sent_ids
-from service.certify.stage import Stage
-from service.certify.target import RunRetry, build_info
-from service.clock import SystemClock
-from service.domain.config import HotelsConfig, InletSettings, RetryPolicy
+from inlet_bridge import __version__
+from inlet_bridge.certify.context import sent_ids
+from inlet_bridge.certify.stage import Stage
+from inlet_bridge.certify.target import RunRetry, build_info
+from inlet_bridge.clock import SystemClock
+from inlet_bridge.domain.config import HotelsConfig, InletSettings, RetryPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 

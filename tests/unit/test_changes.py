@@ -8,15 +8,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from service.domain.access import DesiredGrant
-from service.domain.changes import (
+from inlet_bridge.domain.access import DesiredGrant
+from inlet_bridge.domain.changes import (
     Access,
     CallFacts,
     change_after_failure,
     change_after_success,
     sinks_for,
 )
-from service.properties import load_properties
+from inlet_bridge.properties import load_properties
 
 AT = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 DESIRED = DesiredGrant(
@@ -145,7 +145,7 @@ def test_change_after_failure_says_what_may_still_work(
 
 
 def test_sinks_follow_the_configuration() -> None:
-    demo = Path(__file__).resolve().parents[2] / "service" / "demo" / "properties.toml"
+    demo = Path(__file__).resolve().parents[2] / "inlet_bridge" / "demo" / "properties.toml"
     env = {"DEMO_PMS_TOKEN": "t", "DEMO_PMS_WEBHOOK_SECRET": "s", "INLET_API_KEY_OSLO_1": "k"}
     hotels = load_properties(demo, env)
     assert sinks_for("demo-pms", hotels) == []

@@ -30,7 +30,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from service.domain.booking import Booking, BookingEvent, Stay
+from inlet_bridge.domain.booking import Booking, BookingEvent, Stay
 from tests.unit.access_cases import (
     BASE,
     BERGEN,

@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.domain import decoding
-from service.domain.booking import BookingEvent, Problem
-from service.domain.decoding import (
+from inlet_bridge.domain import decoding
+from inlet_bridge.domain.booking import BookingEvent, Problem
+from inlet_bridge.domain.decoding import (
     MAX_PROBLEMS,
     NOT_JSON,
     decode_batch,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.certify.report import _svg
+from inlet_bridge.certify.report import _svg
 
 ROOT = Path(__file__).resolve().parents[2]
 VERTICAL = "│"

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from service.domain.booking import Booking
-from service.domain.fold import BookingState, LoggedEvent, StayState, fold, occurred
+from inlet_bridge.domain.booking import Booking
+from inlet_bridge.domain.fold import BookingState, LoggedEvent, StayState, fold, occurred
 from tests.unit.domain_cases import (
     ARRIVAL,
     HOUR,

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.booking import Booking, BookingEvent, Stay
-from service.domain.fold import DEFAULT_MAX_CLOCK_SKEW, BookingState, LoggedEvent, fold
+from inlet_bridge.domain.booking import Booking, BookingEvent, Stay
+from inlet_bridge.domain.fold import DEFAULT_MAX_CLOCK_SKEW, BookingState, LoggedEvent, fold
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ARRIVAL = T0 + timedelta(days=1)

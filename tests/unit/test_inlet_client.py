@@ -15,8 +15,8 @@ import pytest
 from aioresponses import aioresponses
 from yarl import URL
 
-from service.inlet.client import InletClient
-from service.inlet.protocol import (
+from inlet_bridge.inlet.client import InletClient
+from inlet_bridge.inlet.protocol import (
     MESSAGE_LIMIT,
     CallKind,
     GrantRequest,
@@ -372,7 +372,7 @@ async def test_logs_keys_and_outcome_but_no_personal_data(
         body=b'{"success":false,"message":"Invalid email ola@example.no'
         b' for Ola Nordmann, +4791234567"}',
     )
-    with caplog.at_level(logging.INFO, logger="service.inlet.client"):
+    with caplog.at_level(logging.INFO, logger="inlet_bridge.inlet.client"):
         await client.grant_access("secret-key", REQUEST)
         failed = await client.grant_access("secret-key", REQUEST)
     assert "ola@example.no" in failed.message  # operators still see Inlet's full message

@@ -6,11 +6,13 @@ import hashlib
 import json
 import logging
 import re
+from datetime import UTC, datetime
 
 import pytest
 
-from service.domain.secret import Secret
-from service.logs import JsonFormatter, Masker
+from inlet_bridge import logs
+from inlet_bridge.domain.secret import Secret
+from inlet_bridge.logs import JsonFormatter, Masker
 
 KEY = Secret("key-of-replica-set-one-0123456789abcdef")
 OTHER_KEY = Secret("key-of-replica-set-two-0123456789abcdef")
@@ -113,3 +115,63 @@ def test_a_log_line_is_tagged_with_the_formatter_key() -> None:
     assert other["code"] != line["code"]
     assert "4711" not in json.dumps(line)
     assert "ola@example.no" not in json.dumps(line)
+
+
+# The formatter keeps what repeats from line to line; what it writes is unchanged by that
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        0.0,
+        1_796_000_000.0,
+        1_796_000_000.0004994,  # rounds down to .000499: millisecond 000
+        1_796_000_000.2349996,  # rounds up to .235000 before the cut: millisecond 235
+        1_796_000_000.9999996,  # rounds up into the next second
+        1_796_000_001.5,
+        1_796_003_599.999,
+    ],
+)
+def test_the_timestamp_is_written_as_isoformat_writes_it(created: float) -> None:
+    formatter = JsonFormatter(Masker(KEY))
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+    for _ in range(2):  # the first time computes the second, the next reuses it
+        record = logging.makeLogRecord({"msg": "tick", "created": created})
+        assert json.loads(formatter.format(record))["ts"] == expected
+
+
+def test_seconds_in_turn_never_reuse_another_seconds_text() -> None:
+    formatter = JsonFormatter(Masker(KEY))
+    for created in (1_796_000_000.5, 1_796_000_001.25, 1_796_000_000.75, 1_796_086_400.0):
+        record = logging.makeLogRecord({"msg": "tick", "created": created})
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert json.loads(formatter.format(record))["ts"] == expected
+
+
+def test_a_kept_message_is_scrubbed_and_never_given_to_another_text() -> None:
+    formatter = JsonFormatter(Masker(KEY))
+    mask = Masker(KEY).mask
+
+    def message(msg: str, *args: object) -> str:
+        record = logging.makeLogRecord({"msg": msg, "args": args})
+        return str(json.loads(formatter.format(record))["msg"])
+
+    for _ in range(2):
+        assert message("event stored") == "event stored"
+        assert message("call ola@example.no") == f"call {mask('ola@example.no')}"
+        assert message("call kari@example.no") == f"call {mask('kari@example.no')}"
+        # with arguments the text differs from line to line: scrubbed every time
+        assert (
+            message("refused for %s", "ola@example.no") == f"refused for {mask('ola@example.no')}"
+        )
+        assert message("refused for %s", "+4791234567") == f"refused for {mask('+4791234567')}"
+
+
+def test_the_kept_messages_are_bounded() -> None:
+    formatter = JsonFormatter(Masker(KEY))
+    for i in range(logs._MAX_MESSAGES + 10):
+        record = logging.makeLogRecord({"msg": f"message {i} ola@example.no"})
+        line = json.loads(formatter.format(record))
+        assert line["msg"] == f"message {i} {Masker(KEY).mask('ola@example.no')}"
+    assert len(formatter._messages) == logs._MAX_MESSAGES

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.domain.calls import (
+from inlet_bridge.domain.calls import (
     BookingPlans,
     CallPlanned,
     SuccessRecord,
     needs_look_after_success,
 )
-from service.domain.changes import Access
-from service.domain.plan import UNVERIFIED
+from inlet_bridge.domain.changes import Access
+from inlet_bridge.domain.plan import UNVERIFIED
 
 QUEUED_AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 LATER = QUEUED_AT + timedelta(seconds=1)

@@ -8,9 +8,9 @@ from datetime import datetime
 import msgspec
 import pytest
 
-from service.domain.access import DesiredGrant
-from service.domain.calls import doubt_after_give_up
-from service.domain.plan import (
+from inlet_bridge.domain.access import DesiredGrant
+from inlet_bridge.domain.calls import doubt_after_give_up
+from inlet_bridge.domain.plan import (
     REVOCATION_DOUBT,
     UNVERIFIED,
     ActualGrant,
@@ -27,7 +27,7 @@ from service.domain.plan import (
     recovery_request,
     revocation_believed,
 )
-from service.domain.reconcile import BookingInputs, decide
+from inlet_bridge.domain.reconcile import BookingInputs, decide
 from tests.unit.domain_cases import (
     ARRIVAL,
     BOOKING_ID,

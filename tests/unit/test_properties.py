@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from service.domain.config import (
+from inlet_bridge.domain.config import (
     CheckRule,
     CommunicationDefaults,
     Door,
@@ -19,11 +19,11 @@ from service.domain.config import (
     Resource,
     RetryPolicy,
 )
-from service.domain.secret import Secret
-from service.properties import ConfigError, load_properties, parse_properties
+from inlet_bridge.domain.secret import Secret
+from inlet_bridge.properties import ConfigError, load_properties, parse_properties
 from tests.unit.domain_cases import ENVIRON, PROPERTY_ID, SOURCE, base_config
 
-DEMO = Path(__file__).resolve().parents[2] / "service" / "demo" / "properties.toml"
+DEMO = Path(__file__).resolve().parents[2] / "inlet_bridge" / "demo" / "properties.toml"
 DEMO_ENV = {
     "DEMO_PMS_TOKEN": "demo-token",
     "DEMO_PMS_WEBHOOK_SECRET": "whsec_c2VjcmV0",
@@ -33,7 +33,7 @@ REMOVE = object()
 P = ("properties", PROPERTY_ID)
 SPECTRA = {
     "property_id": PROPERTY_ID,
-    "base_url": "http://spectra.invalid",
+    "base_url": "https://spectra.invalid",
     "username": {"env": "PMS_TOKEN"},
     "password": {"env": "PMS_TOKEN"},
     "hotel_code": "OSL1",
@@ -313,13 +313,33 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "inlet-base-url-plain-http",
         changed((("inlet", "base_url"), "http://inlet.example")),
         "inlet.base_url: must be an https:// URL (plain http only for loopback: 127.0.0.1,"
-        " ::1, localhost)",
+        " ::1, localhost, or a host listed in plain_http_hosts)",
     ),
     (
         "property-inlet-base-url-plain-http",
         changed(((*P, "inlet_base_url"), "http://inlet-eu.example")),
         "properties.oslo-1.inlet_base_url: must be an https:// URL (plain http only for"
-        " loopback: 127.0.0.1, ::1, localhost)",
+        " loopback: 127.0.0.1, ::1, localhost, or a host listed in plain_http_hosts)",
+    ),
+    (
+        "spectra-base-url-plain-http",
+        changed((("spectra", "main"), {**SPECTRA, "base_url": "http://spectra.invalid"})),
+        "spectra.main.base_url: must be an https:// URL (plain http only for loopback:"
+        " 127.0.0.1, ::1, localhost, or a host listed in plain_http_hosts)",
+    ),
+    (
+        "plain-http-host-with-a-scheme",
+        changed((("plain_http_hosts",), ["http://inlet-imitation"])),
+        "plain_http_hosts[0]: a host name only (no scheme, port or path), not loopback",
+    ),
+    (
+        "plain-http-host-listed-for-another-host",
+        changed(
+            (("plain_http_hosts",), ["inlet-imitation"]),
+            (("inlet", "base_url"), "http://inlet.example"),
+        ),
+        "inlet.base_url: must be an https:// URL (plain http only for loopback: 127.0.0.1,"
+        " ::1, localhost, or a host listed in plain_http_hosts)",
     ),
     (
         "source-without-properties",
@@ -345,7 +365,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "webhook-url-plain-http",
         changed((("sources", SOURCE, "webhook_url"), "http://pms.example/hooks")),
         "sources.acme-pms.webhook_url: must be an https:// URL (plain http only for loopback:"
-        " 127.0.0.1, ::1, localhost)",
+        " 127.0.0.1, ::1, localhost, or a host listed in plain_http_hosts)",
     ),
     (
         "rate-limit-zero",
@@ -646,3 +666,17 @@ def test_operators_and_a_spectra_source_are_bound_to_their_properties() -> None:
     assert config.served_properties("spectra-main") == {PROPERTY_ID}
     assert config.operators["ola"] == Operator(token=Secret("inlet-key"), role="viewer")
     assert config.operators["kari"].properties == (PROPERTY_ID,)
+
+
+def test_a_host_listed_in_plain_http_hosts_is_reached_over_plain_http() -> None:
+    raw = changed(
+        (("plain_http_hosts",), ["inlet-imitation", "PMS.internal"]),
+        (("inlet", "base_url"), "http://inlet-imitation:8080"),
+        (("sources", SOURCE, "webhook_url"), "http://pms.internal/hooks"),
+    )
+
+    config = parse_properties(raw, ENVIRON)
+
+    assert config.inlet.base_url == "http://inlet-imitation:8080"
+    assert config.sources[SOURCE].webhook_url == "http://pms.internal/hooks"
+    assert config.plain_http_hosts == ("inlet-imitation", "PMS.internal")

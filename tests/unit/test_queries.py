@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from service.store.db import SESSION_STATE
-from service.store.queries import MAX_NUMBERED_PARAMS, QueryError, load_queries, parse_queries
+from inlet_bridge.store.db import SESSION_STATE
+from inlet_bridge.store.queries import MAX_NUMBERED_PARAMS, QueryError, load_queries, parse_queries
 
 
 def one(sql: str) -> tuple[str, tuple[str, ...]]:

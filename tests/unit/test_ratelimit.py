@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.domain.ratelimit import Bucket, take
+from inlet_bridge.domain.ratelimit import Bucket, take
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

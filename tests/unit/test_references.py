@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from service.certify.contract import ASSUMED_INLET, CONTRACT_DOC
-from service.certify.report import REPORT_FILES
+from inlet_bridge.certify.contract import ASSUMED_INLET, CONTRACT_DOC
+from inlet_bridge.certify.report import REPORT_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("service", "tests", "docs")
+SCANNED = ("inlet_bridge", "tests", "docs")
 TOP_LEVEL = ("README.md",)
 TEXT = {".py", ".sql", ".md", ".yaml", ".yml", ".toml", ".txt", ".json", ".sh", ".html", ".cfg"}
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
@@ -158,7 +158,7 @@ def test_rule_numbers_are_found(text: str, numbers: list[int]) -> None:
 
 def test_a_missing_document_or_rule_would_be_found(tmp_path: Path) -> None:
     citing = tmp_path / "x.py"
-    assert not resolves(_ELSEWHERE, ROOT / "service" / "x.py")
+    assert not resolves(_ELSEWHERE, ROOT / "inlet_bridge" / "x.py")
     assert not resolves(md("/work/shared/NOTES"), citing)
     assert not resolves(md("docs/nowhere"), citing)
     assert not resolves(md("NOWHERE"), citing)
@@ -186,7 +186,7 @@ def test_the_report_lists_the_assumed_inlet_items_of_the_contract() -> None:
 
 def _defined_names() -> set[str]:
     words: set[str] = set()
-    for path in (ROOT / "service").rglob("*.py"):
+    for path in (ROOT / "inlet_bridge").rglob("*.py"):
         words |= set(re.findall(r"\b[A-Za-z_]\w*\b", path.read_text(encoding="utf-8")))
     return words
 
@@ -194,7 +194,7 @@ def _defined_names() -> set[str]:
 def test_where_to_change_an_assumed_item_names_what_exists() -> None:
     """Each "change" cell names files, settings and code; all of them exist."""
     words = _defined_names()
-    properties = (ROOT / "service" / "domain" / "config.py").read_text(encoding="utf-8")
+    properties = (ROOT / "inlet_bridge" / "domain" / "config.py").read_text(encoding="utf-8")
     problems = []
     for number, _, change in _ASSUMED_ROW.findall(contract_section(2)):
         for named in _CODE.findall(change):

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from service.domain.config import RetryPolicy
-from service.domain.retry import (
+from inlet_bridge.domain.config import RetryPolicy
+from inlet_bridge.domain.retry import (
     DeliveryPolicy,
     GiveUp,
     Retry,

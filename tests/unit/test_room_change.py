@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from service.domain.plan import ActualGrant
-from service.domain.reconcile import BookingInputs, decide
+from inlet_bridge.domain.plan import ActualGrant
+from inlet_bridge.domain.reconcile import BookingInputs, decide
 
 from .domain_cases import ARRIVAL, HOUR, NOW, SOURCE, booking, hotels, logged, stay
 

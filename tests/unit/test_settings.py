@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.domain.config import RetryPolicy
-from service.domain.secret import Secret
-from service.settings import MIN_MASK_KEY_CHARS, Settings, SettingsError
+from inlet_bridge.domain.config import RetryPolicy
+from inlet_bridge.domain.secret import Secret
+from inlet_bridge.settings import MIN_MASK_KEY_CHARS, Settings, SettingsError
 
-DEMO = Path(__file__).resolve().parents[2] / "service" / "demo" / "properties.toml"
+DEMO = Path(__file__).resolve().parents[2] / "inlet_bridge" / "demo" / "properties.toml"
 DEMO_ENV = {
     "DEMO_PMS_TOKEN": "demo-token",
     "DEMO_PMS_WEBHOOK_SECRET": "whsec_c2VjcmV0",

@@ -15,7 +15,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from service.adapters.spectra.client import SpectraClient, SpectraError, sync_time_text
+from inlet_bridge.adapters.spectra.client import SpectraClient, SpectraError, sync_time_text
 
 BASE = "https://demo-spectraapi.spectra-systems.eu"
 GUID = "6f1c2a4e-1111-4a2b-9c3d-000000000001"

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from service.adapters.spectra import holds
-from service.domain.booking import Stay, StayStatus
+from inlet_bridge.adapters.spectra import holds
+from inlet_bridge.domain.booking import Stay, StayStatus
 
 ARRIVAL = datetime.fromisoformat("2026-11-23T15:00:00+01:00")
 READY = ("Clean", "Inspected")

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from service.adapters.spectra import mapping
-from service.adapters.spectra.mapping import (
+from inlet_bridge.adapters.spectra import mapping
+from inlet_bridge.adapters.spectra.mapping import (
     MappingResult,
     SpectraBalance,
     SpectraConference,
@@ -21,7 +21,7 @@ from service.adapters.spectra.mapping import (
     conference_to_event,
     reservation_to_event,
 )
-from service.domain.booking import BookingEvent
+from inlet_bridge.domain.booking import BookingEvent
 
 OSLO = ZoneInfo("Europe/Oslo")
 OBSERVED = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import standardwebhooks
 
-from service import pms_client, webhooks
+from inlet_bridge import pms_client, signing
 
 # The vector: libraries/python/tests/test_webhooks.py (test_sign_function) of
 # github.com/standard-webhooks/standard-webhooks, the same in its other libraries' tests.
@@ -21,7 +21,7 @@ WRONG = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA="  # the vector's invali
 
 
 def test_the_service_and_the_kit_sign_the_published_vector() -> None:
-    assert webhooks.sign(SECRET, MSG_ID, TIMESTAMP, PAYLOAD) == SIGNATURE
+    assert signing.sign(SECRET, MSG_ID, TIMESTAMP, PAYLOAD) == SIGNATURE
     assert pms_client.signature(SECRET, MSG_ID, TIMESTAMP, PAYLOAD) == SIGNATURE
     headers = pms_client.sign(SECRET, PAYLOAD, source=None, msg_id=MSG_ID, timestamp=TIMESTAMP)
     assert headers == {
@@ -45,7 +45,7 @@ def test_the_service_and_the_kit_sign_the_published_vector() -> None:
 )
 def test_the_service_verifies_the_published_vector(header: str, accepted: bool) -> None:
     at = datetime.fromtimestamp(TIMESTAMP + 10, UTC)
-    verdict = webhooks.verify(
+    verdict = signing.verify(
         [SECRET],
         msg_id=MSG_ID,
         timestamp=str(TIMESTAMP),
@@ -81,7 +81,7 @@ def test_signatures_made_by_each_side_are_verified_by_the_other() -> None:
     library = standardwebhooks.Webhook(SECRET)
     assert library.verify(body, ours) == {"event_id": "x"}
     theirs = library.sign("msg_2", datetime.fromtimestamp(now, UTC), body)
-    assert webhooks.verify(
+    assert signing.verify(
         [SECRET],
         msg_id="msg_2",
         timestamp=str(now),

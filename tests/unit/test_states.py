@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.domain.plan import ActualGrant, PendingCall
-from service.domain.states import GRANT_STATES, MAY_OPEN, GrantState, grant_state
+from inlet_bridge.domain.plan import ActualGrant, PendingCall
+from inlet_bridge.domain.states import GRANT_STATES, MAY_OPEN, GrantState, grant_state
 from tests.unit.test_plan import call, have
 
 ACTIVE = have()

@@ -8,10 +8,10 @@ from datetime import datetime
 import msgspec
 import pytest
 
-from service.domain.access import desired_access
-from service.domain.fold import BookingState
-from service.domain.plan import PendingCall
-from service.domain.stay_access import HeldGrant, OpenEscalation, StayAccess, stays_access
+from inlet_bridge.domain.access import desired_access
+from inlet_bridge.domain.fold import BookingState
+from inlet_bridge.domain.plan import PendingCall
+from inlet_bridge.domain.stay_access import HeldGrant, OpenEscalation, StayAccess, stays_access
 from tests.unit.domain_cases import (
     ARRIVAL,
     BOOKING_ID,

@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.domain.decoding import decode_event
-from service.domain.stored import CURRENT_VERSION, UnknownEventVersion, decode_stored_event
-from service.domain.wire import BookingEventIn
+from inlet_bridge.domain.decoding import decode_event
+from inlet_bridge.domain.stored import CURRENT_VERSION, UnknownEventVersion, decode_stored_event
+from inlet_bridge.domain.wire import BookingEventIn
 
 ROW: dict[str, Any] = {
     "event_id": "e1",

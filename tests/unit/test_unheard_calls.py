@@ -24,7 +24,7 @@ from typing import Literal
 
 import pytest
 
-from service.domain.booking import Booking, BookingEvent, Stay
+from inlet_bridge.domain.booking import Booking, BookingEvent, Stay
 from tests.unit.access_cases import (
     BASE,
     BERGEN,

@@ -11,12 +11,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.domain.booking import BookingEvent, Contact, Problem
-from service.domain.decoding import MAX_PROBLEMS, decode_event
-from service.domain.validation import (
+from inlet_bridge.domain.booking import BookingEvent, Contact, Problem
+from inlet_bridge.domain.decoding import MAX_PROBLEMS, decode_event
+from inlet_bridge.domain.validation import (
     ID_RULE,
     InvalidEvent,
     ValidEvent,
+    _contact_verdict,
     clean_text,
     validate_batch,
     validate_event,
@@ -671,3 +672,54 @@ def test_warnings_are_cut_short_like_problems() -> None:
     assert len(result.warnings) == MAX_PROBLEMS
     assert result.warnings[-1] == Problem(path="", message="51 more warnings not listed")
     assert all(g.phone is None for s in result.event.booking.stays for g in s.guests)
+
+
+# Contacts repeat in every event of a booking: their verdicts are memoized by value
+
+
+CONTACTS = [
+    {"name": "Ola Nordmann", "email": "ola@example.no", "phone": "+4791234567"},
+    {"name": "Ola Nordmann", "email": "Ola@Example.no", "phone": "+4791234567"},
+    {"name": "Ola Nordmann", "email": "ola@example.no", "phone": "+4791234568"},
+    {"name": "Ola  <b>Nordmann</b>", "email": "ola@example.no", "phone": "+4791234567"},
+    {"name": "Ola Nordmann", "email": "ola@example", "phone": "91234567"},
+    {"name": "<script>x</script>", "email": None, "phone": None},
+    {"name": "Kari Nordmann", "email": "ola@example.no", "phone": "+4791234567"},
+]
+
+
+def with_contact(contact: dict[str, Any]) -> dict[str, Any]:
+    """The example with `contact` as its first guest and as the organizer."""
+    return changed((GUEST, contact), (ORGANIZER, contact))
+
+
+def test_a_memoized_contact_verdict_is_never_given_to_another_contact() -> None:
+    """Contacts that differ in one value, validated in turn many times, each come out as they
+    do with nothing memoized; the same contact at two paths is reported at each path."""
+    _contact_verdict.cache_clear()
+    fresh = []
+    for contact in CONTACTS:
+        fresh.append(validate_event(event_of(with_contact(contact))))
+        _contact_verdict.cache_clear()
+    for _ in range(3):
+        for contact, expected in zip(CONTACTS, fresh, strict=True):
+            assert validate_event(event_of(with_contact(contact))) == expected
+    assert _contact_verdict.cache_info().hits >= 2 * len(CONTACTS) * 3 - len(CONTACTS)
+    # the cleaned values differ where the inputs differ, and the paths are each event's own
+    emails = [r.event.booking.organizer.email for r in fresh[:3] if isinstance(r, ValidEvent)]
+    assert emails == ["ola@example.no", "Ola@example.no", "ola@example.no"]
+    dropped = fresh[4]
+    assert isinstance(dropped, ValidEvent)
+    assert [w.path for w in dropped.warnings] == [
+        "booking.organizer.email",
+        "booking.organizer.phone",
+        f"{GUEST_PATH}.email",
+        f"{GUEST_PATH}.phone",
+    ]
+    refused = fresh[5]
+    assert isinstance(refused, InvalidEvent)
+    assert [p.path for p in refused.problems] == ["booking.organizer.name", f"{GUEST_PATH}.name"]
+
+
+def test_the_memo_of_contact_verdicts_is_bounded() -> None:
+    assert _contact_verdict.cache_info().maxsize == 8192

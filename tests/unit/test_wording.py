@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from service.domain.follow import FollowedCall, retry_progress
-from service.domain.states import GrantState
-from service.domain.wording import access_in_words, doors
+from inlet_bridge.domain.follow import FollowedCall, retry_progress
+from inlet_bridge.domain.states import GrantState
+from inlet_bridge.domain.wording import access_in_words, doors
 
 OSLO = ZoneInfo("Europe/Oslo")
 NOW = datetime.fromisoformat("2026-11-24T09:00:00+00:00")

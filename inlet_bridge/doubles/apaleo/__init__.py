@@ -1,0 +1,1 @@
+"""An imitation of apaleo: notifications, the reservation API and OAuth2 tokens."""

@@ -1,0 +1,1 @@
+"""An imitation of Inlet's API: the sandbox (server) and its state."""

@@ -1,0 +1,1 @@
+"""An imitation of a Spectra PMS hotel: the emulator (server) and its state."""

@@ -1,8 +1,0 @@
-"""How do we hear of apaleo reservations, read them and write door codes back? Notify, then fetch.
-
-`mapping` holds every apaleo name and turns reservations into `BookingEvent`s (pure); `client`
-is the HTTP client (OAuth2 client credentials, the token cached and refreshed); `receiver` takes
-apaleo's webhook notifications and stores them; `worker` fetches what they name and reads the
-window ahead now and then; `writeback` writes the code to the reservation; `emulator` is a fake
-apaleo for demos and tests.
-"""
