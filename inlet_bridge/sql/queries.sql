@@ -588,6 +588,13 @@ UPDATE inlet_calls
 SET lease_owner = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0)
 WHERE state = 'pending' AND lease_owner = $1;
 
+-- name: release_claimed_calls
+-- Give back calls claimed ahead of a free slot that waited too long for one (their leases would
+-- run short during the call): not called, so the attempt claimed for each is not counted.
+UPDATE inlet_calls
+SET lease_owner = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0)
+WHERE id = ANY($2::bigint[]) AND state = 'pending' AND lease_owner = $1;
+
 -- name: record_attempt
 -- One attempt's outcome, for the timeline.
 INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome, http_status, message)

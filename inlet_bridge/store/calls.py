@@ -215,6 +215,10 @@ class CallStore:
         """Give back this worker's leases on shutdown so another replica retries at once."""
         await self._db.execute("release_calls", owner)
 
+    async def release_claimed(self, ids: list[int], *, owner: str) -> None:
+        """Give back calls claimed but never called (still leased to `owner`): retried at once."""
+        await self._db.execute("release_claimed_calls", owner, ids)
+
     async def next_due(self) -> datetime | None:
         value: datetime | None = await self._db.fetchval("next_call_due")
         return value

@@ -8,6 +8,12 @@ Answers that arrive while successes are being recorded wait and are recorded tog
 transaction (`store/successes.py`), at most one call per booking at a time: under load a
 success costs a share of one BEGIN, lock and COMMIT rather than its own.
 
+In the service's continuous mode a few calls are claimed ahead of a free slot (at most a quarter
+of the concurrency, only while every slot is busy), so a slot whose answer is in starts its next
+call at once, without waiting for a wake-up and a claim's round trip. Their leases run while
+they wait; one that waited longer than READY_SECONDS is given back uncalled (its lease must
+still cover the call), and on shutdown they are given back with every other lease.
+
 Each call goes to the Inlet account (base URL and API key) of the property it was planned for:
 the grant's own property for updates and revocations, wherever the booking is now. A 404 on a
 revocation counts as "already gone" only from the account the grant was made with.
@@ -18,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 
 from inlet_bridge.clock import Clock
 from inlet_bridge.domain.access import DesiredGrant
@@ -36,6 +44,10 @@ log = logging.getLogger(__name__)
 
 # Batches of successes in flight at once: one being written, one waiting for a door lock.
 MAX_BATCHES = 2
+
+# The longest a call claimed ahead waits for a slot before it is given back uncalled (and never
+# more than a tenth of its lease, so the lease left covers the call as a fresh claim's does).
+READY_SECONDS = 2.0
 
 # A success waiting to be recorded, and where its caller waits for what recording it did.
 _Waiting = tuple[Success, "asyncio.Future[Recorded]"]
@@ -100,6 +112,12 @@ class CallWorker:
         self._concurrency = concurrency
         self._lease_seconds = lease_seconds
         self._in_flight: set[int] = set()
+        # Calls claimed ahead of a free slot, with when they were claimed (see the docstring).
+        self._ready: deque[tuple[datetime, ClaimedCall]] = deque()
+        self._ahead = max(1, concurrency // 4)
+        self._stale: list[int] = []  # claimed ahead, waited too long: to be given back
+        self.claimed_ahead = False  # whether the last claim_free queued calls ahead
+        self._ready_seconds = min(READY_SECONDS, lease_seconds / 10)
         # Outcomes being recorded: at most `concurrency` at once, beside the calls at Inlet.
         self._recording = asyncio.Semaphore(concurrency)
         # Called when a call's answer is in (its slot is free for the next call while the
@@ -114,6 +132,11 @@ class CallWorker:
     def in_flight(self) -> set[int]:
         return set(self._in_flight)
 
+    @property
+    def ready(self) -> list[int]:
+        """The calls claimed ahead, waiting for a slot (in the order they will start)."""
+        return [call.id for _, call in self._ready]
+
     async def run_once(self) -> int:
         """Claim what is due now, run it, record it; returns how many calls were made."""
         calls = await self.claim_free()
@@ -121,22 +144,61 @@ class CallWorker:
             await asyncio.gather(*(self._execute(call) for call in calls))
         return len(calls)
 
-    async def claim_free(self) -> list[ClaimedCall]:
-        """Claim as many due calls as there are free slots (the service's continuous mode)."""
+    async def claim_free(self, *, ahead: bool = False) -> list[ClaimedCall]:
+        """The calls for the free slots: those claimed ahead first, then claimed now.
+
+        `ahead` (the service's continuous mode): when every slot is taken, also claim up to the
+        bound of calls to start as soon as slots free (`next_ready`). Returns the calls to
+        start now; `claimed_ahead` says whether this claim also queued some."""
+        calls: list[ClaimedCall] = []
+        while (call := self.next_ready()) is not None:
+            calls.append(call)
+        await self._give_back_stale()
+        self.claimed_ahead = False
         free = self._concurrency - len(self._in_flight)
-        if free <= 0:
-            return []
-        calls = await self._store.claim(
-            owner=self._owner, now=self._clock.now(), limit=free, lease_seconds=self._lease_seconds
+        # Topped up only once half the bound is gone: a claim (and its commit) for every call
+        # that left would cost PostgreSQL more than the calls' own recording.
+        top_up = ahead and len(self._ready) <= self._ahead // 2
+        wanted = free + (self._ahead - len(self._ready) if top_up else 0)
+        if wanted <= 0 or (ahead and free <= 0 and calls):
+            return calls  # the slots just took calls claimed ahead: top up on the next turn
+        now = self._clock.now()
+        claimed = await self._store.claim(
+            owner=self._owner, now=now, limit=wanted, lease_seconds=self._lease_seconds
         )
-        self._in_flight.update(call.id for call in calls)
-        return calls
+        started, queued = claimed[: max(free, 0)], claimed[max(free, 0) :]
+        self._in_flight.update(call.id for call in started)
+        self._ready.extend((now, call) for call in queued)
+        self.claimed_ahead = bool(queued)
+        return calls + started
+
+    def next_ready(self) -> ClaimedCall | None:
+        """A call claimed ahead, taken for a free slot, or None (no slot, or none waiting).
+        One that waited past READY_SECONDS is set aside to be given back, not called."""
+        if len(self._in_flight) >= self._concurrency:
+            return None
+        now = self._clock.now()
+        while self._ready:
+            claimed_at, call = self._ready.popleft()
+            if (now - claimed_at).total_seconds() <= self._ready_seconds:
+                self._in_flight.add(call.id)
+                return call
+            self._stale.append(call.id)
+        return None
+
+    async def _give_back_stale(self) -> None:
+        if self._stale:
+            stale, self._stale = self._stale, []
+            await self._store.release_claimed(stale, owner=self._owner)
 
     async def execute(self, call: ClaimedCall) -> None:
         await self._execute(call)
 
     async def release_all(self) -> None:
-        """Give back leases still held (shutdown): another replica retries them at once."""
+        """Give back leases still held (shutdown), those claimed ahead too: another replica
+        retries them at once."""
+        self._ready.clear()
+        self._stale = []
         await self._store.release(owner=self._owner)
 
     async def _execute(self, call: ClaimedCall) -> None:

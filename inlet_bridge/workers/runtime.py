@@ -35,7 +35,7 @@ from inlet_bridge.sinks.apaleo import ApaleoSink
 from inlet_bridge.sinks.spectra import SpectraSink
 from inlet_bridge.sinks.webhook import WebhookSink
 from inlet_bridge.store.apaleo import NotificationStore
-from inlet_bridge.store.calls import CallStore
+from inlet_bridge.store.calls import CallStore, ClaimedCall
 from inlet_bridge.store.cursors import CursorStore
 from inlet_bridge.store.db import Database
 from inlet_bridge.store.deliveries import DeliveryStore
@@ -122,17 +122,28 @@ class Runtime:
                 self.wake_reconciler()
                 self.wake_deliveries()
 
+        def start(call: ClaimedCall) -> None:
+            task = asyncio.create_task(self.calls.execute(call))
+            running.add(task)
+            task.add_done_callback(finished)
+
+        def slot_free() -> None:
+            # A call's answer is in: a call claimed ahead takes its slot now, without waiting
+            # for this loop to wake and claim; the loop is woken to claim the next ones.
+            if not self.stopping.is_set() and (call := self.calls.next_ready()) is not None:
+                start(call)
+            self.wake_calls()
+
+        self.calls.on_slot_free = slot_free
         try:
             while not self.stopping.is_set():
                 self.calls_wakeup.clear()
                 due: datetime | None = None
                 try:
-                    claimed = await self.calls.claim_free()
+                    claimed = await self.calls.claim_free(ahead=True)
                     for call in claimed:
-                        task = asyncio.create_task(self.calls.execute(call))
-                        running.add(task)
-                        task.add_done_callback(finished)
-                    if claimed:
+                        start(call)
+                    if claimed or self.calls.claimed_ahead:
                         continue  # more may be due
                     if not running:
                         due = await next_due()
@@ -140,7 +151,9 @@ class Runtime:
                     log.exception("call loop error", extra={"action": "calls.loop_error"})
                 await self._sleep(self.calls_wakeup, due)
         finally:
-            # Calls in flight finish (the scheduler's close timeout bounds this), then stop.
+            self.calls.on_slot_free = self.wake_calls
+            # Calls in flight finish (the scheduler's close timeout bounds this), then stop;
+            # calls claimed ahead are given back with the other leases (`release_all`).
             await asyncio.gather(*running, return_exceptions=True)
 
     async def delivery_loop(self, next_due: Callable[[], Awaitable[datetime | None]]) -> None:
