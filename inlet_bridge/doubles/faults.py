@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
+import msgspec
 from aiohttp import web
 
 
@@ -86,3 +87,29 @@ async def injected(
         return web.Response(text='{"truncated": [', content_type="application/json")
     await faults.stall(fault.seconds)
     return None
+
+
+def add_fault_routes(
+    app: web.Application,
+    path: str,
+    faults: FaultQueue[F],
+    fault_type: type[F],
+    error: Callable[[int, str], web.Response],
+) -> None:
+    """`POST path` queues a fault (its body a `fault_type`), `DELETE path` clears them all and
+    ends any stall."""
+
+    async def add(request: web.Request) -> web.Response:
+        try:
+            fault = msgspec.json.decode(await request.read(), type=fault_type)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return error(400, str(exc))
+        faults.add(fault)
+        return web.Response(status=204)
+
+    async def clear(_: web.Request) -> web.Response:
+        faults.clear()
+        return web.Response(status=204)
+
+    app.router.add_post(path, add)
+    app.router.add_delete(path, clear)

@@ -25,7 +25,7 @@ from inlet_bridge.adapters.apaleo import mapping
 from inlet_bridge.adapters.spectra.client import basic_authorization
 from inlet_bridge.clock import Now
 from inlet_bridge.doubles.apaleo.emulator_state import AccountState, Fault, Sent, Subscription
-from inlet_bridge.doubles.faults import injected
+from inlet_bridge.doubles.faults import add_fault_routes, injected
 from inlet_bridge.doubles.http import basic_credentials, json_body, json_response, same
 from inlet_bridge.serving import serve_until_cancelled
 
@@ -231,20 +231,6 @@ async def _revoke_tokens(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def _add_fault(request: web.Request) -> web.Response:
-    try:
-        fault = msgspec.convert(await json_body(request), Fault)
-    except msgspec.ValidationError as exc:
-        return _error(400, str(exc))
-    request.app[STATE].faults.add(fault)
-    return web.Response(status=204)
-
-
-async def _clear_faults(request: web.Request) -> web.Response:
-    request.app[STATE].faults.clear()
-    return web.Response(status=204)
-
-
 async def _session(app: web.Application) -> Any:
     app[SESSION] = aiohttp.ClientSession()
     yield
@@ -282,8 +268,7 @@ def create_apaleo_emulator(
     app.router.add_post("/_emulator/notify", _notify)
     app.router.add_get("/_emulator/patches", _patches)
     app.router.add_post("/_emulator/revoke-tokens", _revoke_tokens)
-    app.router.add_post("/_emulator/faults", _add_fault)
-    app.router.add_delete("/_emulator/faults", _clear_faults)
+    add_fault_routes(app, "/_emulator/faults", app[STATE].faults, Fault, _error)
     return app
 
 

@@ -22,7 +22,7 @@ from inlet_bridge.adapters.spectra.mapping import (
     SpectraPayloadError,
 )
 from inlet_bridge.clock import Now
-from inlet_bridge.doubles.faults import injected
+from inlet_bridge.doubles.faults import add_fault_routes, injected
 from inlet_bridge.doubles.http import basic_credentials, json_body, json_response, same
 from inlet_bridge.doubles.spectra.emulator_state import FEED_RETENTION, EmulatorState, Fault
 from inlet_bridge.serving import serve_until_cancelled
@@ -243,20 +243,6 @@ async def _codes(request: web.Request) -> web.Response:
     )
 
 
-async def _add_fault(request: web.Request) -> web.Response:
-    try:
-        fault = msgspec.convert(await json_body(request), Fault)
-    except msgspec.ValidationError as exc:
-        return _error(400, str(exc))
-    request.app[STATE].faults.add(fault)
-    return web.Response(status=204)
-
-
-async def _clear_faults(request: web.Request) -> web.Response:
-    request.app[STATE].faults.clear()
-    return web.Response(status=204)
-
-
 async def _seed_demo(request: web.Request) -> web.Response:
     return json_response(request.app[STATE].seed_demo())
 
@@ -310,8 +296,7 @@ def create_spectra_emulator(
     app.router.add_put("/_emulator/conferences/{guid}", _put_conference)
     app.router.add_put("/_emulator/balance/{guid}", _put_balance)
     app.router.add_get("/_emulator/codes", _codes)
-    app.router.add_post("/_emulator/faults", _add_fault)
-    app.router.add_delete("/_emulator/faults", _clear_faults)
+    add_fault_routes(app, "/_emulator/faults", app[STATE].faults, Fault, _error)
     app.router.add_post("/_emulator/seed-demo", _seed_demo)
     app.on_shutdown.append(_wake_on_shutdown)
     return app
