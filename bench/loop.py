@@ -426,6 +426,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 report(run, limits)
                 ok = ok and run.exactly_once
             if args.keep_logs:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - after the runs
                 for log in folder.glob("serve-*.log"):  # noqa: ASYNC240 - after the runs
                     (args.keep_logs / log.name).write_bytes(log.read_bytes())
     return 0 if ok else 1

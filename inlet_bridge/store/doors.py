@@ -1,8 +1,9 @@
 """How does a batch of plans keep within a door's capacity? Counting the places as it plans.
 
 A property's doors with a capacity are counted under the property's door lock
-(`lock_property_doors`), for a whole batch at once: far below capacity a bound is enough
-(`DoorBound`); close to it, the holders are read and kept up to date as each booking of the
+(`lock_property_doors`), for a whole batch at once: a batch is first planned as if every door
+were free (`DoorsWanted`), which stands when its plans want none of the doors (the lock is then
+taken shared) or when a bound on their use keeps far below capacity; close to it, the holders are read and kept up to date as each booking of the
 batch is planned in turn (`DoorHolders`), as if the bookings were planned one at a time.
 """
 
@@ -26,20 +27,22 @@ class DoorCount(Protocol):
     def planned(self, booking: Key, decision: Decision) -> None: ...
 
 
-class DoorBound:
-    """Far below capacity, the exact use does not matter: every booking is planned with the
-    bound (active grants and pending grants and updates of the property), and the grants the
-    batch wants on each door are added up. If the bound plus them stays below every door's
-    capacity, no booking could have met a full door, whatever the exact counts, so the plans
-    are the ones an exact count gives; otherwise the batch counts exactly (`DoorHolders`)."""
+class DoorsWanted:
+    """A batch planned as if every capped door were free, counting the places its plans want.
 
-    def __init__(self, capacity: Mapping[str, int], bound: int) -> None:
+    A door's use only ever takes that door out of a plan (`domain/access.py`:
+    `_within_capacity`), so these plans are the ones a count gives whenever no door could have
+    been full: when the plans want none of the doors, and when the bound on their use
+    (`door_use_bound`: active grants and pending grants and updates of the property) plus the
+    places the batch wants stays below every door's capacity. Otherwise the batch is planned
+    again counting exactly (`DoorHolders`)."""
+
+    def __init__(self, capacity: Mapping[str, int]) -> None:
         self.capacity = dict(capacity)
-        self._bound = bound
         self._wanted = dict.fromkeys(capacity, 0)
 
     def usage(self, booking: Key) -> dict[str, int]:
-        return dict.fromkeys(self.capacity, self._bound)
+        return dict.fromkeys(self.capacity, 0)
 
     def planned(self, booking: Key, decision: Decision) -> None:
         for grant in decision.desired.grants:
@@ -47,10 +50,12 @@ class DoorBound:
                 if door in self._wanted:
                     self._wanted[door] += 1
 
-    def far_from_capacity(self) -> bool:
-        return all(
-            self._bound + self._wanted[door] < limit for door, limit in self.capacity.items()
-        )
+    def wanted_any(self) -> bool:
+        """Whether any plan of the batch wants one of the doors."""
+        return any(self._wanted.values())
+
+    def far_from_capacity(self, bound: int) -> bool:
+        return all(bound + self._wanted[door] < limit for door, limit in self.capacity.items())
 
 
 class DoorHolders:

@@ -13,7 +13,8 @@ twice; docs/architecture.md rule 13). A row locked at that moment (an outcome be
 skipped and reconciled on its own right after, waiting for the lock; so is every booking of a
 batch whose write failed. The holders of a property's doors with a capacity are read under a
 per-property lock and kept up to date as the batch is planned in turn (`DoorHolders`), so two
-bookings never both take the last place, in one batch or two.
+bookings never both take the last place, in one batch or two; a batch that wants none of the
+doors (cancellations) takes that lock shared, so it never waits for another one freeing places.
 
 A recovery is stored as a GrantAccess call with the reason `recover` (so a release that does not
 know it sends it as the contact-free GrantAccess it is). Each call is stored with the property and
@@ -36,7 +37,7 @@ from inlet_bridge.domain.calls import Superseded, new_calls, stored_operation
 from inlet_bridge.domain.plan import ActualGrant, EarlierGrantAttempt, GrantCall, PendingCall
 from inlet_bridge.domain.reconcile import BookingInputs, Decision
 from inlet_bridge.store.db import Connection, Database, LeaseLost, Queries
-from inlet_bridge.store.doors import DoorBound, DoorCount, DoorHolders
+from inlet_bridge.store.doors import DoorCount, DoorHolders, DoorsWanted
 from inlet_bridge.store.events import logged_events
 from inlet_bridge.store.history import grant_calls
 
@@ -217,31 +218,12 @@ class ReconcileStore:
             )
             locked = {(r["source"], r["booking_id"]): int(r["plans"]) for r in rows}
             claimed = [by_key[key] for key in sorted(locked)]
-            doors = await self._door_bounds(conn, claimed, capped_doors)
+            inputs = await self._inputs(conn, claimed, now, {})
             results = await self._plan_and_write(
-                conn, claimed, locked, owner, now, decide, {}, doors
+                conn, claimed, inputs, locked, owner, now, decide, capped_doors
             )
         skipped = [b for b in batch if b.key not in locked]
         return results, skipped
-
-    async def _door_bounds(
-        self,
-        conn: Connection,
-        claimed: Sequence[ClaimedBooking],
-        capped_doors: Callable[[str], Mapping[str, int]],
-    ) -> dict[str, DoorCount]:
-        """For each property of the batch with doors of a capacity, under its lock (taken in
-        order): a bound on their use (`door_use_bound`). Far below capacity it decides nothing;
-        close to it, the holders are read and counted exactly (`_exact_doors`)."""
-        counts: dict[str, DoorCount] = {}
-        for property_id in sorted({b.property_id for b in claimed}):
-            doors = capped_doors(property_id)
-            if not doors:
-                continue
-            await conn.execute(self._db.sql("lock_property_doors"), property_id)
-            bound = await conn.fetchval(self._db.sql("door_use_bound"), property_id)
-            counts[property_id] = DoorBound(doors, int(bound))
-        return counts
 
     async def _exact_doors(
         self, conn: Connection, property_id: str, doors: Mapping[str, int]
@@ -269,8 +251,9 @@ class ReconcileStore:
                 usage: dict[Key, dict[str, int]] = {}
                 if capped_doors:
                     usage[booking.key] = await self._door_usage(conn, booking, capped_doors)
+                inputs = await self._inputs(conn, [booking], now, usage)
                 (result,) = await self._plan_and_write(
-                    conn, [booking], {booking.key: int(held["plans"])}, owner, now, decide, usage
+                    conn, [booking], inputs, {booking.key: int(held["plans"])}, owner, now, decide
                 )
                 if result.error is not None:
                     return result  # nothing was written for it
@@ -295,27 +278,37 @@ class ReconcileStore:
         self,
         conn: Connection,
         claimed: Sequence[ClaimedBooking],
+        inputs: Mapping[Key, BookingInputs],
         plans: Mapping[Key, int],
         owner: str,
         now: datetime,
         decide: Decide,
-        usage: Mapping[Key, dict[str, int]],
-        doors: Mapping[str, DoorCount] | None = None,
+        capped_doors: Callable[[str], Mapping[str, int]] = lambda _: {},
     ) -> list[Reconciled]:
+        """Decide every booking and write the plans. Where a property has doors of a capacity,
+        its door lock is taken (in property order) and the plans are checked against their use
+        (`DoorsWanted`): a batch wanting none of them takes the lock shared (it may free places,
+        so it waits for a plan counting them, but never for another batch freeing them or for a
+        revocation being recorded); else alone, and close to capacity the property's bookings
+        are planned again counting each door's holders exactly (`DoorHolders`)."""
         if not claimed:
             return []
-        inputs = await self._inputs(conn, claimed, now, usage)
-        doors = dict(doors or {})
-        decided, results = self._decide(claimed, inputs, decide, doors)
-        for property_id, count in list(doors.items()):
-            if isinstance(count, DoorBound) and not count.far_from_capacity():
-                # Close to a door's capacity: plan this property's bookings again, counting
-                # each door's holders exactly as the batch takes places in turn.
-                doors[property_id] = await self._exact_doors(conn, property_id, count.capacity)
-                again = [b for b, _ in decided if b.property_id == property_id]
-                redone, failed = self._decide(again, inputs, decide, doors)
-                decided = [(b, d) for b, d in decided if b.property_id != property_id] + redone
-                results += failed
+        properties = sorted({b.property_id for b in claimed})
+        wanted = {p: DoorsWanted(doors) for p in properties if (doors := capped_doors(p))}
+        decided, results = self._decide(claimed, inputs, decide, wanted)
+        for property_id, count in wanted.items():
+            if not count.wanted_any():
+                await conn.execute(self._db.sql("lock_property_doors_shared"), property_id)
+                continue
+            await conn.execute(self._db.sql("lock_property_doors"), property_id)
+            bound = await conn.fetchval(self._db.sql("door_use_bound"), property_id)
+            if count.far_from_capacity(int(bound)):
+                continue
+            exact = await self._exact_doors(conn, property_id, count.capacity)
+            again = [b for b, _ in decided if b.property_id == property_id]
+            redone, failed = self._decide(again, inputs, decide, {property_id: exact})
+            decided = [(b, d) for b, d in decided if b.property_id != property_id] + redone
+            results += failed
         await self._write(conn, decided, plans, owner, now)
         results.extend(Reconciled(booking=b, decision=d) for b, d in decided)
         return results

@@ -6,6 +6,7 @@ re-sync candidates are read a page at a time. Time is the harness's clock, never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -340,6 +341,59 @@ async def test_grant_counts_follow_every_change_of_state(h: Harness) -> None:
         for r in await h.rows("SELECT state, count(*)::int AS n FROM grants GROUP BY state")
     }
     assert counted == {"active": 2, "revoked": 1} == stored
+
+
+async def test_grant_counts_never_deadlock_two_transactions_changing_many_grants(
+    h: Harness,
+) -> None:
+    """Two transactions revoking grants whose keys' hashes interleave (the counter rows were
+    once chosen by that hash, and such a pair deadlocked) both commit, and the counts hold."""
+    grants = [f"demo-pms:T-{n}:S1" for n in range(64)]
+    await h.db.pool.execute(
+        "INSERT INTO grants"
+        " (grant_key, source, booking_id, stay_id, property_id, state, created_at, updated_at)"
+        " SELECT k, 'demo-pms', split_part(k, ':', 2), 'S1', 'oslo-1', 'active', $2, $2"
+        " FROM unnest($1::text[]) AS k",
+        grants,
+        START,
+    )
+    shard = {
+        r["k"]: r["s"]
+        for r in await h.rows(
+            "SELECT k, abs(hashtext(k)) % 16 AS s FROM unnest($1::text[]) AS k", grants
+        )
+    }
+    first, second = grants[0], next(k for k in grants if shard[k] != shard[grants[0]])
+    # Each transaction's second grant sits in the other's first counter row.
+    then_first = next(k for k in grants if shard[k] == shard[second] and k != second)
+    then_second = next(k for k in grants if shard[k] == shard[first] and k != first)
+    revoke = "UPDATE grants SET state = 'revoked' WHERE grant_key = $1"
+
+    async with contextlib.AsyncExitStack() as stack:
+        conns: list[Any] = []
+        pids: set[int] = set()
+        while len(conns) < 2:  # two connections whose own counter rows differ
+            conn = await stack.enter_async_context(h.db.pool.acquire())
+            pid = await conn.fetchval("SELECT pg_backend_pid() % 32")
+            if pid not in pids:
+                pids.add(pid)
+                conns.append(conn)
+        one, two = conns
+        for conn in conns:
+            await stack.enter_async_context(conn.transaction())
+        await one.execute(revoke, first)
+        await two.execute(revoke, second)
+        outcomes = await asyncio.gather(
+            one.execute(revoke, then_first),
+            two.execute(revoke, then_second),
+            return_exceptions=True,
+        )
+        assert outcomes == ["UPDATE 1", "UPDATE 1"]
+    counted = {
+        r["state"]: r["n"]
+        for r in await h.rows("SELECT state, sum(n)::int AS n FROM grant_counts GROUP BY state")
+    }
+    assert counted == {"active": 60, "revoked": 4}
 
 
 @pytest.mark.parametrize("page", [1, 2, 1000])
