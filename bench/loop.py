@@ -8,8 +8,11 @@ asked for (`--latencies`, 0 and 50 ms):
 - posts a wave of `--stays` new bookings (one stay each, access starting within the hour, in
   batches of 500) and times it until every grant is recorded: GrantAccess/s; then moves every stay
   to another room (UpdateAccess/s), then cancels every one (RevokeAccess/s). The rate is the
-  stays over the time from the first post to the last recorded success. CPU of the service
-  process and of PostgreSQL (every backend) over each wave is divided by the calls;
+  stays over the time from the first post to the last recorded success; "calling/s" is the
+  stays over the time from the first call leaving to the last answer (the call phase, which
+  Little's law bounds by concurrency / latency; the wave adds ingesting and the first plans).
+  CPU of the service process, of PostgreSQL (every backend) and of the Inlet imitation over
+  each wave is divided by the calls;
 - posts single new bookings at `--rate` events/s for `--seconds` and reads, for each, the time
   from its 202 to its GrantAccess leaving (the attempt's start): p50 and p99;
 - checks every stay converged exactly once at the sandbox: one GrantAccess, one UpdateAccess and
@@ -89,10 +92,17 @@ class Wave:
     seconds: float
     serve_cpu: float
     postgres_cpu: float
+    inlet_cpu: float  # the Inlet imitation's process
+    commits: int  # transactions committed in the database (all of it, the bench's own too)
+    calling: float  # seconds from the first call leaving to the last answer
 
     @property
     def rate(self) -> float:
         return self.stays / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def calling_rate(self) -> float:
+        return self.stays / self.calling if self.calling > 0 else 0.0
 
 
 @dataclass
@@ -208,6 +218,10 @@ class Service:
     def serve_pid(self) -> int:
         return self.processes[-1].pid
 
+    @property
+    def inlet_pid(self) -> int:
+        return self.processes[0].pid
+
 
 async def post_batch(http: aiohttp.ClientSession, base: str, events: list[dict[str, Any]]) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -230,7 +244,10 @@ async def wave(
         "update": ("102", "confirmed"),
         "revoke": ("102", "cancelled"),
     }[operation]
+    commits_sql = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    commits_before = await pool.fetchval(commits_sql)
     cpu_before = cpu_seconds(service.serve_pid, postmaster)
+    inlet_before = cpu_seconds(service.inlet_pid, None)[0]
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     async with aiohttp.ClientSession() as http:
@@ -269,13 +286,24 @@ async def wave(
         operation,
         started,
     )
+    first_call = await pool.fetchval(
+        "SELECT min(a.started_at) FROM call_attempts a JOIN inlet_calls c ON c.id = a.call_id"
+        " WHERE c.operation = $1 AND c.created_at >= $2",
+        operation,
+        started,
+    )
     cpu_after = cpu_seconds(service.serve_pid, postmaster)
+    await asyncio.sleep(0.6)  # the statistics collector's delay (PGSTAT_MIN_INTERVAL 0.5 s)
+    commits = await pool.fetchval(commits_sql) - commits_before
     return Wave(
         operation=operation,
         stays=len(bookings),
         seconds=(last - started).total_seconds(),
         serve_cpu=cpu_after[0] - cpu_before[0],
         postgres_cpu=cpu_after[1] - cpu_before[1],
+        inlet_cpu=cpu_seconds(service.inlet_pid, None)[0] - inlet_before,
+        calling=(last - first_call).total_seconds(),
+        commits=commits,
     )
 
 
@@ -386,6 +414,7 @@ def report(run: Run, limits: Limits) -> None:
     print(f"\nInlet latency {run.latency_ms:g} ms, CALL_CONCURRENCY {run.concurrency}")
     print(
         f"{'wave':<8} {'stays':>6} {'seconds':>8} {'calls/s':>8} {'target':>7} {'serve ms/call':>14} {'pg ms/call':>11} {'vs commits/s':>13}"
+        f" {'calling s':>10} {'calling/s':>10} {'inlet ms/call':>14} {'commits/call':>13}"
     )
     for w in run.waves:
         target = TARGETS.get(w.operation) if run.latency_ms == 0 else None
@@ -393,11 +422,16 @@ def report(run: Run, limits: Limits) -> None:
             f"{w.operation:<8} {w.stays:>6} {w.seconds:>8.2f} {w.rate:>8.0f} "
             f"{(f'{target:.0f}' if target else '-'):>7} {1000 * w.serve_cpu / w.stays:>14.2f} "
             f"{1000 * w.postgres_cpu / w.stays:>11.2f} {w.rate / limits.commits:>13.2f}"
+            f" {w.calling:>10.2f} {w.calling_rate:>10.0f} {1000 * w.inlet_cpu / w.stays:>14.2f}"
+            f" {w.commits / w.stays:>13.2f}"
         )
     if run.latency_ms > 0:
         bound = run.concurrency / (run.latency_ms / 1000)
         for w in run.waves:
-            print(f"  {w.operation}: {w.rate / bound:.2f} of concurrency / latency ({bound:.0f}/s)")
+            print(
+                f"  {w.operation}: {w.rate / bound:.2f} of concurrency / latency ({bound:.0f}/s)"
+                f" over the wave, {w.calling_rate / bound:.2f} while calling"
+            )
     if run.latencies:
         ordered = sorted(run.latencies)
         p50 = statistics.median(ordered)
@@ -426,7 +460,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 report(run, limits)
                 ok = ok and run.exactly_once
             if args.keep_logs:
-                args.keep_logs.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - after the runs
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
                 for log in folder.glob("serve-*.log"):  # noqa: ASYNC240 - after the runs
                     (args.keep_logs / log.name).write_bytes(log.read_bytes())
     return 0 if ok else 1
