@@ -334,6 +334,7 @@ CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
 LEFT JOIN LATERAL (
     SELECT x.outcome, x.http_status FROM call_attempts x
     WHERE x.call_id = c.id AND x.attempt = n.attempt
+    LIMIT 1  -- one row by key; the LIMIT keeps this a look-up by key (see call_attempt_outcomes)
 ) AS a ON true
 WHERE c.id > coalesce((SELECT max(r.id) FROM inlet_calls r
                        WHERE r.grant_key = c.grant_key AND r.operation = 'revoke'
@@ -423,25 +424,28 @@ WHERE source = $1 AND booking_id = $2;
 -- name: sweep_mark_bookings
 -- Mark the next chunk of bookings (in key order, after the given key) that have access at Inlet
 -- or a look to come, for the sweep: one statement per chunk. Returns how many it marked and the
--- last key it read (where the next chunk starts; null at the end of the table).
+-- last key it read (where the next chunk starts; null at the end of the table). The chunk is
+-- marked as the key range it spans, read through the primary key: a join with the chunk's rows
+-- let the planner hash the whole table for every chunk.
 WITH chunk AS (
-    SELECT source, booking_id, due_at
+    SELECT source, booking_id
     FROM bookings
     WHERE (source, booking_id) > (:after_source, :after_booking_id)
     ORDER BY source, booking_id
     LIMIT :limit
+), last AS (
+    SELECT source, booking_id FROM chunk ORDER BY source DESC, booking_id DESC LIMIT 1
 ), marked AS (
     UPDATE bookings b
     SET swept_at = coalesce(b.swept_at, :now)
-    FROM chunk c
-    WHERE b.source = c.source AND b.booking_id = c.booking_id
-      AND (c.due_at IS NOT NULL
+    FROM last
+    WHERE (b.source, b.booking_id) > (:after_source, :after_booking_id)
+      AND (b.source, b.booking_id) <= (last.source, last.booking_id)
+      AND (b.due_at IS NOT NULL
            OR EXISTS (SELECT 1 FROM grants g
-                      WHERE g.source = c.source AND g.booking_id = c.booking_id
+                      WHERE g.source = b.source AND g.booking_id = b.booking_id
                         AND g.state = 'active'))
     RETURNING 1
-), last AS (
-    SELECT source, booking_id FROM chunk ORDER BY source DESC, booking_id DESC LIMIT 1
 )
 SELECT (SELECT count(*) FROM marked) AS marked, (SELECT count(*) FROM chunk) AS read,
        (SELECT source FROM last) AS last_source, (SELECT booking_id FROM last) AS last_booking_id;
@@ -474,6 +478,7 @@ CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
 LEFT JOIN LATERAL (
     SELECT x.outcome, x.http_status FROM call_attempts x
     WHERE x.call_id = c.id AND x.attempt = n.attempt
+    LIMIT 1  -- one row by key; the LIMIT keeps this a look-up by key (see call_attempt_outcomes)
 ) AS a ON true
 WHERE c.state = 'pending'
    OR (c.state = 'failed' AND EXISTS (SELECT 1 FROM escalations e
@@ -483,10 +488,18 @@ ORDER BY c.id, n.attempt;
 -- name: call_attempt_outcomes
 -- One call's attempts before attempt $2, as far as their outcomes are known (null: never
 -- recorded), for what a call that gives up may have left at Inlet.
+--
+-- Each attempt is looked up by its key in a LATERAL subquery with LIMIT 1 (so are the attempts
+-- of the other history reads): a plain join would let the planner, which expects a thousand
+-- rows from generate_series whatever c.attempts is, hash-join a scan of every attempt stored.
 SELECT c.fingerprint, n.attempt, a.outcome, a.http_status
 FROM inlet_calls c
 CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
-LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = n.attempt
+LEFT JOIN LATERAL (
+    SELECT x.outcome, x.http_status FROM call_attempts x
+    WHERE x.call_id = c.id AND x.attempt = n.attempt
+    LIMIT 1
+) AS a ON true
 WHERE c.id = $1 AND n.attempt < $2
 ORDER BY n.attempt;
 
@@ -748,6 +761,7 @@ CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
 LEFT JOIN LATERAL (
     SELECT x.outcome, x.http_status FROM call_attempts x
     WHERE x.call_id = c.id AND x.attempt = n.attempt
+    LIMIT 1  -- one row by key; the LIMIT keeps this a look-up by key (see call_attempt_outcomes)
 ) AS a ON true
 WHERE c.grant_key = :grant_key AND c.operation = 'grant' AND c.id < :before_call
   AND c.id > coalesce((SELECT max(r.id) FROM inlet_calls r
