@@ -1,0 +1,78 @@
+"""Do the reads whose cost must stay flat read by index once the tables are large? PostgreSQL's
+own plans, on tables with enough rows (and statistics) for a scan to look cheaper to a careless
+query: a batch's attempt history and the sweep's chunk marking never scan a whole table."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ..support import START, Harness, event
+
+HOUR = timedelta(hours=1)
+KEYS = {"sources": ["demo-pms"] * 50, "booking_ids": [f"R-{n}" for n in range(50)]}
+
+
+async def plan(h: Harness, name: str, **values: Any) -> str:
+    """The plan PostgreSQL runs `name` with (executed, then rolled back)."""
+    query = h.db.queries[name]
+    async with h.db.pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            rows = await conn.fetch("EXPLAIN (ANALYZE) " + query.sql, *query.bind(values))
+        finally:
+            await transaction.rollback()
+    return "\n".join(r[0] for r in rows)
+
+
+@pytest.fixture
+async def long_history(h: Harness) -> Harness:
+    """One booking's GrantAccess with 20,000 attempts stored: as many rows as a busy year's."""
+    await h.post(event("e1", booking_id="R-1", arrival=START + HOUR))
+    await h.settle()
+    (call,) = await h.rows("SELECT id FROM inlet_calls")
+    await h.db.pool.execute(
+        "INSERT INTO call_attempts (call_id, attempt, started_at, finished_at, outcome)"
+        " SELECT $1, n, $2, $2, 'temporary' FROM generate_series(2, 20001) AS n",
+        call["id"],
+        START,
+    )
+    await h.db.pool.execute("ANALYZE call_attempts")
+    return h
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("bookings_grant_history", KEYS),
+        ("bookings_unsettled_call_attempts", KEYS),
+        ("earlier_grant_attempts", {"grant_key": "demo-pms:R-2:S1", "before_call": 10**9}),
+    ],
+)
+async def test_attempts_are_read_by_key_however_many_are_stored(
+    long_history: Harness, name: str, values: dict[str, Any]
+) -> None:
+    found = await plan(long_history, name, **values)
+    assert "Seq Scan on call_attempts" not in found, found
+
+
+async def test_the_sweep_marks_a_chunk_without_reading_the_whole_table(h: Harness) -> None:
+    await h.db.pool.execute(
+        "INSERT INTO bookings (source, booking_id, property_id, due_at)"
+        " SELECT 'demo-pms', 'B-' || lpad(n::text, 6, '0'), 'oslo-1', $1"
+        " FROM generate_series(1, 20000) AS n",
+        START + HOUR,
+    )
+    await h.db.pool.execute("ANALYZE bookings")
+    found = await plan(
+        h,
+        "sweep_mark_bookings",
+        after_source="",
+        after_booking_id="",
+        limit=1000,
+        now=START,
+    )
+    assert "Seq Scan on bookings" not in found, found
