@@ -9,9 +9,9 @@ write every plan in one statement. A crash leaves the bookings marked, and their
 The transaction first locks the bookings' rows, as the call worker does before it records an
 outcome: the grants and pending calls read after the lock are one state, so a call that finishes
 meanwhile is seen either as pending or as done, never as neither (which would send its change
-twice; docs/architecture.md rule 13). A row locked at that moment (an outcome being recorded) is
-skipped and reconciled on its own right after, waiting for the lock; so is every booking of a
-batch whose write failed. The holders of a property's doors with a capacity are read under a
+twice; docs/architecture.md rule 13). A row locked at that moment (an outcome being recorded,
+or for an instant another worker's claim) is skipped and reconciled on its own right after,
+waiting for the lock, as a batch of one; so is every booking of a batch whose write failed. The holders of a property's doors with a capacity are read under a
 per-property lock and kept up to date as the batch is planned in turn (`DoorHolders`), so two
 bookings never both take the last place, in one batch or two; a batch that wants none of the
 doors (cancellations) takes that lock shared, so it never waits for another one freeing places.
@@ -137,27 +137,8 @@ class ReconcileStore:
             done, alone = [], list(batch)
         results.extend(done)
         for booking in alone:
-            results.append(
-                await self._reconcile_alone(
-                    booking, owner, now, decide, list(capped_doors(booking.property_id))
-                )
-            )
+            results.append(await self._reconcile_alone(booking, owner, now, decide, capped_doors))
         return results
-
-    async def reconcile(
-        self,
-        claimed: ClaimedBooking,
-        *,
-        owner: str,
-        now: datetime,
-        decide: Decide,
-        capped_doors: Sequence[str] = (),
-    ) -> Decision | None:
-        """One booking on its own; raises LeaseLost when another worker took over."""
-        result = await self._reconcile_alone(claimed, owner, now, decide, capped_doors)
-        if result.error is not None:
-            raise result.error
-        return result.decision
 
     async def release(self, claimed: ClaimedBooking, *, owner: str, retry_at: datetime) -> None:
         await self._db.execute(
@@ -218,7 +199,7 @@ class ReconcileStore:
             )
             locked = {(r["source"], r["booking_id"]): int(r["plans"]) for r in rows}
             claimed = [by_key[key] for key in sorted(locked)]
-            inputs = await self._inputs(conn, claimed, now, {})
+            inputs = await self._inputs(conn, claimed, now)
             results = await self._plan_and_write(
                 conn, claimed, inputs, locked, owner, now, decide, capped_doors
             )
@@ -239,8 +220,10 @@ class ReconcileStore:
         owner: str,
         now: datetime,
         decide: Decide,
-        capped_doors: Sequence[str],
+        capped_doors: Callable[[str], Mapping[str, int]],
     ) -> Reconciled:
+        """One booking in its own transaction, waiting for its row (as a batch of one: its door
+        counted the same way, so a booking a batch skipped never reads a whole property)."""
         try:
             async with self._db.transaction() as conn:
                 held = await conn.fetchrow(
@@ -248,12 +231,16 @@ class ReconcileStore:
                 )
                 if held is None:
                     raise LeaseLost
-                usage: dict[Key, dict[str, int]] = {}
-                if capped_doors:
-                    usage[booking.key] = await self._door_usage(conn, booking, capped_doors)
-                inputs = await self._inputs(conn, [booking], now, usage)
+                inputs = await self._inputs(conn, [booking], now)
                 (result,) = await self._plan_and_write(
-                    conn, [booking], inputs, {booking.key: int(held["plans"])}, owner, now, decide
+                    conn,
+                    [booking],
+                    inputs,
+                    {booking.key: int(held["plans"])},
+                    owner,
+                    now,
+                    decide,
+                    capped_doors,
                 )
                 if result.error is not None:
                     return result  # nothing was written for it
@@ -262,17 +249,6 @@ class ReconcileStore:
         except Exception as exc:
             return Reconciled(booking=booking, error=exc)
         return result
-
-    async def _door_usage(
-        self, conn: Connection, booking: ClaimedBooking, doors: Sequence[str]
-    ) -> dict[str, int]:
-        # Bookings of one property with capped doors are planned one at a time (across
-        # replicas too): each sees the places the one before it took.
-        await conn.execute(self._db.sql("lock_property_doors"), booking.property_id)
-        rows = await conn.fetch(
-            self._db.sql("door_usage"), booking.property_id, *booking.key, list(doors)
-        )
-        return {r["door"]: r["used"] for r in rows}
 
     async def _plan_and_write(
         self,
@@ -342,7 +318,6 @@ class ReconcileStore:
         conn: Connection,
         claimed: Sequence[ClaimedBooking],
         now: datetime,
-        usage: Mapping[Key, dict[str, int]],
     ) -> dict[Key, BookingInputs]:
         """Every claimed booking's facts, in one read per kind of fact for the whole batch."""
         queries = self._db.on(conn)
@@ -404,7 +379,6 @@ class ReconcileStore:
                     for r in grants.get(key, ())
                 },
                 pending=pending,
-                door_usage=usage.get(key, {}),
                 sent=sent,
             )
         return inputs

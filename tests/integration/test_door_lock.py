@@ -13,6 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from inlet_bridge.store.reconcile import ReconcileStore
+
 from ..support import START, Harness, event, harness, send, stay
 
 HOUR = timedelta(hours=1)
@@ -77,3 +81,48 @@ async def test_a_cancellation_is_planned_while_revocations_hold_the_door_lock(
         assert await asyncio.wait_for(planning, timeout=30) == 1
         await h.settle()
         assert (await active(h))["B-1"]["locks"] == ["L-102", "MAIN-ENTRANCE"]
+
+
+async def test_a_booking_planned_on_its_own_keeps_within_a_full_door(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A booking whose row was locked when its batch ran is planned on its own afterwards; it
+    counts the door's places as a batch does: the full door is left out and escalated."""
+    async with harness(database_url, PROPERTIES_FILE=SCENARIOS) as h:
+        arrival = START + 2 * HOUR
+        await send(h, "A-1", [stay(arrival=arrival)], property_id="oslo-small")
+        body = event(
+            "evt-door-lock-b2",
+            booking_id="B-1",
+            property_id="oslo-small",
+            occurred_at=h.clock.now(),
+            stays=[stay(resource_id="102", arrival=arrival, guests=[KARI])],
+        )
+        assert (await h.post(body)).status == 202
+        async with h.db.pool.acquire() as conn, conn.transaction():
+            claim = ReconcileStore.claim
+
+            async def claim_then_lock(self: ReconcileStore, **kwargs: Any) -> Any:
+                claimed = await claim(self, **kwargs)
+                if claimed:  # as an outcome being recorded would: the batch must skip it
+                    await conn.execute("SELECT 1 FROM bookings WHERE booking_id = 'B-1' FOR UPDATE")
+                return claimed
+
+            monkeypatch.setattr(ReconcileStore, "claim", claim_then_lock)
+            planning = asyncio.create_task(h.runtime.reconciler.run_once())
+            for _ in range(500):  # until the booking, skipped by its batch, waits for its row
+                assert not planning.done()
+                waiting = await h.db.pool.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the skipped booking never waited for its row")
+        monkeypatch.undo()
+        assert await asyncio.wait_for(planning, timeout=30) == 1
+        await h.settle()
+        assert (await active(h))["B-1"]["locks"] == ["L-102"]
+        reasons = await h.rows("SELECT booking_id, reason FROM escalations")
+        assert reasons == [{"booking_id": "B-1", "reason": "door_capacity"}]
