@@ -343,6 +343,49 @@ async def test_grant_counts_follow_every_change_of_state(h: Harness) -> None:
     assert counted == {"active": 2, "revoked": 1} == stored
 
 
+async def test_grant_counts_follow_upserts_in_a_statement_and_deletes(h: Harness) -> None:
+    """Kept per statement: an upsert inside a data-modifying CTE (as a success records a grant,
+    a new one or a revoked one granted again), a revocation and a purge all count right."""
+    upsert = (
+        "WITH g AS (INSERT INTO grants AS g"
+        " (grant_key, source, booking_id, stay_id, property_id, state, created_at, updated_at)"
+        " SELECT k, 'demo-pms', split_part(k, ':', 2), 'S1', $2, 'active', $3, $3"
+        " FROM unnest($1::text[]) AS k"
+        " ON CONFLICT (grant_key) DO UPDATE SET state = EXCLUDED.state,"
+        " property_id = EXCLUDED.property_id RETURNING 1)"
+        " SELECT count(*) FROM g"
+    )
+
+    async def counted() -> dict[tuple[str, str], int]:
+        rows = await h.rows(
+            "SELECT property_id, state, sum(n)::int AS n FROM grant_counts"
+            " GROUP BY 1, 2 HAVING sum(n) <> 0"
+        )
+        return {(r["property_id"], r["state"]): r["n"] for r in rows}
+
+    async def stored() -> dict[tuple[str, str], int]:
+        rows = await h.rows(
+            "SELECT property_id, state, count(*)::int AS n FROM grants GROUP BY 1, 2"
+        )
+        return {(r["property_id"], r["state"]): r["n"] for r in rows}
+
+    keys = [f"demo-pms:U-{n}:S1" for n in range(6)]
+    assert await h.db.pool.fetchval(upsert, keys[:4], "oslo-1", START) == 4
+    await h.db.pool.execute(
+        "UPDATE grants SET state = 'revoked' WHERE grant_key = ANY ($1::text[])", keys[:3]
+    )
+    # Two revoked grants granted again (one moved to another property) and two new ones.
+    assert await h.db.pool.fetchval(upsert, keys[1:3] + keys[4:], "bergen-1", START) == 4
+    assert await counted() == await stored()
+    assert await counted() == {
+        ("oslo-1", "revoked"): 1,
+        ("oslo-1", "active"): 1,
+        ("bergen-1", "active"): 4,
+    }
+    await h.db.pool.execute("DELETE FROM grants WHERE grant_key = ANY ($1::text[])", keys[:2])
+    assert await counted() == await stored()
+
+
 async def test_grant_counts_never_deadlock_two_transactions_changing_many_grants(
     h: Harness,
 ) -> None:
