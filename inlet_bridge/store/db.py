@@ -22,6 +22,14 @@ from inlet_bridge.store.queries import Query, load_queries
 
 log = logging.getLogger(__name__)
 
+# How long a connection keeps a prepared statement before preparing it again. PostgreSQL caches
+# a generic plan of a prepared statement after five executions and keeps it until the tables'
+# statistics change (autovacuum's ANALYZE, a minute or more after they grew): planned while the
+# tables were nearly empty (a fresh database, the service's first minutes), it scans tables
+# that have grown since. Prepared again, a statement is planned for the tables' current size.
+# asyncpg's default is 300 s; preparing a statement again costs one parse a connection.
+STATEMENT_LIFETIME_SECONDS = 30
+
 # What store modules are handed inside a transaction: a pooled connection.
 Connection = PoolConnectionProxy
 
@@ -195,6 +203,7 @@ class Database(Queries):
             min_size=min_size,
             max_size=max_size,
             command_timeout=60,
+            max_cached_statement_lifetime=STATEMENT_LIFETIME_SECONDS,
             init=_init_connection,
             reset=resets.reset,
         )

@@ -1,13 +1,18 @@
 """Do the reads whose cost must stay flat read by index once the tables are large? PostgreSQL's
 own plans, on tables with enough rows (and statistics) for a scan to look cheaper to a careless
-query: a batch's attempt history and the sweep's chunk marking never scan a whole table."""
+query: a batch's attempt history and the sweep's chunk marking never scan a whole table, and no
+plan cached while the tables were empty outlives the connection's statement lifetime."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 import pytest
+
+from inlet_bridge.store import db as db_module
+from inlet_bridge.store.db import Database
 
 from ..support import START, Harness, event
 
@@ -76,3 +81,43 @@ async def test_the_sweep_marks_a_chunk_without_reading_the_whole_table(h: Harnes
         now=START,
     )
     assert "Seq Scan on bookings" not in found, found
+
+
+async def test_a_statement_planned_on_empty_tables_is_prepared_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL keeps a prepared statement's generic plan until the tables' statistics
+    change; planned on empty tables it scans them once they have grown. A connection prepares
+    each statement again after STATEMENT_LIFETIME_SECONDS (asyncpg's timer, made one second
+    here: the one real wait of this module), and the new plan reads by index."""
+    monkeypatch.setattr(db_module, "STATEMENT_LIFETIME_SECONDS", 1)
+    db = await Database.connect(database_url, min_size=1, max_size=1)
+    query = db.queries["bookings_grants"]
+    args = query.bind({"sources": ["demo-pms"], "booking_ids": ["R-1"]})
+    scans = (
+        "SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_xact_user_tables WHERE relname = 'grants'"
+    )
+    try:
+        async with db.pool.acquire() as conn:
+            await conn.execute("ANALYZE grants")
+            for _ in range(6):  # from the sixth execution on, a generic plan may be kept
+                await conn.fetch(query.sql, *args)
+            await conn.execute(
+                "INSERT INTO grants (grant_key, source, booking_id, stay_id, property_id, state,"
+                " created_at, updated_at)"
+                " SELECT 'demo-pms:G-' || n || ':S1', 'demo-pms', 'G-' || n, 'S1', 'oslo-1',"
+                " 'active', $1, $1 FROM generate_series(1, 20000) AS n",
+                START,
+            )
+
+            async def scanned() -> int:
+                async with conn.transaction():  # counts not yet reported: read the change
+                    before = int(await conn.fetchval(scans))
+                    await conn.fetch(query.sql, *args)
+                    return int(await conn.fetchval(scans)) - before
+
+            assert await scanned() == 1  # the plan kept from the empty table scans
+            await asyncio.sleep(1.2)
+            assert await scanned() == 0  # prepared again: by index
+    finally:
+        await db.close()
