@@ -3,8 +3,9 @@
 A property's doors with a capacity are counted under the property's door lock
 (`lock_property_doors`), for a whole batch at once: a batch is first planned as if every door
 were free (`DoorsWanted`), which stands when its plans want none of the doors (the lock is then
-taken shared) or when a bound on their use keeps far below capacity; close to it, the holders are read and kept up to date as each booking of the
-batch is planned in turn (`DoorHolders`), as if the bookings were planned one at a time.
+taken shared) or when a bound on their use keeps far below capacity; close to it, the holders
+are read and kept up to date as each booking of the batch is planned in turn (`DoorHolders`),
+as if the bookings were planned one at a time.
 """
 
 from __future__ import annotations

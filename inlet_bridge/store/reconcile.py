@@ -11,10 +11,11 @@ outcome: the grants and pending calls read after the lock are one state, so a ca
 meanwhile is seen either as pending or as done, never as neither (which would send its change
 twice; docs/architecture.md rule 13). A row locked at that moment (an outcome being recorded,
 or for an instant another worker's claim) is skipped and reconciled on its own right after,
-waiting for the lock, as a batch of one; so is every booking of a batch whose write failed. The holders of a property's doors with a capacity are read under a
-per-property lock and kept up to date as the batch is planned in turn (`DoorHolders`), so two
-bookings never both take the last place, in one batch or two; a batch that wants none of the
-doors (cancellations) takes that lock shared, so it never waits for another one freeing places.
+waiting for the lock, as a batch of one; so is every booking of a batch whose write failed.
+The holders of a property's doors with a capacity are read under a per-property lock and kept
+up to date as the batch is planned in turn (`DoorHolders`), so two bookings never both take
+the last place, in one batch or two; a batch that wants none of the doors (cancellations)
+takes that lock shared, so it never waits for another one freeing places.
 
 A recovery is stored as a GrantAccess call with the reason `recover` (so a release that does not
 know it sends it as the contact-free GrantAccess it is). Each call is stored with the property and
