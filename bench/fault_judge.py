@@ -24,7 +24,8 @@ or a refusal the service takes as permanent), that answer was recorded (a `call_
 row with that outcome whose attempt spans the earlier request's arrival at the sandbox), the
 repeat arrived after that attempt ended, and nothing recorded in between made the change
 needed again (for a GrantAccess: a recorded revocation of the stay's grant; for an
-UpdateAccess: another update, grant or revocation of the grant with a final answer).
+UpdateAccess: another update, grant or revocation of the grant with a final answer, or another
+update that got none, since Inlet may have applied it).
 The attempt's end is stamped just before its commit; that is sound because the call stays
 pending and leased until the commit, so no other call of the stay can be sent in between (a
 lease that ran out first makes the commit refuse the outcome, and then nothing is recorded).
@@ -211,6 +212,13 @@ class _Stay:
         self.revoked_at = _NEVER  # the last recorded successful revocation
         self.last: tuple[datetime, tuple[str, ...]] | None = None  # the last final answer
         self.before_other = _NEVER  # the last final answer to another signature than `last`
+        # The last arrival of each update that got no recorded final answer (lost, or its
+        # caller died): Inlet may have applied it, which makes any other content needed again.
+        self.unknown: dict[tuple[str, ...], datetime] = {}
+
+    def sent_unanswered(self, at: datetime, request: _Request) -> None:
+        if request.path == UPDATE:
+            self.unknown[request.signature] = at
 
     def record(self, at: datetime, request: _Request) -> None:
         if request.path == REVOKE and request.recorded and request.recorded.outcome == "success":
@@ -224,8 +232,12 @@ class _Stay:
         revocation, an update after another change was answered."""
         if request.path == GRANT:
             return self.revoked_at
-        if request.path == UPDATE and self.last is not None:
-            return self.last[0] if self.last[1] != request.signature else self.before_other
+        if request.path == UPDATE:
+            others = [t for sig, t in self.unknown.items() if sig != request.signature]
+            answered = _NEVER
+            if self.last is not None:
+                answered = self.last[0] if self.last[1] != request.signature else self.before_other
+            return max([answered, *others])
         return _NEVER
 
 
@@ -321,6 +333,7 @@ def judge_calls(
             figures.repeats += 1
         if request.recorded is None:
             change.unanswered_at = at
+            stay.sent_unanswered(at, request)
         else:
             change.answers_to_come += 1
     return figures

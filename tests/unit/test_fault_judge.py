@@ -174,6 +174,23 @@ def test_an_update_is_double_only_if_nothing_changed_the_grant_since() -> None:
     assert [d.split(" (")[0] for d in double] == [f"UpdateAccess {KEY} #3"]
 
 
+def test_an_update_whose_answer_was_lost_may_have_changed_the_grant() -> None:
+    """Back to the first room after an update to another whose answer never came: Inlet may
+    hold the other room, so sending the first again is needed, not a double call."""
+    log = Log()
+    log.grant(0)
+    log.update(100, ["L-102"])
+    log.update(200, ["L-101"], recorded="temporary")  # Inlet acted; the client timed out
+    log.update(3000, ["L-102"])
+    assert log.judge() == ([], 0)
+    killed = Log()
+    killed.grant(0)
+    killed.update(100, ["L-102"])
+    killed.update(200, ["L-101"], recorded=None)  # answered, the caller died before recording
+    killed.update(3000, ["L-102"])
+    assert killed.judge() == ([], 0)
+
+
 def test_a_recovery_grant_for_a_grant_the_service_knows_is_a_double_call() -> None:
     log = Log()
     log.grant(0)
