@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 import uuid
@@ -11,10 +12,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from inlet_bridge import signing
 from inlet_bridge.certify.stage import Stage, stage
 from inlet_bridge.doubles.inlet.sandbox_state import Readings
 from inlet_bridge.settings import Settings
+from inlet_bridge.store.successes import Recorded, SuccessStore
 
 DEMO_PROPERTIES = (
     Path(__file__).resolve().parent.parent / "inlet_bridge" / "demo" / "properties.toml"
@@ -237,3 +241,18 @@ def two_hotels_properties(folder: Path, demo_rate_limit: str | None = None) -> P
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def held_recording(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """Successes' recording held open: `recording` is set when a record starts, which then
+    waits for `release` (to look at what happens while an outcome is being recorded)."""
+    recording, release = asyncio.Event(), asyncio.Event()
+    original = SuccessStore.record
+
+    async def held(self: SuccessStore, *args: Any, **kwargs: Any) -> list[Recorded]:
+        recording.set()
+        await release.wait()
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SuccessStore, "record", held)
+    return recording, release

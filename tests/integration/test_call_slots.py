@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from inlet_bridge.store.calls import CallStore
-from inlet_bridge.store.successes import Recorded, SuccessStore
 from inlet_bridge.workers.calls import READY_SECONDS, CallWorker
 
-from ..support import SOURCE, START, Harness, event
+from ..support import SOURCE, START, Harness, event, held_recording
 from .process_support import wait_until
 
 HOUR = timedelta(hours=1)
@@ -44,16 +43,7 @@ async def test_a_freed_slot_starts_the_call_claimed_ahead_before_the_outcome_is_
     await planned_grants(h, 3)
     worker = h.runtime.calls
     one_slot(worker, monkeypatch)
-    recording = asyncio.Event()
-    release = asyncio.Event()
-    original = SuccessStore.record
-
-    async def slow(self: SuccessStore, *args: Any, **kwargs: Any) -> list[Recorded]:
-        recording.set()
-        await release.wait()
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SuccessStore, "record", slow)
+    recording, release = held_recording(monkeypatch)
     (first,) = await worker.claim_free(ahead=True)
     assert worker.claimed_ahead
     (second_id,) = worker.ready

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,18 @@ async def doors_held_shared(h: Harness, property_id: str) -> AsyncIterator[None]
     async with h.db.pool.acquire() as conn, conn.transaction():
         await conn.execute(LOCK, property_id)
         yield
+
+
+async def post_room_102(h: Harness, event_id: str, arrival: datetime) -> None:
+    """B-1, a new booking of room 102, whose access wants the capped door (not yet planned)."""
+    body = event(
+        event_id,
+        booking_id="B-1",
+        property_id="oslo-small",
+        occurred_at=h.clock.now(),
+        stays=[stay(resource_id="102", arrival=arrival, guests=[KARI])],
+    )
+    assert (await h.post(body)).status == 202
 
 
 async def active(h: Harness) -> dict[str, dict[str, Any]]:
@@ -68,14 +80,7 @@ async def test_a_cancellation_is_planned_while_revocations_hold_the_door_lock(
             assert "A-1" not in await active(h)
 
             # A plan that wants the capped door counts its places alone: it waits.
-            body = event(
-                "evt-door-lock-b1",
-                booking_id="B-1",
-                property_id="oslo-small",
-                occurred_at=h.clock.now(),
-                stays=[stay(resource_id="102", arrival=arrival, guests=[KARI])],
-            )
-            assert (await h.post(body)).status == 202
+            await post_room_102(h, "evt-door-lock-b1", arrival)
             planning = asyncio.create_task(h.runtime.reconciler.run_once())
             await until_waiting(h, planning)
         assert await asyncio.wait_for(planning, timeout=30) == 1
@@ -91,14 +96,7 @@ async def test_a_booking_planned_on_its_own_keeps_within_a_full_door(
     async with harness(database_url, PROPERTIES_FILE=SCENARIOS) as h:
         arrival = START + 2 * HOUR
         await send(h, "A-1", [stay(arrival=arrival)], property_id="oslo-small")
-        body = event(
-            "evt-door-lock-b2",
-            booking_id="B-1",
-            property_id="oslo-small",
-            occurred_at=h.clock.now(),
-            stays=[stay(resource_id="102", arrival=arrival, guests=[KARI])],
-        )
-        assert (await h.post(body)).status == 202
+        await post_room_102(h, "evt-door-lock-b2", arrival)
         async with h.db.pool.acquire() as conn, conn.transaction():
             claim = ReconcileStore.claim
 

@@ -15,10 +15,9 @@ import pytest
 from inlet_bridge.store import resync as resync_store
 from inlet_bridge.store.reconcile import ReconcileStore
 from inlet_bridge.store.retention import RetentionStore
-from inlet_bridge.store.successes import Recorded, SuccessStore
 from inlet_bridge.workers.reconciler import Reconciler
 
-from ..support import SOURCE, START, Harness, event, stay
+from ..support import SOURCE, START, Harness, event, held_recording, stay
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
@@ -459,16 +458,7 @@ async def test_a_calls_slot_takes_the_next_call_while_its_outcome_is_recorded(
     assert await h.runtime.reconciler.run_once() == 2
     worker = h.runtime.calls
     monkeypatch.setattr(worker, "_concurrency", 1)
-    recording = asyncio.Event()
-    release = asyncio.Event()
-    original = SuccessStore.record
-
-    async def slow(self: SuccessStore, *args: Any, **kwargs: Any) -> list[Recorded]:
-        recording.set()
-        await release.wait()
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SuccessStore, "record", slow)
+    recording, release = held_recording(monkeypatch)
     (first,) = await worker.claim_free()
     assert await worker.claim_free() == []  # the one slot is taken
     task = asyncio.create_task(worker.execute(first))
