@@ -275,13 +275,22 @@ FOR UPDATE;
 -- name: lock_bookings
 -- Lock a claimed batch's rows in key order, as lock_booking does one; a row locked right now (a
 -- call's outcome being recorded) is skipped, and reconciled on its own after the batch.
+--
+-- The batch reads below look each booking up by its key in a LATERAL subquery that the planner
+-- cannot merge into the outer query (FOR UPDATE, or OFFSET 0): a join of the keys with the
+-- table let it pick, from missing or stale statistics, a hash join over a scan of the whole
+-- table, or the index in the output's order filtered row by row (every other booking's rows
+-- read for a batch of 50, tests/integration/test_query_plans.py). A locking read takes its locks
+-- one key after the other, so the keys are sorted first: every batch locks in key order.
 SELECT b.source, b.booking_id, b.plans
-FROM bookings b
-JOIN unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
-  ON b.source = k.source AND b.booking_id = k.booking_id
-WHERE b.lease_owner = :owner
-ORDER BY b.source, b.booking_id
-FOR UPDATE OF b SKIP LOCKED;
+FROM (SELECT * FROM unnest(:sources::text[], :booking_ids::text[]) AS u(source, booking_id)
+      ORDER BY source, booking_id) AS k
+CROSS JOIN LATERAL (
+    SELECT source, booking_id, plans FROM bookings
+    WHERE source = k.source AND booking_id = k.booking_id AND lease_owner = :owner
+    FOR UPDATE SKIP LOCKED
+) AS b
+ORDER BY b.source, b.booking_id;
 
 -- name: bookings_events
 -- The events of a batch of bookings in log order, for the fold.
@@ -304,11 +313,15 @@ ORDER BY g.grant_key;
 -- written.
 SELECT c.id, c.source, c.booking_id, c.grant_key, c.operation, c.reason, c.fingerprint,
        c.lease_until
-FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
-JOIN inlet_calls c ON c.source = k.source AND c.booking_id = k.booking_id
-WHERE c.state = 'pending'
-ORDER BY c.id
-FOR UPDATE OF c;
+FROM (SELECT * FROM unnest(:sources::text[], :booking_ids::text[]) AS u(source, booking_id)
+      ORDER BY source, booking_id) AS k
+CROSS JOIN LATERAL (  -- a look-up per booking (see lock_bookings)
+    SELECT id, source, booking_id, grant_key, operation, reason, fingerprint, lease_until
+    FROM inlet_calls
+    WHERE source = k.source AND booking_id = k.booking_id AND state = 'pending'
+    FOR UPDATE
+) AS c
+ORDER BY c.id;
 
 -- name: bookings_escalated_calls
 -- The failed calls of a batch of bookings still waiting for a person, newest per grant.
@@ -328,17 +341,22 @@ ORDER BY c.grant_key, c.id DESC;
 SELECT c.source, c.booking_id, c.grant_key, c.id AS call_id, c.request::text AS request,
        c.fingerprint, n.attempt, a.outcome, a.http_status, coalesce(c.generation, 1) AS generation
 FROM unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
-JOIN inlet_calls c ON c.source = k.source AND c.booking_id = k.booking_id
-                  AND c.operation = 'grant'
+CROSS JOIN LATERAL (  -- a look-up per booking (see lock_bookings)
+    SELECT g.source, g.booking_id, g.grant_key, g.id, g.request, g.fingerprint, g.attempts,
+           g.generation
+    FROM inlet_calls g
+    WHERE g.source = k.source AND g.booking_id = k.booking_id AND g.operation = 'grant'
+      AND g.id > coalesce((SELECT max(r.id) FROM inlet_calls r
+                           WHERE r.grant_key = g.grant_key AND r.operation = 'revoke'
+                             AND r.state = 'succeeded' AND r.last_http_status IS NOT NULL), 0)
+    OFFSET 0
+) AS c
 CROSS JOIN LATERAL generate_series(1, c.attempts) AS n (attempt)
 LEFT JOIN LATERAL (
     SELECT x.outcome, x.http_status FROM call_attempts x
     WHERE x.call_id = c.id AND x.attempt = n.attempt
     LIMIT 1  -- one row by key; the LIMIT keeps this a look-up by key (see call_attempt_outcomes)
 ) AS a ON true
-WHERE c.id > coalesce((SELECT max(r.id) FROM inlet_calls r
-                       WHERE r.grant_key = c.grant_key AND r.operation = 'revoke'
-                         AND r.state = 'succeeded' AND r.last_http_status IS NOT NULL), 0)
 ORDER BY c.grant_key, c.id, n.attempt;
 
 -- name: lock_bookings_for_outcomes
@@ -346,11 +364,14 @@ ORDER BY c.grant_key, c.id, n.attempt;
 -- two batches never wait for each other in a circle), before they are recorded together; as
 -- lock_booking_for_outcome for each.
 SELECT b.source, b.booking_id, b.plans, b.reconciled_at
-FROM bookings b
-JOIN unnest(:sources::text[], :booking_ids::text[]) AS k(source, booking_id)
-  ON b.source = k.source AND b.booking_id = k.booking_id
-ORDER BY b.source, b.booking_id
-FOR UPDATE OF b;
+FROM (SELECT * FROM unnest(:sources::text[], :booking_ids::text[]) AS u(source, booking_id)
+      ORDER BY source, booking_id) AS k
+CROSS JOIN LATERAL (  -- a look-up per booking, locked in key order (see lock_bookings)
+    SELECT source, booking_id, plans, reconciled_at FROM bookings
+    WHERE source = k.source AND booking_id = k.booking_id
+    FOR UPDATE
+) AS b
+ORDER BY b.source, b.booking_id;
 
 -- name: lock_booking_for_outcome
 -- Lock a booking's row before a call's outcome is recorded (see lock_booking); its plan count and

@@ -1,7 +1,8 @@
 """Do the reads whose cost must stay flat read by index once the tables are large? PostgreSQL's
 own plans, on tables with enough rows (and statistics) for a scan to look cheaper to a careless
-query: a batch's attempt history and the sweep's chunk marking never scan a whole table, and no
-plan cached while the tables were empty outlives the connection's statement lifetime."""
+query: a batch's attempt history and the sweep's chunk marking never scan a whole table, a
+batch's reads and locks touch its own bookings' rows whether or not the tables have statistics,
+and no plan cached while the tables were empty outlives the connection's statement lifetime."""
 
 from __future__ import annotations
 
@@ -121,3 +122,86 @@ async def test_a_statement_planned_on_empty_tables_is_prepared_again(
             assert await scanned() == 0  # prepared again: by index
     finally:
         await db.close()
+
+
+# What one settled booking's rows become in a busy first hour: copied under other booking ids,
+# every second copy with its call still pending, and never analyzed (no statistics yet).
+COPIES = 5000
+_COPY = [
+    "INSERT INTO bookings SELECT (jsonb_populate_record(b, jsonb_build_object("
+    " 'booking_id', 'X-' || n))).* FROM bookings b, generate_series(1, $1) AS n"
+    " WHERE b.booking_id = 'R-1'",
+    "INSERT INTO events SELECT (jsonb_populate_record(e, jsonb_build_object("
+    " 'position', nextval('events_position_seq'), 'event_id', e.event_id || '-' || n,"
+    " 'booking_id', 'X-' || n))).* FROM events e, generate_series(1, $1) AS n"
+    " WHERE e.booking_id = 'R-1'",
+    "INSERT INTO grants SELECT (jsonb_populate_record(g, jsonb_build_object("
+    " 'booking_id', 'X-' || n, 'grant_key', replace(g.grant_key, ':R-1:', ':X-' || n || ':')"
+    " ))).* FROM grants g, generate_series(1, $1) AS n WHERE g.booking_id = 'R-1'",
+    "INSERT INTO inlet_calls SELECT (jsonb_populate_record(c, jsonb_build_object("
+    " 'id', nextval('inlet_calls_id_seq'), 'booking_id', 'X-' || n,"
+    " 'grant_key', replace(c.grant_key, ':R-1:', ':X-' || n || ':'),"
+    " 'state', CASE WHEN n % 2 = 0 THEN 'pending' ELSE c.state END))).*"
+    " FROM inlet_calls c, generate_series(1, $1) AS n WHERE c.booking_id = 'R-1'",
+    "INSERT INTO call_attempts SELECT (jsonb_populate_record(a, jsonb_build_object("
+    " 'call_id', copy.id))).* FROM call_attempts a JOIN inlet_calls c ON c.id = a.call_id"
+    " JOIN inlet_calls copy ON copy.booking_id LIKE 'X-%' AND copy.operation = c.operation"
+    " WHERE c.booking_id = 'R-1' AND $1 > 0",
+]
+BATCH = {
+    "sources": ["demo-pms"] * 50,
+    "booking_ids": [f"X-{n}" for n in range(1, 51)],
+    "owner": "nobody",
+}
+BATCH_READS = [
+    "lock_bookings",
+    "bookings_events",
+    "bookings_grants",
+    "lock_bookings_pending_calls",
+    "bookings_escalated_calls",
+    "bookings_grant_history",
+    "lock_bookings_for_outcomes",
+    "bookings_unsettled_call_attempts",
+]
+
+
+async def rows_read(h: Harness, name: str) -> int:
+    """The table rows (heap tuples) `name` reads for the batch (executed, rolled back)."""
+    query = h.db.queries[name]
+    read = (
+        "SELECT coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0)"
+        " FROM pg_stat_xact_user_tables"
+    )
+    async with h.db.pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            before = int(await conn.fetchval(read))
+            await conn.fetch(query.sql, *query.bind({p: BATCH[p] for p in query.params}))
+            return int(await conn.fetchval(read)) - before
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def first_hour(h: Harness) -> Harness:
+    await h.post(event("e1", booking_id="R-1", arrival=START + HOUR))
+    await h.settle()
+    async with h.db.pool.acquire() as conn:
+        for statement in _COPY:
+            await conn.execute(statement, COPIES)
+    return h
+
+
+async def test_a_batch_reads_its_own_rows_before_any_statistics(first_hour: Harness) -> None:
+    """Without statistics PostgreSQL guesses how many rows a booking has; whatever it guesses,
+    a batch of 50 bookings reads about their rows, not the 5,000 others' (a hash join over a
+    scan, or an index walked in the output's order and filtered, read them all)."""
+    read = {name: await rows_read(first_hour, name) for name in BATCH_READS}
+    assert {name: n for name, n in read.items() if n >= 1000} == {}, read
+
+
+async def test_a_batch_reads_its_own_rows_with_statistics(first_hour: Harness) -> None:
+    await first_hour.db.pool.execute("ANALYZE")
+    read = {name: await rows_read(first_hour, name) for name in BATCH_READS}
+    assert {name: n for name, n in read.items() if n >= 1000} == {}, read
