@@ -255,4 +255,3 @@ async def test_a_batch_finds_its_pending_calls_past_a_wave_not_yet_vacuumed(
     await first_hour.db.pool.execute("UPDATE inlet_calls SET state = 'succeeded'")
     await first_hour.db.pool.execute("ANALYZE inlet_calls")
     assert await pages_read(first_hour, "lock_bookings_pending_calls") < 400
-
