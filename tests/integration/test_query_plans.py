@@ -255,3 +255,19 @@ async def test_a_batch_finds_its_pending_calls_past_a_wave_not_yet_vacuumed(
     await first_hour.db.pool.execute("UPDATE inlet_calls SET state = 'succeeded'")
     await first_hour.db.pool.execute("ANALYZE inlet_calls")
     assert await pages_read(first_hour, "lock_bookings_pending_calls") < 400
+
+
+async def test_a_batch_finds_its_pending_calls_by_booking_when_none_is_pending(
+    first_hour: Harness,
+) -> None:
+    """The usual hour (nothing pending, statistics current): each booking's pending calls are
+    found in the index of pending calls by booking, not among the booking's past calls."""
+    await first_hour.db.pool.execute("UPDATE inlet_calls SET state = 'succeeded'")
+    await first_hour.db.pool.execute("VACUUM ANALYZE inlet_calls")
+    found = await plan(
+        first_hour,
+        "lock_bookings_pending_calls",
+        sources=BATCH["sources"],
+        booking_ids=BATCH["booking_ids"],
+    )
+    assert "inlet_calls_pending_by_booking_idx" in found, found
