@@ -102,7 +102,15 @@ def service_environ(dsn: str) -> dict[str, str]:
         "ADMIN_TOKEN": "bench-admin-token",
         "MIGRATE_ON_START": "false",
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "EVENT_LOOP": os.environ.get("EVENT_LOOP", ""),
     }
+
+
+def event_loop() -> str:
+    """The event loop `inlet-bridge serve` runs on here (EVENT_LOOP, else its default)."""
+    from inlet_bridge.settings import Settings
+
+    return Settings.from_env({"EVENT_LOOP": os.environ.get("EVENT_LOOP", "")}).event_loop
 
 
 def _ceiling_app() -> web.Application:
@@ -217,7 +225,16 @@ def server_main(kind: str, dsn: str, pipe: Connection, log_path: str, profile: s
         try:
             if profiler is not None:
                 profiler.enable()
-            asyncio.run(_serve(kind, dsn, pipe))
+            # Every server, the ceiling's too, on the loop the service runs on: the ratio
+            # compares the service's work with the bare HTTP layer's on the same loop.
+            from inlet_bridge.settings import Settings
+            from inlet_bridge.startup import new_event_loop
+
+            kind_of_loop = Settings.from_env({"EVENT_LOOP": os.environ.get("EVENT_LOOP", "")})
+            with asyncio.Runner(
+                loop_factory=lambda: new_event_loop(kind_of_loop.event_loop)
+            ) as runner:
+                runner.run(_serve(kind, dsn, pipe))
         except BaseException:
             with contextlib.suppress(Exception):
                 pipe.send(("error", traceback.format_exc()))
@@ -725,6 +742,7 @@ def machine_facts() -> dict[str, str]:
         "python": platform.python_version(),
         "aiohttp": aiohttp.__version__,
         "asyncpg": asyncpg.__version__,
+        "event loop (serve)": event_loop(),
         "load average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
     }
 

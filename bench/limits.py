@@ -1,12 +1,14 @@
 """What does this machine allow, measured in the same run? The limits a benchmark's figures are
-divided by: durable commits/s, SKIP LOCKED claims/s, and the bare aiohttp request rate."""
+divided by: durable commits/s, SKIP LOCKED claims/s, the bare aiohttp request rate, and (for an
+Inlet that answers after a delay) the calls/s of bare aiohttp requests at that delay."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import asyncpg
@@ -20,12 +22,27 @@ class Limits:
     commits: float  # one connection, one-row INSERT + COMMIT, fsync on
     claims: float  # four connections, one row leased per statement (FOR UPDATE SKIP LOCKED)
     http: float  # a handler that answers at once, 64 connections
+    # latency in ms -> requests/s of a client keeping `concurrency` requests in flight (on the
+    # service's event loop) to a handler that waits that long (on the Inlet sandbox's loop)
+    round_trips: dict[float, float] = field(default_factory=dict)
+    concurrency: int = 0
 
     def describe(self) -> str:
-        return (
+        text = (
             f"limits on this machine now: {self.commits:.0f} durable commits/s,"
             f" {self.claims:.0f} SKIP LOCKED claims/s, {self.http:.0f} bare aiohttp requests/s"
         )
+        for latency, rate in sorted(self.round_trips.items()):
+            text += (
+                f"\n  bare aiohttp, {self.concurrency} requests in flight to a handler that waits"
+                f" {latency:g} ms: {rate:.0f}/s ({rate / _bound(self.concurrency, latency):.2f}"
+                " of concurrency / latency)"
+            )
+        return text
+
+
+def _bound(concurrency: int, latency_ms: float) -> float:
+    return concurrency / (latency_ms / 1000)
 
 
 async def _commits(dsn: str, seconds: float) -> float:
@@ -120,11 +137,109 @@ async def _http(seconds: float) -> float:
         process.join(5)
 
 
-async def measure_limits(server_dsn: str, seconds: float = 2.0) -> Limits:
+def _waiting_server(latency: float, port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """A handler that answers after `latency` seconds, on the standard loop (as the sandbox)."""
+
+    async def later(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(latency)
+        return web.Response(status=200, body=b'{"success":true}', content_type="application/json")
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_post("/", later)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port_out.put(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+def _round_trip_client(
+    url: str,
+    concurrency: int,
+    seconds: float,
+    out: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
+    """`concurrency` requests kept in flight for `seconds`, on the loop `serve` runs on."""
+    from inlet_bridge.settings import Settings
+    from inlet_bridge.startup import new_event_loop
+
+    async def run() -> float:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        count = 0
+        async with aiohttp.ClientSession(connector=connector) as http:
+            for _ in range(2):  # the connections open before the window
+                await asyncio.gather(*(http.post(url, data=b"{}") for _ in range(concurrency)))
+            end = time.perf_counter() + seconds
+
+            async def worker() -> None:
+                nonlocal count
+                while time.perf_counter() < end:
+                    async with http.post(url, data=b'{"ReferenceId":"x"}') as response:
+                        await response.read()
+                    count += 1
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count / seconds
+
+    kind = Settings.from_env({"EVENT_LOOP": os.environ.get("EVENT_LOOP", "")}).event_loop
+    with asyncio.Runner(loop_factory=lambda: new_event_loop(kind)) as runner:
+        out.put(runner.run(run()))
+
+
+async def _round_trips(latency_ms: float, concurrency: int, seconds: float) -> float:
+    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
+    server = multiprocessing.Process(
+        target=_waiting_server, args=(latency_ms / 1000, ports), daemon=True
+    )
+    server.start()
+    try:
+        loop = asyncio.get_running_loop()
+        port = await loop.run_in_executor(None, ports.get, True, 30)
+        rates: multiprocessing.Queue[float] = multiprocessing.Queue()
+        client = multiprocessing.Process(
+            target=_round_trip_client,
+            args=(f"http://127.0.0.1:{port}/", concurrency, seconds, rates),
+            daemon=True,
+        )
+        client.start()
+        try:
+            rate: float = await loop.run_in_executor(None, rates.get, True, seconds + 60)
+        finally:
+            client.join(5)
+        return rate
+    finally:
+        server.terminate()
+        server.join(5)
+
+
+async def measure_limits(
+    server_dsn: str,
+    seconds: float = 2.0,
+    *,
+    latencies_ms: tuple[float, ...] = (),
+    concurrency: int = 0,
+) -> Limits:
+    """The limits; with `latencies_ms` (above 0) and `concurrency`, the round trips too."""
     dsn, drop = await fresh_database(server_dsn, "inlet_bench_limits")
     try:
         commits = await _commits(dsn, seconds)
         claims = await _claims(dsn, seconds)
     finally:
         await drop()
-    return Limits(commits=commits, claims=claims, http=await _http(seconds))
+    round_trips = {
+        latency: await _round_trips(latency, concurrency, max(seconds, 3.0))
+        for latency in latencies_ms
+        if latency > 0 and concurrency > 0
+    }
+    return Limits(
+        commits=commits,
+        claims=claims,
+        http=await _http(seconds),
+        round_trips=round_trips,
+        concurrency=concurrency,
+    )

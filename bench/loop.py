@@ -20,7 +20,11 @@ asked for (`--latencies`, 0 and 50 ms):
 
 Limits measured in the same run, each printed beside the figure it bounds: durable commits/s
 (one connection, one-row INSERT and COMMIT), SKIP LOCKED claims/s (four connections leasing one
-row per statement), and the bare aiohttp rate (a handler that answers at once, 64 connections).
+row per statement), the bare aiohttp rate (a handler that answers at once, 64 connections), and
+for each latency above 0 the bare round trips: CALL_CONCURRENCY requests kept in flight by an
+aiohttp client on the service's event loop (EVENT_LOOP) to a handler that waits the latency on
+the standard loop, as the sandbox does; no database, no work. That is what concurrency / latency
+comes to on this machine before the service does anything.
 PostgreSQL is DATABASE_URL if set, else an embedded server (pgserver) in a temporary folder.
 """
 
@@ -441,6 +445,15 @@ def report(run: Run, limits: Limits) -> None:
                 f"  {w.operation}: {w.rate / bound:.2f} of concurrency / latency ({bound:.0f}/s)"
                 f" over the wave, {w.calling_rate / bound:.2f} while calling"
             )
+        bare = limits.round_trips.get(run.latency_ms)
+        if bare:
+            # What the HTTP round trip alone allows here: a client and a waiting handler, no work.
+            print(
+                f"  bare aiohttp round trips at this concurrency and latency: {bare:.0f}/s"
+                f" ({bare / bound:.2f} of concurrency / latency); while calling the waves reach"
+                f" {min(w.calling_rate for w in run.waves) / bare:.2f}"
+                f"-{max(w.calling_rate for w in run.waves) / bare:.2f} of it"
+            )
     if run.latencies:
         ordered = sorted(run.latencies)
         p50 = statistics.median(ordered)
@@ -460,7 +473,12 @@ async def main_async(args: argparse.Namespace) -> int:
         async with postgres_server(folder) as (server_dsn, postmaster):
             for key, value in machine_facts().items():
                 print(f"{key + ':':<22} {value}")
-            limits = await measure_limits(server_dsn, seconds=args.limit_seconds)
+            limits = await measure_limits(
+                server_dsn,
+                seconds=args.limit_seconds,
+                latencies_ms=tuple(args.latencies),
+                concurrency=args.concurrency,
+            )
             print(limits.describe())
             ok = True
             for latency in args.latencies:

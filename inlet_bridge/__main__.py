@@ -16,7 +16,7 @@ from aiohttp import web
 from inlet_bridge import cli_console, cli_ops, cli_resync
 from inlet_bridge.logs import Masker, configure_logging
 from inlet_bridge.settings import Settings, SettingsError, random_mask_key
-from inlet_bridge.startup import log_started, startup_problem
+from inlet_bridge.startup import log_started, new_event_loop, startup_problem
 from inlet_bridge.store.db import EMBEDDED_MISSING, embedded_available
 
 
@@ -213,6 +213,7 @@ def _serve(settings: Settings) -> int:
         shutdown_timeout=settings.shutdown_timeout_seconds,
         print=lambda _: log_started(app),  # called once the sockets listen
         access_log=None,
+        loop=new_event_loop(settings.event_loop),
     )
     return 0
 

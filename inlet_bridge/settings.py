@@ -6,6 +6,7 @@ with one line naming the variable (or, for the properties file, the key).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import secrets
 from collections.abc import Callable, Mapping
@@ -21,6 +22,8 @@ from inlet_bridge.properties import ConfigError, load_properties
 T = TypeVar("T")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# The event loop `serve` runs on: uvloop (libuv) where it is installed, the standard one else.
+EventLoop = Literal["uvloop", "asyncio"]
 # How much longer than Inlet's timeout a call's lease must be (time to record the outcome).
 LEASE_MARGIN_SECONDS = 5.0
 # A mask key shorter than this could be guessed along with the values it hides.
@@ -47,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     migrate_on_start: bool = True
     max_body_bytes: int = 1024 * 1024
     log_level: LogLevel = "INFO"
+    event_loop: EventLoop = "asyncio"
     shutdown_timeout_seconds: float = 20.0
     call_concurrency: int = 32
     lease_seconds: float = 30.0
@@ -109,6 +113,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             migrate_on_start=get("MIGRATE_ON_START", _bool, True),
             max_body_bytes=get("MAX_BODY_BYTES", _positive_int, 1024 * 1024),
             log_level=get("LOG_LEVEL", _log_level, "INFO"),
+            event_loop=get("EVENT_LOOP", _event_loop, default_event_loop()),
             shutdown_timeout_seconds=get("SHUTDOWN_TIMEOUT_SECONDS", _positive_float, 20.0),
             call_concurrency=get("CALL_CONCURRENCY", _positive_int, 32),
             lease_seconds=get("LEASE_SECONDS", _positive_float, 30.0),
@@ -191,6 +196,25 @@ def _mask_key(raw: str) -> Secret:
             " (for example `openssl rand -hex 32`)"
         )
     return Secret(raw)
+
+
+def uvloop_installed() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def default_event_loop() -> EventLoop:
+    """uvloop when it is installed (a dependency everywhere but Windows): it carries the same
+    calls and requests for less CPU than the standard loop (docs/performance.md)."""
+    return "uvloop" if uvloop_installed() else "asyncio"
+
+
+def _event_loop(raw: str) -> Any:
+    lowered = raw.strip().lower()
+    if lowered not in ("uvloop", "asyncio"):
+        raise ValueError(f"{raw!r} is not one of uvloop, asyncio")
+    if lowered == "uvloop" and not uvloop_installed():
+        raise ValueError("uvloop is not installed on this machine; set asyncio or install it")
+    return lowered
 
 
 def _log_level(raw: str) -> Any:

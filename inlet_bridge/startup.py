@@ -9,7 +9,9 @@ log line with the address and what it serves.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import importlib
 import logging
 import socket
 from urllib.parse import urlsplit
@@ -18,7 +20,7 @@ import asyncpg
 from aiohttp import web
 
 from inlet_bridge.keys import HOTELS, SETTINGS
-from inlet_bridge.settings import Settings
+from inlet_bridge.settings import EventLoop, Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,15 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def new_event_loop(kind: EventLoop) -> asyncio.AbstractEventLoop:
+    """The loop `serve` runs on (EVENT_LOOP): uvloop's, or the standard library's."""
+    if kind == "uvloop":
+        uvloop = importlib.import_module("uvloop")  # not importable on every platform
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
+    return asyncio.new_event_loop()
+
+
 def log_started(app: web.Application) -> None:
     """The start-up line: where it listens and what it serves."""
     settings = app[SETTINGS]
@@ -105,6 +116,7 @@ def log_started(app: web.Application) -> None:
             "action": "service.started",
             "host": settings.host,
             "port": settings.port,
+            "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
             "properties": sorted(hotels.properties),
             "sources": sorted(hotels.sources),
             "spectra_connections": sorted(hotels.spectra),

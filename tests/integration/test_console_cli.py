@@ -274,6 +274,14 @@ def test_start_up_logs_where_it_listens_and_what_it_serves(database_url: str) ->
     assert started["sources"] == ["demo-pms"]
     assert started["inlet_base_urls"] == {"oslo-1": "http://127.0.0.1:8081"}
     assert started["migrations_applied"] == []
+    assert started["event_loop"] == "uvloop"  # the default where uvloop is installed
+
+
+def test_event_loop_asyncio_serves_on_the_standard_loop(database_url: str) -> None:
+    lines = start_up_lines(cli_env(database_url, EVENT_LOOP="asyncio"))
+
+    started = [json.loads(line) for line in lines if '"service.started"' in line]
+    assert [s["event_loop"] for s in started] == ["asyncio"]
 
 
 def test_plain_http_to_a_listed_host_is_allowed_but_said_at_start_up(

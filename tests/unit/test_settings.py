@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from inlet_bridge import settings as settings_module
 from inlet_bridge.domain.config import RetryPolicy
 from inlet_bridge.domain.secret import Secret
 from inlet_bridge.settings import MIN_MASK_KEY_CHARS, Settings, SettingsError
@@ -40,6 +41,7 @@ def test_defaults() -> None:
         migrate_on_start=True,
         max_body_bytes=1024 * 1024,
         log_level="INFO",
+        event_loop="uvloop",  # installed with the service on this platform
         shutdown_timeout_seconds=20.0,
         call_concurrency=32,
         lease_seconds=30.0,
@@ -122,6 +124,8 @@ def test_empty_values_mean_the_default() -> None:
         pytest.param("LOG_LEVEL", "debug", "log_level", "DEBUG", id="log-level-lower"),
         pytest.param("LOG_LEVEL", " WARNING ", "log_level", "WARNING", id="log-level-spaces"),
         pytest.param("LOG_LEVEL", "error", "log_level", "ERROR", id="log-level-error"),
+        pytest.param("EVENT_LOOP", "asyncio", "event_loop", "asyncio", id="event-loop-asyncio"),
+        pytest.param("EVENT_LOOP", " UVLoop ", "event_loop", "uvloop", id="event-loop-uvloop"),
         pytest.param(
             "SHUTDOWN_TIMEOUT_SECONDS", "2.5", "shutdown_timeout_seconds", 2.5, id="shutdown"
         ),
@@ -274,6 +278,12 @@ def test_a_short_mask_key_is_refused_without_showing_it() -> None:
             "LOG_LEVEL: 'trace' is not one of DEBUG, INFO, WARNING, ERROR",
             id="log-level",
         ),
+        pytest.param(
+            "EVENT_LOOP",
+            "trio",
+            "EVENT_LOOP: 'trio' is not one of uvloop, asyncio",
+            id="event-loop",
+        ),
     ],
 )
 def test_bad_value_names_the_variable(name: str, raw: str, message: str) -> None:
@@ -291,6 +301,19 @@ def test_nan_is_not_a_positive_number(name: str) -> None:
         Settings.from_env({name: "nan"})
 
     assert str(info.value) == f"{name}: 'nan' must be a positive number"
+
+
+def test_without_uvloop_the_standard_loop_is_the_default_and_uvloop_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings_module, "uvloop_installed", lambda: False)
+
+    assert Settings.from_env({}).event_loop == "asyncio"
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"EVENT_LOOP": "uvloop"})
+    assert str(info.value) == (
+        "EVENT_LOOP: uvloop is not installed on this machine; set asyncio or install it"
+    )
 
 
 def test_properties_file_is_loaded() -> None:
