@@ -44,12 +44,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
 import msgspec
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from inlet_bridge.settings import EventLoop
 
 ROOT = Path(__file__).resolve().parent.parent
 PROPERTIES = ROOT / "inlet_bridge" / "demo" / "properties.toml"
@@ -106,11 +109,19 @@ def service_environ(dsn: str) -> dict[str, str]:
     }
 
 
-def event_loop() -> str:
+def event_loop() -> EventLoop:
     """The event loop `inlet-bridge serve` runs on here (EVENT_LOOP, else its default)."""
     from inlet_bridge.settings import Settings
 
     return Settings.from_env({"EVENT_LOOP": os.environ.get("EVENT_LOOP", "")}).event_loop
+
+
+def new_service_loop() -> asyncio.AbstractEventLoop:
+    """A new loop of the kind `inlet-bridge serve` runs on here: a benchmark's servers and
+    clients run on it so that what they bound is measured on the service's loop."""
+    from inlet_bridge.startup import new_event_loop
+
+    return new_event_loop(event_loop())
 
 
 def _ceiling_app() -> web.Application:
@@ -227,13 +238,7 @@ def server_main(kind: str, dsn: str, pipe: Connection, log_path: str, profile: s
                 profiler.enable()
             # Every server, the ceiling's too, on the loop the service runs on: the ratio
             # compares the service's work with the bare HTTP layer's on the same loop.
-            from inlet_bridge.settings import Settings
-            from inlet_bridge.startup import new_event_loop
-
-            kind_of_loop = Settings.from_env({"EVENT_LOOP": os.environ.get("EVENT_LOOP", "")})
-            with asyncio.Runner(
-                loop_factory=lambda: new_event_loop(kind_of_loop.event_loop)
-            ) as runner:
+            with asyncio.Runner(loop_factory=new_service_loop) as runner:
                 runner.run(_serve(kind, dsn, pipe))
         except BaseException:
             with contextlib.suppress(Exception):

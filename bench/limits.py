@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -14,7 +13,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from bench.support import fresh_database
+from bench.support import fresh_database, new_service_loop
 
 
 @dataclass
@@ -165,8 +164,6 @@ def _round_trip_client(
     out: multiprocessing.Queue,  # type: ignore[type-arg]
 ) -> None:
     """`concurrency` requests kept in flight for `seconds`, on the loop `serve` runs on."""
-    from inlet_bridge.settings import Settings
-    from inlet_bridge.startup import new_event_loop
 
     async def run() -> float:
         connector = aiohttp.TCPConnector(limit=concurrency)
@@ -186,8 +183,7 @@ def _round_trip_client(
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         return count / seconds
 
-    kind = Settings.from_env({"EVENT_LOOP": os.environ.get("EVENT_LOOP", "")}).event_loop
-    with asyncio.Runner(loop_factory=lambda: new_event_loop(kind)) as runner:
+    with asyncio.Runner(loop_factory=new_service_loop) as runner:
         out.put(runner.run(run()))
 
 

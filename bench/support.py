@@ -12,7 +12,13 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench.ingest import _descendants_cpu, _proc_stat, _with_database, machine_facts
+from bench.ingest import (
+    _descendants_cpu,
+    _proc_stat,
+    _with_database,
+    machine_facts,
+    new_service_loop,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PROPERTIES = ROOT / "inlet_bridge" / "demo" / "properties.toml"
@@ -23,6 +29,7 @@ __all__ = [
     "cpu_seconds",
     "fresh_database",
     "machine_facts",
+    "new_service_loop",
     "postgres_server",
     "rss_mib",
     "wait_http",

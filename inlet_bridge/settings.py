@@ -50,7 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     migrate_on_start: bool = True
     max_body_bytes: int = 1024 * 1024
     log_level: LogLevel = "INFO"
-    event_loop: EventLoop = "asyncio"
+    event_loop: EventLoop = msgspec.field(default_factory=lambda: default_event_loop())
     shutdown_timeout_seconds: float = 20.0
     call_concurrency: int = 32
     lease_seconds: float = 30.0
