@@ -5,8 +5,10 @@ Inlet that answers after a delay) the calls/s of bare aiohttp requests at that d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -93,13 +95,19 @@ async def _claims(dsn: str, seconds: float) -> float:
     return sum(counts) / seconds
 
 
-def _bare_server(port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    async def ok(_: web.Request) -> web.Response:
+def _bare_server(port_out: multiprocessing.Queue, latency: float = 0.0) -> None:  # type: ignore[type-arg]
+    """A handler that answers at once, or after `latency` seconds (reading the body first, as
+    the sandbox does), on the standard loop."""
+
+    async def answer(request: web.Request) -> web.Response:
+        if latency > 0:
+            await request.read()
+            await asyncio.sleep(latency)
         return web.Response(status=202, body=b'{"ok":true}', content_type="application/json")
 
     async def serve() -> None:
         app = web.Application()
-        app.router.add_post("/", ok)
+        app.router.add_post("/", answer)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -110,13 +118,22 @@ def _bare_server(port_out: multiprocessing.Queue) -> None:  # type: ignore[type-
     asyncio.run(serve())
 
 
-async def _http(seconds: float) -> float:
-    queue: multiprocessing.Queue[int] = multiprocessing.Queue()
-    process = multiprocessing.Process(target=_bare_server, args=(queue,), daemon=True)
+@contextlib.asynccontextmanager
+async def _bare_server_running(latency: float = 0.0) -> AsyncIterator[str]:
+    """The bare server in a process of its own; yields its URL."""
+    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
+    process = multiprocessing.Process(target=_bare_server, args=(ports, latency), daemon=True)
     process.start()
     try:
-        port = await asyncio.get_running_loop().run_in_executor(None, queue.get, True, 30)
-        url = f"http://127.0.0.1:{port}/"
+        port = await asyncio.get_running_loop().run_in_executor(None, ports.get, True, 30)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.join(5)
+
+
+async def _http(seconds: float) -> float:
+    async with _bare_server_running() as url:
         connector = aiohttp.TCPConnector(limit=64)
         end = time.perf_counter() + seconds
         count = 0
@@ -131,30 +148,6 @@ async def _http(seconds: float) -> float:
 
             await asyncio.gather(*(worker() for _ in range(64)))
         return count / seconds
-    finally:
-        process.terminate()
-        process.join(5)
-
-
-def _waiting_server(latency: float, port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    """A handler that answers after `latency` seconds, on the standard loop (as the sandbox)."""
-
-    async def later(request: web.Request) -> web.Response:
-        await request.read()
-        await asyncio.sleep(latency)
-        return web.Response(status=200, body=b'{"success":true}', content_type="application/json")
-
-    async def serve() -> None:
-        app = web.Application()
-        app.router.add_post("/", later)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        port_out.put(runner.addresses[0][1])
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
 
 
 def _round_trip_client(
@@ -188,29 +181,18 @@ def _round_trip_client(
 
 
 async def _round_trips(latency_ms: float, concurrency: int, seconds: float) -> float:
-    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
-    server = multiprocessing.Process(
-        target=_waiting_server, args=(latency_ms / 1000, ports), daemon=True
-    )
-    server.start()
-    try:
-        loop = asyncio.get_running_loop()
-        port = await loop.run_in_executor(None, ports.get, True, 30)
+    async with _bare_server_running(latency_ms / 1000) as url:
         rates: multiprocessing.Queue[float] = multiprocessing.Queue()
         client = multiprocessing.Process(
-            target=_round_trip_client,
-            args=(f"http://127.0.0.1:{port}/", concurrency, seconds, rates),
-            daemon=True,
+            target=_round_trip_client, args=(url, concurrency, seconds, rates), daemon=True
         )
         client.start()
         try:
+            loop = asyncio.get_running_loop()
             rate: float = await loop.run_in_executor(None, rates.get, True, seconds + 60)
         finally:
             client.join(5)
         return rate
-    finally:
-        server.terminate()
-        server.join(5)
 
 
 async def measure_limits(
