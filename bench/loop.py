@@ -99,6 +99,8 @@ class Wave:
     inlet_cpu: float  # the Inlet imitation's process
     commits: int  # transactions committed in the database (all of it, the bench's own too)
     calling: float  # seconds from the first call leaving to the last answer
+    attempts: int = 0  # the wave's call attempts (one per stay unless one was retried)
+    attempt_seconds: float = 0.0  # their durations added up: how long slots held a call
 
     @property
     def rate(self) -> float:
@@ -107,6 +109,18 @@ class Wave:
     @property
     def calling_rate(self) -> float:
         return self.stays / self.calling if self.calling > 0 else 0.0
+
+    @property
+    def mean_attempt(self) -> float:
+        """Seconds from a call leaving to its answer being in, on average (Inlet's latency as
+        this service sees it: the imitation's wait, the HTTP round trip, both loops)."""
+        return self.attempt_seconds / self.attempts if self.attempts else 0.0
+
+    def occupancy(self, concurrency: int, *, calling: bool = False) -> float:
+        """The share of the call slots holding a call, over the wave or while calling: the
+        calls/s against concurrency / the latency the calls actually took (Little's law)."""
+        span = self.calling if calling else self.seconds
+        return self.attempt_seconds / (concurrency * span) if span > 0 else 0.0
 
 
 @dataclass
@@ -299,12 +313,15 @@ async def wave(
         operation,
         started,
     )
-    first_call = await pool.fetchval(
-        "SELECT min(a.started_at) FROM call_attempts a JOIN inlet_calls c ON c.id = a.call_id"
+    attempts = await pool.fetchrow(
+        "SELECT min(a.started_at) AS first, count(*) AS n,"
+        " coalesce(sum(extract(epoch FROM a.finished_at - a.started_at)), 0)::float8 AS held"
+        " FROM call_attempts a JOIN inlet_calls c ON c.id = a.call_id"
         " WHERE c.operation = $1 AND c.created_at >= $2",
         operation,
         started,
     )
+    assert attempts is not None  # an aggregate always returns its row
     cpu_after = cpu_seconds(service.serve_pid, postmaster)
     await asyncio.sleep(0.6)  # the statistics collector's delay (PGSTAT_MIN_INTERVAL 0.5 s)
     commits = await pool.fetchval(commits_sql) - commits_before
@@ -315,8 +332,10 @@ async def wave(
         serve_cpu=cpu_after[0] - cpu_before[0],
         postgres_cpu=cpu_after[1] - cpu_before[1],
         inlet_cpu=cpu_seconds(service.inlet_pid, None)[0] - inlet_before,
-        calling=(last - first_call).total_seconds(),
+        calling=(last - attempts["first"]).total_seconds(),
         commits=commits,
+        attempts=attempts["n"],
+        attempt_seconds=attempts["held"],
     )
 
 
@@ -446,6 +465,17 @@ def report(run: Run, limits: Limits) -> None:
                 f" over the wave, {w.calling_rate / bound:.2f} while calling"
             )
         bare = limits.round_trips.get(run.latency_ms)
+        for w in run.waves:
+            # Little's law with the latency the calls took rather than the imitation's wait:
+            # whether the service kept its slots full, apart from what each round trip cost.
+            against = (
+                f" (the bare round trip's {1000 * run.concurrency / bare:.1f} ms)" if bare else ""
+            )
+            print(
+                f"  {w.operation}: slots holding a call {w.occupancy(run.concurrency):.2f} of the"
+                f" wave, {w.occupancy(run.concurrency, calling=True):.2f} while calling; a call"
+                f" took {1000 * w.mean_attempt:.1f} ms on average{against}"
+            )
         if bare:
             # What the HTTP round trip alone allows here: a client and a waiting handler, no work.
             print(
