@@ -11,6 +11,9 @@ asked for (`--latencies`, 0 and 50 ms):
   stays over the time from the first post to the last recorded success; "calling/s" is the
   stays over the time from the first call leaving to the last answer (the call phase, which
   Little's law bounds by concurrency / latency; the wave adds ingesting and the first plans).
+  At a latency above 0 it also prints how full the call slots were (the wave's attempts' durations
+  over concurrency x time: Little's law with the latency the calls took) and a call's mean
+  duration beside the bare round trip's.
   CPU of the service process, of PostgreSQL (every backend) and of the Inlet imitation over
   each wave is divided by the calls;
 - posts single new bookings at `--rate` events/s for `--seconds` and reads, for each, the time
