@@ -132,22 +132,32 @@ async def _bare_server_running(latency: float = 0.0) -> AsyncIterator[str]:
         process.join(5)
 
 
+async def _in_flight(
+    url: str, concurrency: int, seconds: float, body: bytes, *, warm_up: bool
+) -> float:
+    """Requests/s with `concurrency` POSTs of `body` kept in flight to `url` for `seconds`;
+    `warm_up` opens the connections before the window."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    count = 0
+    async with aiohttp.ClientSession(connector=connector) as http:
+        for _ in range(2 if warm_up else 0):
+            await asyncio.gather(*(http.post(url, data=b"{}") for _ in range(concurrency)))
+        end = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal count
+            while time.perf_counter() < end:
+                async with http.post(url, data=body) as response:
+                    await response.read()
+                count += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return count / seconds
+
+
 async def _http(seconds: float) -> float:
     async with _bare_server_running() as url:
-        connector = aiohttp.TCPConnector(limit=64)
-        end = time.perf_counter() + seconds
-        count = 0
-        async with aiohttp.ClientSession(connector=connector) as http:
-
-            async def worker() -> None:
-                nonlocal count
-                while time.perf_counter() < end:
-                    async with http.post(url, data=b'{"event_id":"x"}') as response:
-                        await response.read()
-                    count += 1
-
-            await asyncio.gather(*(worker() for _ in range(64)))
-        return count / seconds
+        return await _in_flight(url, 64, seconds, b'{"event_id":"x"}', warm_up=False)
 
 
 def _round_trip_client(
@@ -157,27 +167,9 @@ def _round_trip_client(
     out: multiprocessing.Queue,  # type: ignore[type-arg]
 ) -> None:
     """`concurrency` requests kept in flight for `seconds`, on the loop `serve` runs on."""
-
-    async def run() -> float:
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        count = 0
-        async with aiohttp.ClientSession(connector=connector) as http:
-            for _ in range(2):  # the connections open before the window
-                await asyncio.gather(*(http.post(url, data=b"{}") for _ in range(concurrency)))
-            end = time.perf_counter() + seconds
-
-            async def worker() -> None:
-                nonlocal count
-                while time.perf_counter() < end:
-                    async with http.post(url, data=b'{"ReferenceId":"x"}') as response:
-                        await response.read()
-                    count += 1
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return count / seconds
-
     with asyncio.Runner(loop_factory=new_service_loop) as runner:
-        out.put(runner.run(run()))
+        body = b'{"ReferenceId":"x"}'
+        out.put(runner.run(_in_flight(url, concurrency, seconds, body, warm_up=True)))
 
 
 async def _round_trips(latency_ms: float, concurrency: int, seconds: float) -> float:
